@@ -1,0 +1,38 @@
+# The project's commands. `make farm` and `make test` are the two a new user runs.
+SHELL := /bin/bash
+CARGO ?= cargo
+FUZZ_SECONDS ?= 60
+
+.PHONY: all build test bench fuzz lint fmt clean
+
+all: build
+
+## build: compile every crate of the workspace (debug)
+build:
+	$(CARGO) build --workspace --all-targets --all-features
+
+## test: build and run every test of the workspace
+test:
+	$(CARGO) test --workspace --all-features
+
+## bench: the criterion benchmarks (protocol decode/encode against a memchr baseline)
+bench:
+	$(CARGO) bench -p rttp-proto --bench codec -- --warm-up-time 1 --measurement-time 3
+
+## fuzz: run the decode fuzzer for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	# cargo-fuzz needs unstable flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run decode -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096
+
+## lint: formatting and clippy with warnings denied, as CI runs them
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+## fmt: format the code
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

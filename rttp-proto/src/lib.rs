@@ -1,0 +1,42 @@
+//! RTTP/1, the Real-Time Text Protocol of the chat farm: its frames and
+//! their exact bytes, with no I/O and no async runtime.
+//!
+//! Bytes come in, typed frames go out, and back. Decoding a buffer prefix
+//! gives a complete frame and the bytes it used, `Ok(None)` when more
+//! bytes are needed, or a [`DecodeError`] that says whether the stream can
+//! go on. Limits ([`Limits`]) are checked before anything is buffered.
+//!
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use rttp_proto::{ClientFrame, Frame, Limits, Room, Text};
+//!
+//! let say = ClientFrame::Say { room: Room::new("#rust")?, text: Text::from("hi") };
+//! let mut out = BytesMut::new();
+//! say.encode(&mut out);
+//! assert_eq!(&out[..], b"SAY #rust 2\r\nhi\r\n");
+//!
+//! let wire = Bytes::from_static(b"SAY #rust 2\r\nhi\r\nPI");
+//! let (frame, used) = ClientFrame::decode(&wire, &Limits::default())?.unwrap();
+//! assert_eq!((frame, used), (say, 17));
+//! assert_eq!(ClientFrame::decode(&wire.slice(17..), &Limits::default())?, None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The normative spec is `docs/PROTOCOL.md`.
+
+mod client;
+#[cfg(feature = "codec")]
+pub mod codec;
+mod error;
+mod frame;
+mod limits;
+mod names;
+mod server;
+mod wire;
+
+pub use client::{ClientFrame, PROTOCOL_VERSION};
+pub use error::{DecodeError, ErrCode, Error, Result};
+pub use frame::Frame;
+pub use limits::{Limits, MAX_ARGS, MAX_BODY, MAX_FARM_SERVERS, MAX_LINE};
+pub use names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token, MAX_TOKEN_LEN};
+pub use server::{FarmInfo, ServerEntry, ServerFrame, MAX_REASON, MEMBERS_PER_LINE};

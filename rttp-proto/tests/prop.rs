@@ -1,0 +1,169 @@
+//! Property tests: arbitrary valid frames survive encode then decode, and a
+//! stream split at arbitrary points decodes to the same frames.
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use rttp_proto::*;
+
+fn name(chars: &'static str, max: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[{chars}]{{1,{max}}}")).unwrap()
+}
+fn room() -> impl Strategy<Value = Room> {
+    name("A-Za-z0-9._-", 64).prop_map(|s| Room::new(&format!("#{s}")).unwrap())
+}
+fn nick() -> impl Strategy<Value = Nick> {
+    name("A-Za-z0-9_-", 32).prop_map(|s| Nick::new(&s).unwrap())
+}
+fn token() -> impl Strategy<Value = Token> {
+    name("!-~", 40).prop_map(|s| Token::new(&s).unwrap())
+}
+fn text() -> impl Strategy<Value = Text> {
+    any::<String>().prop_map(Text::from)
+}
+
+fn client_frame() -> impl Strategy<Value = ClientFrame> {
+    prop_oneof![
+        (any::<u32>(), nick()).prop_map(|(version, nick)| ClientFrame::Hello { version, nick }),
+        Just(ClientFrame::Farm),
+        (room(), proptest::option::of(token()))
+            .prop_map(|(room, after)| ClientFrame::Join { room, after }),
+        room().prop_map(|room| ClientFrame::Part { room }),
+        room().prop_map(|room| ClientFrame::Who { room }),
+        (room(), text()).prop_map(|(room, text)| ClientFrame::Say { room, text }),
+        token().prop_map(|token| ClientFrame::Ping { token }),
+        token().prop_map(|token| ClientFrame::Pong { token }),
+        Just(ClientFrame::Quit),
+    ]
+}
+
+fn entry() -> impl Strategy<Value = ServerEntry> {
+    (
+        name("A-Za-z0-9._-", 64),
+        name("a-z0-9.-", 30),
+        1u16..,
+        prop_oneof![
+            Just(Status::Up),
+            Just(Status::Full),
+            Just(Status::Draining),
+            Just(Status::Down)
+        ],
+        any::<u32>(),
+        any::<u32>(),
+        name("A-Za-z0-9._-", 64),
+    )
+        .prop_map(
+            |(id, host, port, status, users, capacity, group)| ServerEntry {
+                id: ServerId::new(&id).unwrap(),
+                addr: HostPort::new(&format!("{host}:{port}")).unwrap(),
+                status,
+                users,
+                capacity,
+                group: Group::new(&group).unwrap(),
+            },
+        )
+}
+
+fn server_frame() -> impl Strategy<Value = ServerFrame> {
+    prop_oneof![
+        (name("A-Za-z0-9._-", 64), token()).prop_map(|(s, session)| ServerFrame::Welcome {
+            server: ServerId::new(&s).unwrap(),
+            session
+        }),
+        (any::<u64>(), proptest::collection::vec(entry(), 0..20))
+            .prop_map(|(epoch, servers)| ServerFrame::FarmInfo(FarmInfo { epoch, servers })),
+        (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| ServerFrame::Msg {
+            room,
+            id,
+            nick,
+            text
+        }),
+        (room(), nick()).prop_map(|(room, nick)| ServerFrame::Joined { room, nick }),
+        (room(), nick()).prop_map(|(room, nick)| ServerFrame::Parted { room, nick }),
+        (room(), proptest::collection::vec(nick(), 0..100))
+            .prop_map(|(room, nicks)| ServerFrame::Members { room, nicks }),
+        (room(), any::<u32>()).prop_map(|(room, total)| ServerFrame::EndMembers { room, total }),
+        token().prop_map(|token| ServerFrame::Ping { token }),
+        (
+            proptest::sample::select(ErrCode::ALL.to_vec()),
+            "[ -~]{1,100}"
+        )
+            .prop_map(|(c, r)| ServerFrame::err(c, r)),
+    ]
+}
+
+fn decode_all<F: Frame>(chunks: &[Bytes]) -> Vec<F> {
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for c in chunks {
+        buf.extend_from_slice(c);
+        while let Some(f) = F::decode_buf(&mut buf, &Limits::default()).unwrap() {
+            out.push(f);
+        }
+    }
+    assert!(buf.is_empty(), "bytes left over");
+    out
+}
+
+fn split(wire: &Bytes, cuts: &[usize]) -> Vec<Bytes> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut at = 0;
+    let mut out = Vec::new();
+    for c in cuts.into_iter().chain([wire.len()]) {
+        out.push(wire.slice(at..c));
+        at = c;
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn client_round_trip(f in client_frame()) {
+        let wire = f.to_bytes();
+        let (g, used) = ClientFrame::decode(&wire, &Limits::default()).unwrap().unwrap();
+        prop_assert_eq!(g, f);
+        prop_assert_eq!(used, wire.len());
+    }
+
+    #[test]
+    fn server_round_trip(f in server_frame()) {
+        let wire = f.to_bytes();
+        let (g, used) = ServerFrame::decode(&wire, &Limits::default()).unwrap().unwrap();
+        prop_assert_eq!(g, f);
+        prop_assert_eq!(used, wire.len());
+    }
+
+    #[test]
+    fn client_stream_split_anywhere(frames in proptest::collection::vec(client_frame(), 1..20),
+                                    cuts in proptest::collection::vec(any::<usize>(), 0..10)) {
+        let mut wire = BytesMut::new();
+        for f in &frames { f.encode(&mut wire); }
+        let got: Vec<ClientFrame> = decode_all(&split(&wire.freeze(), &cuts));
+        prop_assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn server_stream_split_anywhere(frames in proptest::collection::vec(server_frame(), 1..10),
+                                    cuts in proptest::collection::vec(any::<usize>(), 0..10)) {
+        let mut wire = BytesMut::new();
+        for f in &frames { f.encode(&mut wire); }
+        let got: Vec<ServerFrame> = decode_all(&split(&wire.freeze(), &cuts));
+        prop_assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let mut buf = BytesMut::from(&input[..]);
+        for _ in 0..input.len() + 1 {
+            match ClientFrame::decode_buf(&mut buf, &Limits::default()) {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) if e.is_fatal() => break,
+                Err(_) => {}
+            }
+        }
+        let _ = ServerFrame::decode(&Bytes::from(input), &Limits::default());
+    }
+}

@@ -1,0 +1,213 @@
+//! Table-driven round trips: each frame value and its exact bytes, both ways.
+
+use bytes::{Bytes, BytesMut};
+use rttp_proto::*;
+
+fn room(s: &str) -> Room {
+    Room::new(s).unwrap()
+}
+fn nick(s: &str) -> Nick {
+    Nick::new(s).unwrap()
+}
+fn tok(s: &str) -> Token {
+    Token::new(s).unwrap()
+}
+
+fn check<F: Frame + PartialEq + std::fmt::Debug>(value: F, wire: &str) {
+    let mut out = BytesMut::new();
+    value.encode(&mut out);
+    assert_eq!(std::str::from_utf8(&out).unwrap(), wire, "encode {value:?}");
+    let buf = Bytes::copy_from_slice(wire.as_bytes());
+    let (got, used) = F::decode(&buf, &Limits::default())
+        .unwrap()
+        .expect("complete");
+    assert_eq!(got, value, "decode {wire:?}");
+    assert_eq!(used, wire.len());
+    // Every strict prefix needs more bytes.
+    for cut in 0..wire.len() {
+        assert_eq!(
+            F::decode(&buf.slice(..cut), &Limits::default()).unwrap(),
+            None,
+            "prefix {cut} of {wire:?}"
+        );
+    }
+}
+
+#[test]
+fn client_frames() {
+    let table = vec![
+        (
+            ClientFrame::Hello {
+                version: 1,
+                nick: nick("alice"),
+            },
+            "HELLO 1 alice\r\n",
+        ),
+        (ClientFrame::Farm, "FARM\r\n"),
+        (
+            ClientFrame::Join {
+                room: room("#rust"),
+                after: None,
+            },
+            "JOIN #rust\r\n",
+        ),
+        (
+            ClientFrame::Join {
+                room: room("#rust"),
+                after: Some(tok("s1:7:42")),
+            },
+            "JOIN #rust s1:7:42\r\n",
+        ),
+        (
+            ClientFrame::Part {
+                room: room("#a.b-c_d"),
+            },
+            "PART #a.b-c_d\r\n",
+        ),
+        (
+            ClientFrame::Say {
+                room: room("#r"),
+                text: Text::from("hello world"),
+            },
+            "SAY #r 11\r\nhello world\r\n",
+        ),
+        (
+            ClientFrame::Say {
+                room: room("#r"),
+                text: Text::from(""),
+            },
+            "SAY #r 0\r\n\r\n",
+        ),
+        (
+            ClientFrame::Say {
+                room: room("#r"),
+                text: Text::from("héllo\r\nx"),
+            },
+            "SAY #r 9\r\nhéllo\r\nx\r\n",
+        ),
+        (ClientFrame::Who { room: room("#r") }, "WHO #r\r\n"),
+        (ClientFrame::Ping { token: tok("t1") }, "PING t1\r\n"),
+        (ClientFrame::Pong { token: tok("t2") }, "PONG t2\r\n"),
+        (ClientFrame::Quit, "QUIT\r\n"),
+    ];
+    for (v, w) in table {
+        check(v, w);
+    }
+}
+
+#[test]
+fn server_frames() {
+    let info = FarmInfo {
+        epoch: 7,
+        servers: vec![
+            ServerEntry {
+                id: ServerId::new("s1").unwrap(),
+                addr: HostPort::new("127.0.0.1:7000").unwrap(),
+                status: Status::Up,
+                users: 3,
+                capacity: 10000,
+                group: Group::new("g1").unwrap(),
+            },
+            ServerEntry {
+                id: ServerId::new("s2").unwrap(),
+                addr: HostPort::new("[::1]:7001").unwrap(),
+                status: Status::Draining,
+                users: 0,
+                capacity: 5,
+                group: Group::new("eu-west.1").unwrap(),
+            },
+        ],
+    };
+    let table = vec![
+        (ServerFrame::Welcome { server: ServerId::new("s1").unwrap(), session: tok("s1-1") }, "WELCOME s1 s1-1\r\n"),
+        (
+            ServerFrame::FarmInfo(info),
+            "FARM_INFO 7 2\r\nSERVER s1 127.0.0.1:7000 UP 3 10000 g1\r\nSERVER s2 [::1]:7001 DRAINING 0 5 eu-west.1\r\n",
+        ),
+        (ServerFrame::FarmInfo(FarmInfo { epoch: 0, servers: vec![] }), "FARM_INFO 0 0\r\n"),
+        (
+            ServerFrame::Redirect {
+                server: ServerId::new("s2").unwrap(),
+                addr: HostPort::new("127.0.0.2:7000").unwrap(),
+                reason: tok("drain"),
+            },
+            "REDIRECT s2 127.0.0.2:7000 drain\r\n",
+        ),
+        (
+            ServerFrame::Msg { room: room("#r"), id: tok("s1:1:5"), nick: nick("bob"), text: Text::from("hi") },
+            "MSG #r s1:1:5 bob 2\r\nhi\r\n",
+        ),
+        (ServerFrame::Joined { room: room("#r"), nick: nick("bob") }, "JOINED #r bob\r\n"),
+        (ServerFrame::Parted { room: room("#r"), nick: nick("bob") }, "PARTED #r bob\r\n"),
+        (ServerFrame::Members { room: room("#r"), nicks: vec![nick("a"), nick("b")] }, "MEMBERS #r a b\r\n"),
+        (
+            ServerFrame::Members { room: room("#r"), nicks: (0..20).map(|i| nick(&format!("n{i}"))).collect() },
+            &*Box::leak(format!("MEMBERS #r {}\r\n", (0..20).map(|i| format!("n{i}")).collect::<Vec<_>>().join(" ")).into_boxed_str()),
+        ),
+        (ServerFrame::EndMembers { room: room("#r"), total: 2 }, "END_MEMBERS #r 2\r\n"),
+        (ServerFrame::Ping { token: tok("p") }, "PING p\r\n"),
+        (ServerFrame::Pong { token: tok("p") }, "PONG p\r\n"),
+        (ServerFrame::err(ErrCode::NotInRoom, "you are not in #r"), "ERR 407 you are not in #r\r\n"),
+    ];
+    for (v, w) in table {
+        check(v, w);
+    }
+}
+
+#[test]
+fn bare_lf_is_accepted_and_crlf_is_written() {
+    let buf = Bytes::from_static(b"SAY #r 2\nhi\nPING x\n");
+    let (f, used) = ClientFrame::decode(&buf, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        f,
+        ClientFrame::Say {
+            room: room("#r"),
+            text: Text::from("hi")
+        }
+    );
+    assert_eq!(used, 12);
+    let (f, _) = ClientFrame::decode(&buf.slice(used..), &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.to_bytes(), Bytes::from_static(b"PING x\r\n"));
+}
+
+#[test]
+fn unknown_trailing_arguments_are_ignored() {
+    let buf = Bytes::from_static(b"PING a future-arg\r\n");
+    let (f, _) = ClientFrame::decode(&buf, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(f, ClientFrame::Ping { token: tok("a") });
+}
+
+#[test]
+fn err_reason_is_sanitised_and_codes_classify() {
+    let f = ServerFrame::err(ErrCode::Busy, "full\r\nINJECT");
+    assert_eq!(
+        f.to_bytes(),
+        Bytes::from_static(b"ERR 503 full??INJECT\r\n")
+    );
+    assert!(ErrCode::Busy.closes());
+    assert!(!ErrCode::RateLimited.closes());
+    for c in ErrCode::ALL {
+        assert_eq!(ErrCode::from_u16(c.as_u16()), Some(c));
+    }
+    assert_eq!(f.err_code(), Some(ErrCode::Busy));
+}
+
+#[test]
+fn body_is_a_zero_copy_slice_of_the_input() {
+    let buf = Bytes::from(b"SAY #r 5\r\nhello\r\n".to_vec());
+    let (f, _) = ClientFrame::decode(&buf, &Limits::default())
+        .unwrap()
+        .unwrap();
+    let ClientFrame::Say { text, .. } = f else {
+        panic!("not a SAY")
+    };
+    let start = buf.as_ptr() as usize;
+    let body = text.bytes().as_ptr() as usize;
+    assert_eq!(body - start, 10, "the body points into the input buffer");
+}
