@@ -1,0 +1,233 @@
+//! The connection layer: owns one client socket, turns bytes into frames
+//! for the session and drains the session's outbound queue to the socket,
+//! in batches. One task per connection, with no buffer held while idle.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rttp_proto::{ClientFrame, ErrCode, Frame, ServerFrame, Token};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::session::{Flow, Session};
+use crate::outbound::Outbound;
+use crate::state::Shared;
+
+/// How long a closing connection may take to flush its last frames.
+pub const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// How long a closed connection keeps draining input, so that the client
+/// reads our last `ERR` instead of a reset.
+pub const CLOSE_LINGER: Duration = Duration::from_millis(500);
+/// Most frames gathered into one vectored write.
+const WRITE_BATCH: usize = 64;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 4096;
+
+/// A client connection: the socket, its buffers, and its session.
+pub(crate) struct ClientConn {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    out: Arc<Outbound>,
+    rbuf: BytesMut,
+    wq: VecDeque<Bytes>,
+    /// The front of `wq` is partly written.
+    mid_frame: bool,
+}
+
+impl ClientConn {
+    pub(crate) fn new(stream: TcpStream, shared: Arc<Shared>) -> ClientConn {
+        let out = Arc::new(Outbound::new(shared.config.outbound_limit));
+        ClientConn {
+            stream,
+            shared,
+            out,
+            rbuf: BytesMut::new(),
+            wq: VecDeque::new(),
+            mid_frame: false,
+        }
+    }
+
+    /// Serves the connection until it closes; returns why, for the log.
+    pub(crate) async fn run(
+        mut self,
+        token: CancellationToken,
+    ) -> (Option<rttp_proto::Nick>, &'static str) {
+        let mut session = Session::new(self.shared.clone(), self.out.clone());
+        let cfg = self.shared.config.clone();
+        let started = Instant::now();
+        let mut last_heard = started;
+        let mut pinged = false;
+        let reason = loop {
+            let deadline = match (session.nick(), pinged) {
+                (None, _) => started + cfg.hello_timeout,
+                (Some(_), false) => last_heard + cfg.ping_after,
+                (Some(_), true) => last_heard + cfg.idle_timeout,
+            };
+            let writing = !self.wq.is_empty();
+            let flow = tokio::select! {
+                _ = token.cancelled() => session.error(ErrCode::ShuttingDown, "server shutting down"),
+                r = self.stream.readable() => match r.and_then(|_| self.read()) {
+                    Ok(0) => break "eof",
+                    Ok(_) => {
+                        last_heard = Instant::now();
+                        pinged = false;
+                        self.process(&mut session)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
+                    Err(_) => break "read error",
+                },
+                // Always armed: an overflow must be seen even mid-write.
+                _ = self.out.notified() => {
+                    if !writing {
+                        self.out.drain_into(&mut self.wq);
+                    }
+                    Flow::Continue
+                }
+                r = self.stream.writable(), if writing => match r.and_then(|_| self.write_some()) {
+                    Ok(()) => {
+                        if self.wq.is_empty() {
+                            // Pushes made while we wrote did not notify: pick them up now.
+                            self.out.drain_into(&mut self.wq);
+                        }
+                        Flow::Continue
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
+                    Err(_) => break "write error",
+                },
+                _ = sleep_until(deadline) => match session.nick() {
+                    None => session.error(ErrCode::Timeout, format!("no HELLO within {:?}", cfg.hello_timeout)),
+                    Some(_) if !pinged => {
+                        pinged = true;
+                        session.send(&ServerFrame::Ping { token: Token::new("idle").expect("valid token") });
+                        Flow::Continue
+                    }
+                    Some(_) => session.error(ErrCode::Timeout, format!("silent for {:?}", cfg.idle_timeout)),
+                },
+            };
+            if self.out.overflowed() {
+                self.shared.metrics.slow_consumers.inc();
+                self.shared
+                    .metrics
+                    .err_reply(ErrCode::SlowConsumer.as_u16());
+                self.wq.clear();
+                if !self.mid_frame {
+                    let err = ServerFrame::err(
+                        ErrCode::SlowConsumer,
+                        "outbound queue overflowed: read faster",
+                    );
+                    // Best effort: a stalled reader's socket buffer is likely full.
+                    let _ = self.stream.try_write(&err.to_bytes());
+                }
+                break "slow consumer";
+            }
+            if let Flow::Close(why) = flow {
+                self.flush().await;
+                break why;
+            }
+        };
+        let nick = session.nick();
+        drop(session);
+        self.close().await;
+        (nick, reason)
+    }
+
+    /// Reads what the socket has, into a buffer allocated only now.
+    fn read(&mut self) -> io::Result<usize> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        let n = self.stream.try_read_buf(&mut self.rbuf)?;
+        self.shared.metrics.bytes_in.inc_by(n as u64);
+        Ok(n)
+    }
+
+    /// Decodes and applies every complete frame in the buffer.
+    fn process(&mut self, session: &mut Session) -> Flow {
+        let limits = self.shared.config.limits;
+        let flow = loop {
+            let flow = match ClientFrame::decode_buf(&mut self.rbuf, &limits) {
+                Ok(Some(frame)) => session.handle(frame),
+                Ok(None) => break Flow::Continue,
+                Err(e) => session.on_decode_error(&e),
+            };
+            if flow != Flow::Continue {
+                break flow;
+            }
+        };
+        if self.rbuf.is_empty() {
+            // Idle sessions hold no read buffer.
+            self.rbuf = BytesMut::new();
+        }
+        flow
+    }
+
+    /// One vectored write of up to `WRITE_BATCH` queued frames.
+    fn write_some(&mut self) -> io::Result<()> {
+        let slices: Vec<IoSlice<'_>> = self
+            .wq
+            .iter()
+            .take(WRITE_BATCH)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        let mut n = self.stream.try_write_vectored(&slices)?;
+        self.shared.metrics.bytes_out.inc_by(n as u64);
+        self.out.written(n);
+        while n > 0 {
+            let Some(front) = self.wq.front_mut() else {
+                break;
+            };
+            if n >= front.len() {
+                n -= front.len();
+                self.wq.pop_front();
+                self.mid_frame = false;
+            } else {
+                front.advance(n);
+                self.mid_frame = true;
+                n = 0;
+            }
+        }
+        if self.wq.is_empty() {
+            self.wq = VecDeque::new();
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued, for at most `CLOSE_FLUSH`.
+    async fn flush(&mut self) {
+        let deadline = Instant::now() + CLOSE_FLUSH;
+        loop {
+            self.out.drain_into(&mut self.wq);
+            if self.wq.is_empty() {
+                return;
+            }
+            match timeout_at(deadline, self.stream.writable()).await {
+                Ok(Ok(())) => match self.write_some() {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                },
+                _ => return,
+            }
+        }
+    }
+
+    /// Half-closes, then drains input briefly so the peer sees a clean end.
+    async fn close(mut self) {
+        let _ = self.stream.shutdown().await;
+        let deadline = Instant::now() + CLOSE_LINGER;
+        let mut scratch = [0u8; 1024];
+        while let Ok(Ok(())) = timeout_at(deadline, self.stream.readable()).await {
+            match self.stream.try_read(&mut scratch) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
+    }
+}

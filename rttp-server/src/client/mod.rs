@@ -1,0 +1,84 @@
+//! Client connections: the accept loop, the connection, the session.
+
+mod conn;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rttp_proto::{ErrCode, Frame, ServerFrame};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use conn::{CLOSE_FLUSH, CLOSE_LINGER};
+
+use crate::state::Shared;
+
+/// Gives the connection slot back on every exit path, a panic included.
+struct SlotGuard(Arc<Shared>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.remove_connection();
+        if std::thread::panicking() {
+            tracing::error!("a connection task panicked; its session was cleaned up");
+        }
+    }
+}
+
+/// Accepts client connections until `token` is cancelled.
+pub async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = token.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        if !shared.try_add_connection() {
+            shared.metrics.refused_connections.inc();
+            shared
+                .metrics
+                .err_reply(ErrCode::TooManyConnections.as_u16());
+            let err = ServerFrame::err(
+                ErrCode::TooManyConnections,
+                "too many connections: try another server",
+            )
+            .to_bytes();
+            tracker.spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    use tokio::io::AsyncWriteExt;
+                    let mut stream = stream;
+                    let _ = stream.write_all(&err).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
+            });
+            continue;
+        }
+        let shared = shared.clone();
+        let token = token.clone();
+        tracker.spawn(async move {
+            let _slot = SlotGuard(shared.clone());
+            let (nick, reason) = conn::ClientConn::new(stream, shared).run(token).await;
+            match nick {
+                Some(nick) => info!(%addr, %nick, reason, "session closed"),
+                None => tracing::debug!(%addr, reason, "connection closed before HELLO"),
+            }
+        });
+    }
+}

@@ -1,0 +1,251 @@
+//! The command layer: one session's state, and what each frame does to it.
+//! It sees frames, never sockets; replies go to the session's outbound queue.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rttp_proto::{
+    ClientFrame, DecodeError, ErrCode, Frame, Nick, Room, ServerFrame, PROTOCOL_VERSION,
+};
+
+use crate::outbound::Outbound;
+use crate::ratelimit::TokenBucket;
+use crate::rooms::{Member, SessionId};
+use crate::state::{radix36, Shared};
+
+/// Whether the connection goes on after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    /// Close after flushing what is queued; the reason is for the log.
+    Close(&'static str),
+}
+
+/// One client session on this server.
+pub(crate) struct Session {
+    shared: Arc<Shared>,
+    out: Arc<Outbound>,
+    id: SessionId,
+    nick: Option<Nick>,
+    rooms: Vec<Room>,
+    say_bucket: TokenBucket,
+    bad_in_row: u32,
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, out: Arc<Outbound>) -> Session {
+        let cfg = &shared.config;
+        let say_bucket = TokenBucket::new(cfg.say_rate, cfg.say_burst, Instant::now());
+        let id = shared.next_session();
+        Session {
+            shared,
+            out,
+            id,
+            nick: None,
+            rooms: Vec::new(),
+            say_bucket,
+            bad_in_row: 0,
+        }
+    }
+
+    pub(crate) fn nick(&self) -> Option<Nick> {
+        self.nick
+    }
+
+    /// Queues a frame to this session.
+    pub(crate) fn send(&self, f: &ServerFrame) {
+        if let ServerFrame::Err { code, .. } = f {
+            self.shared.metrics.err_reply(*code);
+        }
+        self.shared.metrics.frames_out(f.verb(), 1);
+        self.out.push(f.to_bytes());
+    }
+
+    /// Queues an `ERR`, and says whether the connection closes after it.
+    pub(crate) fn error(&self, code: ErrCode, reason: impl AsRef<str>) -> Flow {
+        self.send(&ServerFrame::err(code, reason));
+        if code.closes() {
+            Flow::Close(code.label())
+        } else {
+            Flow::Continue
+        }
+    }
+
+    /// The one place that turns a decode error into a reply and decides
+    /// whether the connection survives it.
+    pub(crate) fn on_decode_error(&mut self, e: &DecodeError) -> Flow {
+        let code = e.error.code();
+        if e.is_fatal() {
+            // Framing is lost: the code is 5xx or we make it close anyway.
+            self.send(&ServerFrame::err(code, e.error.to_string()));
+            return Flow::Close(code.label());
+        }
+        self.bad_in_row += 1;
+        if self.bad_in_row >= self.shared.config.max_bad_frames {
+            self.send(&ServerFrame::err(code, e.error.to_string()));
+            return self.error(
+                ErrCode::TooManyErrors,
+                format!("{} malformed frames in a row", self.bad_in_row),
+            );
+        }
+        self.error(code, e.error.to_string())
+    }
+
+    /// Applies one frame.
+    pub(crate) fn handle(&mut self, frame: ClientFrame) -> Flow {
+        self.bad_in_row = 0;
+        self.shared.metrics.frame_in(frame.verb());
+        match (&frame, self.nick) {
+            (ClientFrame::Hello { version, nick }, None) => self.hello(*version, *nick),
+            (ClientFrame::Hello { .. }, Some(n)) => self.error(
+                ErrCode::AlreadyRegistered,
+                format!("this session is already {n}"),
+            ),
+            (ClientFrame::Farm, _) => {
+                self.send(&ServerFrame::FarmInfo(self.shared.farm_info()));
+                Flow::Continue
+            }
+            (ClientFrame::Ping { token }, _) => {
+                self.send(&ServerFrame::Pong { token: *token });
+                Flow::Continue
+            }
+            (ClientFrame::Pong { .. }, _) => Flow::Continue,
+            (ClientFrame::Quit, _) => Flow::Close("quit"),
+            (_, None) => self.error(
+                ErrCode::NotRegistered,
+                format!("{} needs a session: send HELLO first", frame.verb()),
+            ),
+            (ClientFrame::Join { room, after }, Some(nick)) => {
+                self.join(*room, after.as_ref(), nick)
+            }
+            (ClientFrame::Part { room }, Some(_)) => self.part(*room),
+            (ClientFrame::Say { room, text }, Some(nick)) => self.say(*room, nick, text.clone()),
+            (ClientFrame::Who { room }, Some(_)) => self.who(*room),
+        }
+    }
+
+    fn hello(&mut self, version: u32, nick: Nick) -> Flow {
+        if version != PROTOCOL_VERSION {
+            return self.error(
+                ErrCode::WrongVersion,
+                format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
+            );
+        }
+        if self.shared.config.panic_nick == Some(nick) {
+            panic!("fault injection: HELLO as {nick}");
+        }
+        if !self.shared.try_add_user() {
+            return self.error(
+                ErrCode::Busy,
+                format!("server {} is full", self.shared.config.id),
+            );
+        }
+        let taken = match self.shared.nicks.entry(nick) {
+            dashmap::Entry::Occupied(_) => true,
+            dashmap::Entry::Vacant(v) => {
+                v.insert(self.id);
+                false
+            }
+        };
+        if taken {
+            self.shared.remove_user();
+            return self.error(ErrCode::NickInUse, format!("nick {nick} is in use"));
+        }
+        self.nick = Some(nick);
+        let session =
+            rttp_proto::Token::new(&format!("{}-{}", radix36(self.shared.generation), self.id))
+                .unwrap_or_else(|_| rttp_proto::Token::new("session").expect("valid token"));
+        tracing::info!(nick = %nick, session = %session, "session opened");
+        self.send(&ServerFrame::Welcome {
+            server: self.shared.config.id,
+            session,
+        });
+        self.send(&ServerFrame::FarmInfo(self.shared.farm_info()));
+        Flow::Continue
+    }
+
+    fn join(&mut self, room: Room, after: Option<&rttp_proto::MsgId>, nick: Nick) -> Flow {
+        let member = !self.rooms.contains(&room);
+        if member && self.rooms.len() >= self.shared.config.max_rooms {
+            return self.error(
+                ErrCode::TooManyRooms,
+                format!("a session may be in {} rooms", self.shared.config.max_rooms),
+            );
+        }
+        let m = Member {
+            session: self.id,
+            nick,
+            out: self.out.clone(),
+        };
+        let j = self.shared.rooms.join(&room, m, after);
+        if j.new_member {
+            self.rooms.push(room);
+        }
+        if j.gap {
+            self.shared.metrics.err_reply(ErrCode::HistoryGap.as_u16());
+        }
+        Flow::Continue
+    }
+
+    fn part(&mut self, room: Room) -> Flow {
+        let Some(i) = self.rooms.iter().position(|r| *r == room) else {
+            return self.error(ErrCode::NotInRoom, format!("you are not in {room}"));
+        };
+        self.rooms.swap_remove(i);
+        self.shared.rooms.part(&room, self.id, true);
+        Flow::Continue
+    }
+
+    fn say(&mut self, room: Room, nick: Nick, text: rttp_proto::Text) -> Flow {
+        if !self.say_bucket.take(Instant::now()) {
+            self.shared.metrics.rate_limited.inc();
+            let cfg = &self.shared.config;
+            return self.error(
+                ErrCode::RateLimited,
+                format!(
+                    "SAY dropped: at most {}/s, bursts of {}",
+                    cfg.say_rate, cfg.say_burst
+                ),
+            );
+        }
+        if !self.rooms.contains(&room) {
+            return self.error(
+                ErrCode::NotInRoom,
+                format!("you are not in {room}: JOIN it first"),
+            );
+        }
+        if let Some(said) = self.shared.rooms.say(&room, self.id, nick, text) {
+            self.shared.metrics.frames_out("MSG", said.delivered as u64);
+        }
+        Flow::Continue
+    }
+
+    fn who(&mut self, room: Room) -> Flow {
+        let nicks = self.shared.rooms.members(&room);
+        for chunk in nicks.chunks(rttp_proto::MEMBERS_PER_LINE) {
+            self.send(&ServerFrame::Members {
+                room,
+                nicks: chunk.to_vec(),
+            });
+        }
+        self.send(&ServerFrame::EndMembers {
+            room,
+            total: nicks.len() as u32,
+        });
+        Flow::Continue
+    }
+}
+
+impl Drop for Session {
+    /// Runs on every exit path, a panic included: the session leaves its
+    /// rooms (telling the other members) and frees its nick and slot.
+    fn drop(&mut self) {
+        for room in std::mem::take(&mut self.rooms) {
+            self.shared.rooms.part(&room, self.id, false);
+        }
+        if let Some(nick) = self.nick.take() {
+            self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
+            self.shared.remove_user();
+        }
+    }
+}

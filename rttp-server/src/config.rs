@@ -1,0 +1,238 @@
+//! Configuration: command-line flags, then `RTTP_*` environment variables,
+//! then the TOML file, then defaults (first one set wins).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use rttp_proto::{Group, HostPort, Limits, ServerId};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Command-line flags. Each also reads an environment variable and a key of
+/// the same name in the `--config` file.
+#[derive(Debug, Default, Parser, Deserialize)]
+#[command(
+    name = "rttp-server",
+    version,
+    about = "An RTTP chat server: one per host, linked into a farm."
+)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Args {
+    /// This server's id, unique in the farm: 1-64 of [A-Za-z0-9._-]. Required.
+    #[arg(long, env = "RTTP_ID")]
+    pub id: Option<String>,
+    /// Address to accept client connections on [default: 127.0.0.1:7000].
+    #[arg(long, env = "RTTP_LISTEN", value_name = "IP:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Client address published in the farm table [default: the listen address].
+    #[arg(long, env = "RTTP_ADVERTISE", value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// The group (zone or region) this server is in [default: default].
+    #[arg(long, env = "RTTP_GROUP", value_name = "NAME")]
+    pub group: Option<String>,
+    /// Sessions accepted before the server reports FULL [default: 10000].
+    #[arg(long, env = "RTTP_CAPACITY", value_name = "N")]
+    pub capacity: Option<u32>,
+    /// Hard cap on open connections, sessions and not-yet-HELLO ones together
+    /// [default: capacity + 10% + 64].
+    #[arg(long, env = "RTTP_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Serve Prometheus metrics at http://IP:PORT/metrics [default: off].
+    #[arg(long, env = "RTTP_METRICS", value_name = "IP:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// A TOML file with any of these settings (keys as the flag names).
+    #[arg(long, env = "RTTP_CONFIG", value_name = "FILE.toml")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Seconds a new connection has to send HELLO [default: 10].
+    #[arg(long, env = "RTTP_HELLO_TIMEOUT", value_name = "SECONDS")]
+    pub hello_timeout: Option<f64>,
+    /// Seconds of client silence before the server sends PING [default: 15].
+    #[arg(long, env = "RTTP_PING_AFTER", value_name = "SECONDS")]
+    pub ping_after: Option<f64>,
+    /// Seconds of client silence before the server closes it [default: 45].
+    #[arg(long, env = "RTTP_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<f64>,
+    /// Malformed frames in a row before the server closes the connection [default: 10].
+    #[arg(long, env = "RTTP_MAX_BAD_FRAMES", value_name = "N")]
+    pub max_bad_frames: Option<u32>,
+    /// SAY frames per second a session may send, sustained [default: 20].
+    #[arg(long, env = "RTTP_SAY_RATE", value_name = "PER_SECOND")]
+    pub say_rate: Option<f64>,
+    /// SAY frames a session may send in one burst [default: 40].
+    #[arg(long, env = "RTTP_SAY_BURST", value_name = "N")]
+    pub say_burst: Option<u32>,
+    /// Bytes queued for one session before it is cut off as a slow consumer [default: 1048576].
+    #[arg(long, env = "RTTP_OUTBOUND_LIMIT", value_name = "BYTES")]
+    pub outbound_limit: Option<usize>,
+    /// Messages each room keeps for replay [default: 1000].
+    #[arg(long, env = "RTTP_HISTORY", value_name = "N")]
+    pub history: Option<usize>,
+    /// Bytes of messages each room keeps for replay [default: 4194304].
+    #[arg(long, env = "RTTP_HISTORY_BYTES", value_name = "BYTES")]
+    pub history_bytes: Option<usize>,
+    /// Rooms one session may be in [default: 100].
+    #[arg(long, env = "RTTP_MAX_ROOMS", value_name = "N")]
+    pub max_rooms: Option<usize>,
+    /// Longest line accepted, including CRLF [default: 4096].
+    #[arg(long, env = "RTTP_MAX_LINE", value_name = "BYTES")]
+    pub max_line: Option<usize>,
+    /// Largest SAY body accepted [default: 65536].
+    #[arg(long, env = "RTTP_MAX_BODY", value_name = "BYTES")]
+    pub max_body: Option<usize>,
+}
+
+/// The server's settings, complete and validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This server's id.
+    pub id: ServerId,
+    /// Where clients connect.
+    pub listen: SocketAddr,
+    /// The client address published in the farm table.
+    pub advertise: HostPort,
+    /// Zone or region.
+    pub group: Group,
+    /// Sessions before FULL.
+    pub capacity: u32,
+    /// Hard cap on connections.
+    pub max_connections: u32,
+    /// Metrics address.
+    pub metrics: Option<SocketAddr>,
+    /// Time allowed before HELLO.
+    pub hello_timeout: Duration,
+    /// Silence before PING.
+    pub ping_after: Duration,
+    /// Silence before close.
+    pub idle_timeout: Duration,
+    /// Malformed frames in a row before close.
+    pub max_bad_frames: u32,
+    /// Sustained SAY rate per session.
+    pub say_rate: f64,
+    /// SAY burst per session.
+    pub say_burst: u32,
+    /// Outbound queue bound per session, in bytes.
+    pub outbound_limit: usize,
+    /// Messages kept per room.
+    pub history: usize,
+    /// Bytes of history kept per room.
+    pub history_bytes: usize,
+    /// Rooms per session.
+    pub max_rooms: usize,
+    /// Fault injection for tests: a HELLO with this nick panics its task.
+    #[doc(hidden)]
+    pub panic_nick: Option<rttp_proto::Nick>,
+    /// Wire limits.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A configuration with defaults, for tests and embedding.
+    pub fn new(id: &str) -> Result<Config> {
+        Config::resolve(Args {
+            id: Some(id.to_string()),
+            ..Args::default()
+        })
+    }
+
+    /// Parses the process's flags, environment and file. Exits with code 2
+    /// and a message on a bad flag value (clap's own behaviour).
+    pub fn from_env() -> Result<Config> {
+        Config::resolve(Args::parse())
+    }
+
+    /// Merges flags over the file over defaults, and validates.
+    pub fn resolve(cli: Args) -> Result<Config> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                toml::from_str::<Args>(&text).map_err(|e| Error::ConfigFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            None => Args::default(),
+        };
+        macro_rules! pick {
+            ($f:ident, $default:expr) => {
+                cli.$f
+                    .clone()
+                    .or(file.$f.clone())
+                    .unwrap_or_else(|| $default)
+            };
+        }
+        let bad = |what: &str, why: String| Error::Config(format!("invalid --{what}: {why}"));
+        let id = cli.id.clone().or(file.id.clone()).ok_or_else(|| {
+            Error::Config("--id is required (or RTTP_ID, or id in the config file)".into())
+        })?;
+        let id = ServerId::new(&id).map_err(|e| bad("id", e.to_string()))?;
+        let listen = pick!(listen, SocketAddr::from(([127, 0, 0, 1], 7000)));
+        let advertise = match cli.advertise.clone().or(file.advertise.clone()) {
+            Some(a) => HostPort::new(&a).map_err(|e| bad("advertise", e.to_string()))?,
+            None => HostPort::from(listen),
+        };
+        let group =
+            Group::new(&pick!(group, "default".into())).map_err(|e| bad("group", e.to_string()))?;
+        let capacity = pick!(capacity, 10_000);
+        let max_connections = pick!(
+            max_connections,
+            capacity.saturating_add(capacity / 10).saturating_add(64)
+        );
+        let secs = |what: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v < 1e9 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(bad(
+                    what,
+                    format!("{v} is not a positive number of seconds"),
+                ))
+            }
+        };
+        let positive = |what: &str, v: usize| {
+            if v == 0 {
+                Err(bad(what, "must be at least 1".into()))
+            } else {
+                Ok(v)
+            }
+        };
+        let say_rate = pick!(say_rate, 20.0);
+        if !(say_rate.is_finite() && say_rate > 0.0) {
+            return Err(bad(
+                "say-rate",
+                format!("{say_rate} is not a positive rate"),
+            ));
+        }
+        let limits = Limits {
+            max_line: positive("max-line", pick!(max_line, rttp_proto::MAX_LINE))?.max(64),
+            max_body: pick!(max_body, rttp_proto::MAX_BODY),
+            ..Limits::default()
+        };
+        Ok(Config {
+            id,
+            listen,
+            advertise,
+            group,
+            capacity,
+            max_connections,
+            metrics: cli.metrics.or(file.metrics),
+            hello_timeout: secs("hello-timeout", pick!(hello_timeout, 10.0))?,
+            ping_after: secs("ping-after", pick!(ping_after, 15.0))?,
+            idle_timeout: secs("idle-timeout", pick!(idle_timeout, 45.0))?,
+            max_bad_frames: positive("max-bad-frames", pick!(max_bad_frames, 10) as usize)? as u32,
+            say_rate,
+            say_burst: positive("say-burst", pick!(say_burst, 40) as usize)? as u32,
+            outbound_limit: positive("outbound-limit", pick!(outbound_limit, 1 << 20))?,
+            history: pick!(history, 1000),
+            history_bytes: pick!(history_bytes, 4 << 20),
+            max_rooms: positive("max-rooms", pick!(max_rooms, 100))?,
+            panic_nick: None,
+            limits,
+        })
+    }
+}

@@ -1,0 +1,206 @@
+//! Prometheus metrics, served as text at `/metrics` by hyper on an
+//! already bound listener.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::state::Shared;
+
+/// A verb label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerbLabel {
+    verb: &'static str,
+}
+
+/// An `ERR` code label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    code: u16,
+}
+
+/// The server's metrics; see docs/OPERATIONS-style table in the README.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    sessions: Gauge,
+    connections: Gauge,
+    rooms: Gauge,
+    frames_in: Family<VerbLabel, Counter>,
+    frames_out: Family<VerbLabel, Counter>,
+    /// Bytes read from client sockets.
+    pub bytes_in: Counter,
+    /// Bytes written to client sockets.
+    pub bytes_out: Counter,
+    err_replies: Family<CodeLabel, Counter>,
+    /// Sessions cut off because their outbound queue overflowed.
+    pub slow_consumers: Counter,
+    /// SAY frames dropped by the rate limit.
+    pub rate_limited: Counter,
+    /// Connections refused by the hard connection cap.
+    pub refused_connections: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("rttp"),
+            sessions: Gauge::default(),
+            connections: Gauge::default(),
+            rooms: Gauge::default(),
+            frames_in: Family::default(),
+            frames_out: Family::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            err_replies: Family::default(),
+            slow_consumers: Counter::default(),
+            rate_limited: Counter::default(),
+            refused_connections: Counter::default(),
+        };
+        let r = &mut m.registry;
+        r.register("sessions", "Sessions past HELLO", m.sessions.clone());
+        r.register(
+            "connections",
+            "Open client connections",
+            m.connections.clone(),
+        );
+        r.register(
+            "rooms",
+            "Rooms with a member on this server",
+            m.rooms.clone(),
+        );
+        r.register(
+            "frames_in",
+            "Frames received from clients, by verb",
+            m.frames_in.clone(),
+        );
+        r.register(
+            "frames_out",
+            "Frames queued to clients, by verb (a fan-out counts once per member)",
+            m.frames_out.clone(),
+        );
+        r.register(
+            "bytes_in",
+            "Bytes read from client sockets",
+            m.bytes_in.clone(),
+        );
+        r.register(
+            "bytes_out",
+            "Bytes written to client sockets",
+            m.bytes_out.clone(),
+        );
+        r.register(
+            "err_replies",
+            "ERR frames sent, by code",
+            m.err_replies.clone(),
+        );
+        r.register(
+            "slow_consumer_disconnects",
+            "Sessions cut off as slow consumers",
+            m.slow_consumers.clone(),
+        );
+        r.register(
+            "rate_limited_frames",
+            "SAY frames dropped by the rate limit",
+            m.rate_limited.clone(),
+        );
+        r.register(
+            "refused_connections",
+            "Connections refused by the connection cap",
+            m.refused_connections.clone(),
+        );
+        m
+    }
+
+    /// Counts a frame received.
+    pub fn frame_in(&self, verb: &'static str) {
+        self.frames_in.get_or_create(&VerbLabel { verb }).inc();
+    }
+
+    /// Counts `n` frames queued out.
+    pub fn frames_out(&self, verb: &'static str, n: u64) {
+        self.frames_out.get_or_create(&VerbLabel { verb }).inc_by(n);
+    }
+
+    /// Counts an `ERR` reply.
+    pub fn err_reply(&self, code: u16) {
+        self.err_replies.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// The Prometheus text exposition, with gauges read from `shared`.
+    pub fn render(&self, shared: &Shared) -> String {
+        self.sessions.set(i64::from(shared.users()));
+        self.connections.set(i64::from(shared.connections()));
+        self.rooms.set(shared.rooms.len() as i64);
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `/metrics` until `token` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let stream = tokio::select! {
+            _ = token.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        let token = token.clone();
+        tracker.spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let shared = shared.clone();
+                async move {
+                    let resp = if req.uri().path() == "/metrics" {
+                        Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                            .body(Full::new(Bytes::from(shared.metrics.render(&shared))))
+                    } else {
+                        Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(Full::new(Bytes::from_static(b"not found: try /metrics\n")))
+                    };
+                    Ok::<_, Infallible>(resp.unwrap_or_default())
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = token.cancelled() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,63 @@
+//! A token bucket: `rate` tokens a second, at most `burst` saved up.
+
+use std::time::Instant;
+
+/// A per-session token bucket.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate: f64, burst: u32, now: Instant) -> TokenBucket {
+        TokenBucket {
+            rate,
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn burst_then_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(20.0, 40, t0);
+        assert_eq!((0..100).filter(|_| b.take(t0)).count(), 40, "the burst");
+        let t1 = t0 + Duration::from_millis(500);
+        assert_eq!(
+            (0..100).filter(|_| b.take(t1)).count(),
+            10,
+            "half a second at 20/s"
+        );
+        let t2 = t1 + Duration::from_secs(100);
+        assert_eq!(
+            (0..100).filter(|_| b.take(t2)).count(),
+            40,
+            "never more than the burst"
+        );
+    }
+}

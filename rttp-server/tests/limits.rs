@@ -1,0 +1,317 @@
+//! Every limit, each with its own test: the ERR code it gives, and that the
+//! server still serves other clients afterwards.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{start, Raw};
+
+use rttp_proto::ServerFrame;
+
+/// Another client can still open a session and talk.
+async fn still_serves(addr: std::net::SocketAddr) {
+    let mut c = Raw::hello(addr, &format!("probe{}", rand_suffix())).await;
+    c.send("PING ok\r\n").await;
+    c.expect("PONG ok\r\n").await;
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn line_too_long_closes() {
+    let (server, addr) = start(|_| {}).await;
+    let mut c = Raw::hello(addr, "a").await;
+    c.send_bytes(&vec![b'A'; 5000]).await;
+    let reason = c.expect_err(502).await;
+    assert!(reason.contains("4096"), "{reason}");
+    c.expect_closed().await;
+    still_serves(addr).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn body_too_large_closes_before_the_body_is_read() {
+    let (server, addr) = start(|c| c.limits.max_body = 100).await;
+    let mut c = Raw::hello(addr, "a").await;
+    c.send("JOIN #r\r\n").await;
+    c.frame().await;
+    c.send("SAY #r 101\r\n").await;
+    c.expect_err(506).await;
+    c.expect_closed().await;
+    still_serves(addr).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_frames_get_precise_codes_and_the_session_lives() {
+    let (server, addr) = start(|_| {}).await;
+    let mut c = Raw::hello(addr, "a").await;
+    for (input, code) in [
+        (&b"join #r\r\n"[..], 400),
+        (b"JOIN  #r\r\n", 400),
+        (b"FROB\r\n", 401),
+        (b"JOIN r\r\n", 402),
+        (b"SAY #r 2\r\n\xff\xfe\r\n", 403),
+        (b"WELCOME s1 x\r\n", 404),
+    ] {
+        c.send_bytes(input).await;
+        c.expect_err(code).await;
+    }
+    c.send("PING alive\r\n").await;
+    c.expect("PONG alive\r\n").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn too_many_bad_frames_in_a_row_closes() {
+    let (server, addr) = start(|c| c.max_bad_frames = 10).await;
+    let mut c = Raw::hello(addr, "a").await;
+    // Nine bad frames, a good one (the count resets), then ten bad ones.
+    for _ in 0..9 {
+        c.send("NOPE\r\n").await;
+        c.expect_err(401).await;
+    }
+    c.send("PING p\r\n").await;
+    c.expect("PONG p\r\n").await;
+    for _ in 0..9 {
+        c.send("NOPE\r\n").await;
+        c.expect_err(401).await;
+    }
+    c.send("NOPE\r\n").await;
+    c.expect_err(401).await;
+    c.expect_err(501).await;
+    c.expect_closed().await;
+    still_serves(addr).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn say_flood_is_rate_limited_and_the_session_kept() {
+    let (server, addr) = start(|c| {
+        c.say_rate = 0.001; // no refill during the test: exactly the burst passes
+        c.say_burst = 5;
+    })
+    .await;
+    let mut c = Raw::hello(addr, "a").await;
+    c.send("JOIN #r\r\n").await;
+    c.frame().await;
+    let mut flood = String::new();
+    for _ in 0..8 {
+        flood.push_str("SAY #r 1\r\nx\r\n");
+    }
+    c.send(&flood).await;
+    let (mut msgs, mut limited) = (0, 0);
+    for _ in 0..8 {
+        match c.frame().await {
+            ServerFrame::Msg { .. } => msgs += 1,
+            ServerFrame::Err { code: 429, .. } => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((msgs, limited), (5, 3));
+    c.send("PING still\r\n").await;
+    c.expect("PONG still\r\n").await;
+    assert_eq!(
+        server
+            .shared()
+            .metrics
+            .render(server.shared())
+            .lines()
+            .find(|l| l.starts_with("rttp_rate_limited_frames_total")),
+        Some("rttp_rate_limited_frames_total 3")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, addr) = start(|c| {
+        c.outbound_limit = 256 * 1024;
+        c.say_rate = 1e9;
+        c.say_burst = 1_000_000;
+    })
+    .await;
+    let mut stalled = Raw::connect_small_window(addr).await;
+    stalled.send("HELLO 1 stalled\r\n").await;
+    stalled.frame().await;
+    stalled.frame().await;
+    stalled.send("JOIN #busy\r\n").await;
+    stalled.frame().await;
+    let mut reader = Raw::hello(addr, "reader").await;
+    reader.send("JOIN #busy\r\n").await;
+    reader.frame().await;
+    // The sender is a member too: a task keeps reading (and dropping) its copies.
+    let (mut rd, mut wr) = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap()
+        .into_split();
+    let sink = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    wr.write_all(b"HELLO 1 sender\r\nJOIN #busy\r\n")
+        .await
+        .unwrap();
+    // `stalled` never reads again. 6,000 messages of 1 KiB: far more than
+    // the kernel's socket buffers plus its 256 KiB queue.
+    let n = 6000;
+    let frame = format!("SAY #busy 1024\r\n{}\r\n", "z".repeat(1024));
+    let send = async {
+        for _ in 0..n {
+            wr.write_all(frame.as_bytes()).await.unwrap();
+        }
+    };
+    let mut got = 0;
+    let mut stalled_parted = false;
+    let recv = async {
+        while got < n {
+            match reader.frame().await {
+                ServerFrame::Msg { .. } => got += 1,
+                ServerFrame::Parted { nick, .. } if nick.as_str() == "stalled" => {
+                    stalled_parted = true
+                }
+                ServerFrame::Joined { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    tokio::join!(send, recv);
+    assert_eq!(got, n, "the reading member got every message");
+    assert!(stalled_parted, "the others saw the stalled member leave");
+    let text = server.shared().metrics.render(server.shared());
+    assert!(
+        text.contains("rttp_slow_consumer_disconnects_total 1\n"),
+        "{text}"
+    );
+    let members = server.shared().rooms.members(&"#busy".parse().unwrap());
+    assert!(
+        members.iter().all(|n| n.as_str() != "stalled"),
+        "{members:?}"
+    );
+    drop(wr);
+    sink.abort();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_connection_cap_refuses_with_509() {
+    let (server, addr) = start(|c| c.max_connections = 2).await;
+    let _a = Raw::hello(addr, "a").await;
+    let _b = Raw::connect(addr).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = Raw::connect(addr).await;
+    c.expect_err(509).await;
+    c.expect_closed().await;
+    drop(_b);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    still_serves(addr).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_hello_in_time_closes_with_504() {
+    let (server, addr) = start(|c| c.hello_timeout = Duration::from_millis(300)).await;
+    let mut c = Raw::connect(addr).await;
+    let reason = c.expect_err(504).await;
+    assert!(reason.contains("HELLO"), "{reason}");
+    c.expect_closed().await;
+    still_serves(addr).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_pinged_then_closed() {
+    let (server, addr) = start(|c| {
+        c.ping_after = Duration::from_millis(200);
+        c.idle_timeout = Duration::from_millis(400);
+    })
+    .await;
+    let mut c = Raw::hello(addr, "quiet").await;
+    assert!(matches!(c.frame().await, ServerFrame::Ping { .. }));
+    // Answering keeps it alive through another ping.
+    c.send("PONG idle\r\n").await;
+    assert!(matches!(c.frame().await, ServerFrame::Ping { .. }));
+    c.expect_err(504).await;
+    c.expect_closed().await;
+    still_serves(addr).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_server_answers_hello_with_busy() {
+    let (server, addr) = start(|c| c.capacity = 1).await;
+    let mut a = Raw::hello(addr, "a").await;
+    a.send("FARM\r\n").await;
+    let ServerFrame::FarmInfo(info) = a.frame().await else {
+        panic!()
+    };
+    assert_eq!(info.servers[0].status, rttp_proto::Status::Full);
+    let mut b = Raw::connect(addr).await;
+    b.send("HELLO 1 b\r\n").await;
+    b.expect_err(503).await;
+    b.expect_closed().await;
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _b = Raw::hello(addr, "b").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_version_taken_nick_and_room_cap() {
+    let (server, addr) = start(|c| c.max_rooms = 2).await;
+    let mut v = Raw::connect(addr).await;
+    v.send("HELLO 2 a\r\n").await;
+    v.expect_err(505).await;
+    v.expect_closed().await;
+    let mut a = Raw::hello(addr, "a").await;
+    let mut dup = Raw::connect(addr).await;
+    dup.send("HELLO 1 a\r\n").await;
+    dup.expect_err(433).await;
+    // The refused session may try another nick.
+    dup.send("HELLO 1 a2\r\n").await;
+    assert!(matches!(dup.frame().await, ServerFrame::Welcome { .. }));
+    for r in ["#1", "#2"] {
+        a.send(&format!("JOIN {r}\r\n")).await;
+        a.frame().await;
+    }
+    a.send("JOIN #3\r\n").await;
+    a.expect_err(408).await;
+    a.send("JOIN #1\r\n").await;
+    a.expect("JOINED #1 a\r\n").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_panicking_session_does_not_take_the_server_down() {
+    let (server, addr) = start(|c| c.panic_nick = Some("boom".parse().unwrap())).await;
+    let mut a = Raw::hello(addr, "a").await;
+    a.send("JOIN #r\r\n").await;
+    a.frame().await;
+    let mut p = Raw::connect(addr).await;
+    p.send("HELLO 1 boom\r\n").await;
+    p.expect_closed().await;
+    still_serves(addr).await;
+    a.send("SAY #r 2\r\nok\r\n").await;
+    assert!(matches!(a.frame().await, ServerFrame::Msg { .. }));
+    let shared = server.shared().clone();
+    common::check_for(common::WAIT, "only `a` still connected", || {
+        shared.connections() == 1
+    })
+    .await;
+    assert_eq!(
+        shared.users(),
+        1,
+        "the panicked session gave its user slot back"
+    );
+    server.shutdown().await;
+}
