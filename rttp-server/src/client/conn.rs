@@ -25,8 +25,9 @@ pub const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 pub const CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// Most frames gathered into one vectored write.
 const WRITE_BATCH: usize = 64;
-/// Read buffer growth step.
-const READ_CHUNK: usize = 4096;
+/// Read buffer growth step: small, because most reads are a line or two;
+/// a bigger frame grows the buffer as needed.
+const READ_CHUNK: usize = 1024;
 
 /// A client connection: the socket, its buffers, and its session.
 pub(crate) struct ClientConn {
@@ -52,21 +53,33 @@ impl ClientConn {
         }
     }
 
+    /// The size of the task a connection runs, for the memory budget.
+    #[cfg(test)]
+    pub(crate) fn task_size(stream: TcpStream, shared: Arc<Shared>) -> usize {
+        std::mem::size_of_val(&ClientConn::new(stream, shared).run(CancellationToken::new()))
+    }
+
     /// Serves the connection until it closes; returns why, for the log.
     pub(crate) async fn run(
         mut self,
         token: CancellationToken,
     ) -> (Option<rttp_proto::Nick>, &'static str) {
         let mut session = Session::new(self.shared.clone(), self.out.clone());
-        let cfg = self.shared.config.clone();
+        // Copies of the three timers, not the whole config: this future lives
+        // as long as the session, and idle sessions must stay small.
+        let (hello_timeout, ping_after, idle_timeout) = (
+            self.shared.config.hello_timeout,
+            self.shared.config.ping_after,
+            self.shared.config.idle_timeout,
+        );
         let started = Instant::now();
         let mut last_heard = started;
         let mut pinged = false;
         let reason = loop {
             let deadline = match (session.nick(), pinged) {
-                (None, _) => started + cfg.hello_timeout,
-                (Some(_), false) => last_heard + cfg.ping_after,
-                (Some(_), true) => last_heard + cfg.idle_timeout,
+                (None, _) => started + hello_timeout,
+                (Some(_), false) => last_heard + ping_after,
+                (Some(_), true) => last_heard + idle_timeout,
             };
             let writing = !self.wq.is_empty();
             let flow = tokio::select! {
@@ -100,13 +113,13 @@ impl ClientConn {
                     Err(_) => break "write error",
                 },
                 _ = sleep_until(deadline) => match session.nick() {
-                    None => session.error(ErrCode::Timeout, format!("no HELLO within {:?}", cfg.hello_timeout)),
+                    None => session.error(ErrCode::Timeout, format!("no HELLO within {hello_timeout:?}")),
                     Some(_) if !pinged => {
                         pinged = true;
                         session.send(&ServerFrame::Ping { token: Token::new("idle").expect("valid token") });
                         Flow::Continue
                     }
-                    Some(_) => session.error(ErrCode::Timeout, format!("silent for {:?}", cfg.idle_timeout)),
+                    Some(_) => session.error(ErrCode::Timeout, format!("silent for {idle_timeout:?}")),
                 },
             };
             if self.out.overflowed() {
@@ -220,7 +233,9 @@ impl ClientConn {
     async fn close(mut self) {
         let _ = self.stream.shutdown().await;
         let deadline = Instant::now() + CLOSE_LINGER;
-        let mut scratch = [0u8; 1024];
+        // On the heap, only now: an array here would sit in every idle
+        // connection's future for its whole life.
+        let mut scratch = vec![0u8; 1024];
         while let Ok(Ok(())) = timeout_at(deadline, self.stream.readable()).await {
             match self.stream.try_read(&mut scratch) {
                 Ok(0) => break,

@@ -16,6 +16,23 @@ pub use conn::{CLOSE_FLUSH, CLOSE_LINGER};
 
 use crate::state::Shared;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let shared = Arc::new(Shared::new(crate::Config::new("s1").unwrap()));
+        let size = conn::ClientConn::task_size(s, shared);
+        println!("connection task: {size} bytes");
+        assert!(size < 1536, "the per-connection future is {size} bytes");
+    }
+}
+
 /// Gives the connection slot back on every exit path, a panic included.
 struct SlotGuard(Arc<Shared>);
 

@@ -179,6 +179,8 @@ impl Session {
         };
         let j = self.shared.rooms.join(&room, m, after);
         if j.new_member {
+            // Grow one room at a time: most sessions are in very few rooms.
+            self.rooms.reserve_exact(1);
             self.rooms.push(room);
         }
         if j.gap {
