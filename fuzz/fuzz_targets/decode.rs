@@ -1,4 +1,4 @@
-//! Decodes arbitrary bytes as client and as server frames, the way a
+//! Decodes arbitrary bytes as client, server and peer frames, the way a
 //! connection does: frame after frame, skipping recoverable errors. It must
 //! never panic, loop forever, or use memory beyond the limits; and every
 //! frame it accepts must re-encode to bytes that decode to the same frame.
@@ -6,7 +6,7 @@
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use rttp_proto::{ClientFrame, Frame, Limits, ServerFrame};
+use rttp_proto::{ClientFrame, Frame, Limits, PeerFrame, ServerFrame};
 
 fn run<F: Frame + PartialEq + std::fmt::Debug>(data: &[u8]) {
     let limits = Limits { max_line: 512, max_body: 1024, max_farm_servers: 16 };
@@ -32,4 +32,5 @@ fn run<F: Frame + PartialEq + std::fmt::Debug>(data: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     run::<ClientFrame>(data);
     run::<ServerFrame>(data);
+    run::<PeerFrame>(data);
 });

@@ -69,3 +69,5 @@ impl<In, Out: Frame> Encoder<Out> for RttpCodec<In, Out> {
 pub type ServerCodec = RttpCodec<crate::ClientFrame, crate::ServerFrame>;
 /// The codec a client uses.
 pub type ClientCodec = RttpCodec<crate::ServerFrame, crate::ClientFrame>;
+/// The codec on both ends of a peer link.
+pub type PeerCodec = RttpCodec<crate::PeerFrame, crate::PeerFrame>;

@@ -31,6 +31,7 @@ mod error;
 mod frame;
 mod limits;
 mod names;
+mod peer;
 mod server;
 mod wire;
 
@@ -39,4 +40,5 @@ pub use error::{DecodeError, ErrCode, Error, Result};
 pub use frame::Frame;
 pub use limits::{Limits, MAX_ARGS, MAX_BODY, MAX_FARM_SERVERS, MAX_LINE};
 pub use names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token, MAX_TOKEN_LEN};
+pub use peer::{PeerFrame, PeerStateMsg, PEER_VERSION};
 pub use server::{FarmInfo, ServerEntry, ServerFrame, MAX_REASON, MEMBERS_PER_LINE};

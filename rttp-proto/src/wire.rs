@@ -64,6 +64,7 @@ pub(crate) trait FrameKind {
 pub(crate) fn is_known_verb(verb: &[u8]) -> bool {
     crate::client::ClientFrame::verb_shape(verb).is_some()
         || crate::server::ServerFrame::verb_shape(verb).is_some()
+        || crate::peer::PeerFrame::verb_shape(verb).is_some()
 }
 
 fn is_verb_byte(b: u8) -> bool {

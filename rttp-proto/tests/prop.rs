@@ -91,6 +91,32 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
     ]
 }
 
+fn peer_frame() -> impl Strategy<Value = PeerFrame> {
+    prop_oneof![
+        (any::<u32>(), name("A-Za-z0-9._-", 64), any::<u64>(), token()).prop_map(|(version, id, generation, nonce)| {
+            PeerFrame::Hello { version, id: ServerId::new(&id).unwrap(), generation, nonce }
+        }),
+        token().prop_map(|mac| PeerFrame::Auth { mac }),
+        Just(PeerFrame::Ok),
+        Just(PeerFrame::Beat),
+        (entry(), any::<u64>(), 1u16..).prop_map(|(e, generation, port)| PeerFrame::State(PeerStateMsg {
+            id: e.id,
+            generation,
+            client_addr: e.addr,
+            peer_addr: HostPort::new(&format!("127.0.0.1:{port}")).unwrap(),
+            status: e.status,
+            users: e.users,
+            capacity: e.capacity,
+            group: e.group,
+        })),
+        room().prop_map(|room| PeerFrame::Interest { room }),
+        room().prop_map(|room| PeerFrame::Uninterest { room }),
+        (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| PeerFrame::Relay { room, id, nick, text }),
+        (room(), nick()).prop_map(|(room, nick)| PeerFrame::Joined { room, nick }),
+        (room(), nick()).prop_map(|(room, nick)| PeerFrame::RoomMember { room, nick }),
+    ]
+}
+
 fn decode_all<F: Frame>(chunks: &[Bytes]) -> Vec<F> {
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
@@ -150,6 +176,15 @@ proptest! {
         let mut wire = BytesMut::new();
         for f in &frames { f.encode(&mut wire); }
         let got: Vec<ServerFrame> = decode_all(&split(&wire.freeze(), &cuts));
+        prop_assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn peer_stream_split_anywhere(frames in proptest::collection::vec(peer_frame(), 1..20),
+                                  cuts in proptest::collection::vec(any::<usize>(), 0..10)) {
+        let mut wire = BytesMut::new();
+        for f in &frames { f.encode(&mut wire); }
+        let got: Vec<PeerFrame> = decode_all(&split(&wire.freeze(), &cuts));
         prop_assert_eq!(got, frames);
     }
 

@@ -211,3 +211,71 @@ fn body_is_a_zero_copy_slice_of_the_input() {
     let body = text.bytes().as_ptr() as usize;
     assert_eq!(body - start, 10, "the body points into the input buffer");
 }
+
+#[test]
+fn peer_frames() {
+    let state = PeerStateMsg {
+        id: ServerId::new("s2").unwrap(),
+        generation: 1700000000123,
+        client_addr: HostPort::new("127.0.0.2:7000").unwrap(),
+        peer_addr: HostPort::new("127.0.0.2:7100").unwrap(),
+        status: Status::Full,
+        users: 10,
+        capacity: 10,
+        group: Group::new("g2").unwrap(),
+    };
+    let table = vec![
+        (
+            PeerFrame::Hello { version: 1, id: ServerId::new("s1").unwrap(), generation: 5, nonce: tok("ab12") },
+            "PEER_HELLO 1 s1 5 ab12\r\n",
+        ),
+        (
+            PeerFrame::Challenge {
+                version: 1,
+                id: ServerId::new("s2").unwrap(),
+                generation: 6,
+                nonce: tok("cd34"),
+                mac: tok("ff00"),
+            },
+            "PEER_CHALLENGE 1 s2 6 cd34 ff00\r\n",
+        ),
+        (PeerFrame::Auth { mac: tok("0a0b") }, "PEER_AUTH 0a0b\r\n"),
+        (PeerFrame::Ok, "PEER_OK\r\n"),
+        (PeerFrame::State(state), "STATE s2 1700000000123 127.0.0.2:7000 127.0.0.2:7100 FULL 10 10 g2\r\n"),
+        (
+            PeerFrame::Member {
+                id: ServerId::new("s3").unwrap(),
+                generation: 9,
+                peer_addr: HostPort::new("127.0.0.3:7100").unwrap(),
+            },
+            "MEMBER s3 9 127.0.0.3:7100\r\n",
+        ),
+        (PeerFrame::Beat, "BEAT\r\n"),
+        (PeerFrame::Interest { room: room("#r") }, "INTEREST #r\r\n"),
+        (PeerFrame::Uninterest { room: room("#r") }, "UNINTEREST #r\r\n"),
+        (
+            PeerFrame::Relay { room: room("#r"), id: tok("s1:a:1"), nick: nick("bob"), text: Text::from("yo") },
+            "RELAY #r s1:a:1 bob 2\r\nyo\r\n",
+        ),
+        (PeerFrame::Joined { room: room("#r"), nick: nick("bob") }, "RJOINED #r bob\r\n"),
+        (PeerFrame::Parted { room: room("#r"), nick: nick("bob") }, "RPARTED #r bob\r\n"),
+        (PeerFrame::RoomMember { room: room("#r"), nick: nick("bob") }, "RMEMBER #r bob\r\n"),
+        (PeerFrame::err(ErrCode::AuthFailed, "bad mac"), "ERR 511 bad mac\r\n"),
+    ];
+    for (v, w) in table {
+        check(v, w);
+    }
+}
+
+#[test]
+fn verbs_of_other_links_are_refused_with_404() {
+    for (input, is_client) in [("PEER_HELLO 1 s1 5 ab\r\n", true), ("RELAY #r a b 1\r\nx\r\n", true), ("HELLO 1 a\r\n", false), ("MSG #r a b 1\r\nx\r\n", false)] {
+        let buf = Bytes::copy_from_slice(input.as_bytes());
+        let e = if is_client {
+            ClientFrame::decode(&buf, &Limits::default()).unwrap_err()
+        } else {
+            PeerFrame::decode(&buf, &Limits::default()).unwrap_err()
+        };
+        assert_eq!(e.error.code(), ErrCode::WrongLink, "{input:?}");
+    }
+}
