@@ -32,6 +32,7 @@ mod frame;
 mod limits;
 mod names;
 mod peer;
+pub mod select;
 mod server;
 mod wire;
 
