@@ -11,8 +11,9 @@ all: build
 build:
 	$(CARGO) build --workspace --all-targets --all-features
 
-## test: build and run every test of the workspace
+## test: build and run every test of the workspace (end-to-end tests run the built binaries)
 test:
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-features
 
 ## bench: the criterion benchmarks (protocol decode/encode against a memchr baseline)

@@ -73,18 +73,8 @@ fn memchr_count(buf: &[u8]) -> usize {
 
 fn bench(c: &mut Criterion) {
     let sets: Vec<(&str, Bytes, usize, bool)> = vec![
-        (
-            "msg-64",
-            buffer(&(0..FRAMES).map(|i| msg(64, i)).collect::<Vec<_>>()),
-            FRAMES,
-            true,
-        ),
-        (
-            "msg-1k",
-            buffer(&(0..FRAMES).map(|i| msg(1024, i)).collect::<Vec<_>>()),
-            FRAMES,
-            true,
-        ),
+        ("msg-64", buffer(&(0..FRAMES).map(|i| msg(64, i)).collect::<Vec<_>>()), FRAMES, true),
+        ("msg-1k", buffer(&(0..FRAMES).map(|i| msg(1024, i)).collect::<Vec<_>>()), FRAMES, true),
         (
             "say-64",
             buffer(
@@ -98,23 +88,14 @@ fn bench(c: &mut Criterion) {
             FRAMES,
             false,
         ),
-        (
-            "farm-info-16",
-            buffer(&(0..100).map(|_| farm_info()).collect::<Vec<_>>()),
-            100,
-            true,
-        ),
+        ("farm-info-16", buffer(&(0..100).map(|_| farm_info()).collect::<Vec<_>>()), 100, true),
     ];
     let mut g = c.benchmark_group("decode");
     for (name, buf, frames, server) in &sets {
         g.throughput(Throughput::Bytes(buf.len() as u64));
         g.bench_with_input(BenchmarkId::new("rttp", name), buf, |b, buf| {
             b.iter(|| {
-                let n = if *server {
-                    decode_all::<ServerFrame>(buf)
-                } else {
-                    decode_all::<ClientFrame>(buf)
-                };
+                let n = if *server { decode_all::<ServerFrame>(buf) } else { decode_all::<ClientFrame>(buf) };
                 assert_eq!(n, *frames);
             })
         });

@@ -63,9 +63,7 @@ pub enum ClientFrame {
 impl ClientFrame {
     pub(crate) fn verb_shape(verb: &[u8]) -> Option<Shape> {
         Some(match verb {
-            b"HELLO" | b"FARM" | b"JOIN" | b"PART" | b"WHO" | b"PING" | b"PONG" | b"QUIT" => {
-                Shape::Line
-            }
+            b"HELLO" | b"FARM" | b"JOIN" | b"PART" | b"WHO" | b"PING" | b"PONG" | b"QUIT" => Shape::Line,
             b"SAY" => Shape::Body,
             _ => return None,
         })
@@ -88,23 +86,17 @@ impl ClientFrame {
     fn encode_into(&self, dst: &mut BytesMut) {
         let verb = self.verb_name();
         match self {
-            ClientFrame::Hello { version, nick } => put_line(
-                dst,
-                verb,
-                &[itoa_buf(u64::from(*version)).as_str(), nick.as_str()],
-            ),
+            ClientFrame::Hello { version, nick } => {
+                put_line(dst, verb, &[itoa_buf(u64::from(*version)).as_str(), nick.as_str()])
+            }
             ClientFrame::Farm | ClientFrame::Quit => put_line(dst, verb, &[]),
             ClientFrame::Join { room, after } => match after {
                 Some(id) => put_line(dst, verb, &[room.as_str(), id.as_str()]),
                 None => put_line(dst, verb, &[room.as_str()]),
             },
-            ClientFrame::Part { room } | ClientFrame::Who { room } => {
-                put_line(dst, verb, &[room.as_str()])
-            }
+            ClientFrame::Part { room } | ClientFrame::Who { room } => put_line(dst, verb, &[room.as_str()]),
             ClientFrame::Say { room, text } => put_body(dst, verb, &[room.as_str()], text.bytes()),
-            ClientFrame::Ping { token } | ClientFrame::Pong { token } => {
-                put_line(dst, verb, &[token.as_str()])
-            }
+            ClientFrame::Ping { token } | ClientFrame::Pong { token } => put_line(dst, verb, &[token.as_str()]),
         }
     }
 }
@@ -121,10 +113,7 @@ impl Build for ClientFrame {
         Ok(match p.verb() {
             b"HELLO" => {
                 p.need(2)?;
-                ClientFrame::Hello {
-                    version: number(p.arg(0)?, "version")?,
-                    nick: Nick::from_bytes(p.arg(1)?)?,
-                }
+                ClientFrame::Hello { version: number(p.arg(0)?, "version")?, nick: Nick::from_bytes(p.arg(1)?)? }
             }
             b"FARM" => ClientFrame::Farm,
             b"QUIT" => ClientFrame::Quit,
@@ -132,25 +121,14 @@ impl Build for ClientFrame {
                 room: Room::from_bytes(p.arg(0)?)?,
                 after: p.opt_arg(1).map(MsgId::from_bytes).transpose()?,
             },
-            b"PART" => ClientFrame::Part {
-                room: Room::from_bytes(p.arg(0)?)?,
-            },
-            b"WHO" => ClientFrame::Who {
-                room: Room::from_bytes(p.arg(0)?)?,
-            },
+            b"PART" => ClientFrame::Part { room: Room::from_bytes(p.arg(0)?)? },
+            b"WHO" => ClientFrame::Who { room: Room::from_bytes(p.arg(0)?)? },
             b"SAY" => {
                 p.need(2)?;
-                ClientFrame::Say {
-                    room: Room::from_bytes(p.arg(0)?)?,
-                    text: Text::from_bytes(p.body())?,
-                }
+                ClientFrame::Say { room: Room::from_bytes(p.arg(0)?)?, text: Text::from_bytes(p.body())? }
             }
-            b"PING" => ClientFrame::Ping {
-                token: Token::from_bytes(p.arg(0)?)?,
-            },
-            b"PONG" => ClientFrame::Pong {
-                token: Token::from_bytes(p.arg(0)?)?,
-            },
+            b"PING" => ClientFrame::Ping { token: Token::from_bytes(p.arg(0)?)? },
+            b"PONG" => ClientFrame::Pong { token: Token::from_bytes(p.arg(0)?)? },
             // scan() admits only the verbs of verb_shape().
             v => return Err(Error::UnknownVerb(String::from_utf8_lossy(v).into_owned())),
         })

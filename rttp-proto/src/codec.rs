@@ -23,10 +23,7 @@ pub struct RttpCodec<In, Out> {
 impl<In, Out> RttpCodec<In, Out> {
     /// A codec with the given limits.
     pub fn new(limits: Limits) -> Self {
-        RttpCodec {
-            limits,
-            _kinds: PhantomData,
-        }
+        RttpCodec { limits, _kinds: PhantomData }
     }
 }
 

@@ -226,10 +226,7 @@ impl DecodeError {
     }
 
     pub(crate) fn skip(error: Error, n: usize) -> DecodeError {
-        DecodeError {
-            error,
-            skip: Some(n),
-        }
+        DecodeError { error, skip: Some(n) }
     }
 
     /// Whether the connection cannot continue after this error.

@@ -67,39 +67,24 @@ pub(crate) trait Build: FrameKind + Sized {
     fn build(parts: &Parts<'_>) -> Result<Self, crate::error::Error>;
 }
 
-pub(crate) fn decode_with<F: Build>(
-    buf: &Bytes,
-    limits: &Limits,
-) -> Result<Option<(F, usize)>, DecodeError> {
+pub(crate) fn decode_with<F: Build>(buf: &Bytes, limits: &Limits) -> Result<Option<(F, usize)>, DecodeError> {
     wire::decode::<F, F>(buf, limits, F::build)
 }
 
-pub(crate) fn decode_buf_with<F: Build>(
-    buf: &mut BytesMut,
-    limits: &Limits,
-) -> Result<Option<F>, DecodeError> {
+pub(crate) fn decode_buf_with<F: Build>(buf: &mut BytesMut, limits: &Limits) -> Result<Option<F>, DecodeError> {
     match wire::scan::<F>(buf, limits) {
         Ok(None) => Ok(None),
         Ok(Some(lay)) => {
             let bytes = buf.split_to(lay.total).freeze();
-            let parts = Parts {
-                bytes: &bytes,
-                lay: &lay,
-            };
-            F::build(&parts).map(Some).map_err(|e| DecodeError {
-                error: e,
-                skip: Some(0),
-            })
+            let parts = Parts { bytes: &bytes, lay: &lay };
+            F::build(&parts).map(Some).map_err(|e| DecodeError { error: e, skip: Some(0) })
         }
         Err(e) => {
             if let Some(n) = e.skip {
                 let _ = buf.split_to(n);
             }
             // The bytes are gone from the buffer: nothing more to skip.
-            Err(DecodeError {
-                skip: e.skip.map(|_| 0),
-                ..e
-            })
+            Err(DecodeError { skip: e.skip.map(|_| 0), ..e })
         }
     }
 }

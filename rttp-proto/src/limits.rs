@@ -23,10 +23,6 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            max_line: MAX_LINE,
-            max_body: MAX_BODY,
-            max_farm_servers: MAX_FARM_SERVERS,
-        }
+        Limits { max_line: MAX_LINE, max_body: MAX_BODY, max_farm_servers: MAX_FARM_SERVERS }
     }
 }

@@ -36,10 +36,7 @@ impl<const N: usize> Inline<N> {
     fn new(b: &[u8]) -> Self {
         let mut buf = [0u8; N];
         buf[..b.len()].copy_from_slice(b);
-        Inline {
-            len: b.len() as u8,
-            buf,
-        }
+        Inline { len: b.len() as u8, buf }
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -202,9 +199,7 @@ impl HostPort {
     /// The port.
     pub fn port(&self) -> u16 {
         let s = self.as_str();
-        s[s.rfind(':').map_or(s.len(), |i| i + 1)..]
-            .parse()
-            .unwrap_or(0)
+        s[s.rfind(':').map_or(s.len(), |i| i + 1)..].parse().unwrap_or(0)
     }
 }
 
@@ -226,10 +221,7 @@ fn valid_host_port(b: &[u8]) -> bool {
     let port_ok = !port.is_empty()
         && port.len() <= 5
         && port.iter().all(u8::is_ascii_digit)
-        && std::str::from_utf8(port)
-            .ok()
-            .and_then(|p| p.parse::<u16>().ok())
-            .is_some_and(|p| p > 0);
+        && std::str::from_utf8(port).ok().and_then(|p| p.parse::<u16>().ok()).is_some_and(|p| p > 0);
     let host_ok = if host.first() == Some(&b'[') {
         host.len() > 2
             && host.last() == Some(&b']')
@@ -332,10 +324,9 @@ impl Status {
             b"FULL" => Ok(Status::Full),
             b"DRAINING" => Ok(Status::Draining),
             b"DOWN" => Ok(Status::Down),
-            _ => Err(Error::BadArgument(format!(
-                "invalid status {:?}",
-                String::from_utf8_lossy(&b[..b.len().min(80)])
-            ))),
+            _ => {
+                Err(Error::BadArgument(format!("invalid status {:?}", String::from_utf8_lossy(&b[..b.len().min(80)]))))
+            }
         }
     }
 }
@@ -371,24 +362,10 @@ mod tests {
 
     #[test]
     fn host_ports() {
-        for ok in [
-            "127.0.0.1:7000",
-            "chat.farm.test:1",
-            "[::1]:7000",
-            "h:65535",
-        ] {
+        for ok in ["127.0.0.1:7000", "chat.farm.test:1", "[::1]:7000", "h:65535"] {
             assert!(HostPort::new(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "127.0.0.1",
-            ":7000",
-            "h:0",
-            "h:65536",
-            "h:7x",
-            "[zz]:1",
-            "[]:1",
-            "a b:1",
-        ] {
+        for bad in ["127.0.0.1", ":7000", "h:0", "h:65536", "h:7x", "[zz]:1", "[]:1", "a b:1"] {
             assert!(HostPort::new(bad).is_err(), "{bad}");
         }
         let hp = HostPort::new("[::1]:7000").unwrap();

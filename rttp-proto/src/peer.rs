@@ -34,6 +34,9 @@ pub struct PeerStateMsg {
 }
 
 /// A frame on a peer link (both directions).
+// Names are stored inline (no allocation per frame); the remaining spread
+// between variants is the price of that, and STATE, the largest, is boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerFrame {
     /// `PEER_HELLO <version> <server-id> <generation> <nonce>`: the dialer opens.
@@ -69,7 +72,7 @@ pub enum PeerFrame {
     /// `PEER_OK`: the acceptor accepted the dialer; the link is up.
     Ok,
     /// `STATE ...`: the sender's own state.
-    State(PeerStateMsg),
+    State(Box<PeerStateMsg>),
     /// `MEMBER <server-id> <generation> <peer-addr>`: another member the
     /// sender knows, so that a newcomer links to every server.
     Member {
@@ -214,9 +217,9 @@ impl PeerFrame {
             PeerFrame::Relay { room, id, nick, text } => {
                 put_body(dst, verb, &[room.as_str(), id.as_str(), nick.as_str()], text.bytes())
             }
-            PeerFrame::Joined { room, nick } | PeerFrame::Parted { room, nick } | PeerFrame::RoomMember { room, nick } => {
-                put_line(dst, verb, &[room.as_str(), nick.as_str()])
-            }
+            PeerFrame::Joined { room, nick }
+            | PeerFrame::Parted { room, nick }
+            | PeerFrame::RoomMember { room, nick } => put_line(dst, verb, &[room.as_str(), nick.as_str()]),
             PeerFrame::Err { code, reason } => put_line(dst, verb, &[itoa_buf(u64::from(*code)).as_str(), reason]),
         }
     }
@@ -251,7 +254,7 @@ impl Build for PeerFrame {
             b"PEER_AUTH" => PeerFrame::Auth { mac: token(0)? },
             b"PEER_OK" => PeerFrame::Ok,
             b"BEAT" => PeerFrame::Beat,
-            b"STATE" => PeerFrame::State(PeerStateMsg {
+            b"STATE" => PeerFrame::State(Box::new(PeerStateMsg {
                 id: ServerId::from_bytes(p.arg(0)?)?,
                 generation: number(p.arg(1)?, "generation")?,
                 client_addr: HostPort::from_bytes(p.arg(2)?)?,
@@ -260,7 +263,7 @@ impl Build for PeerFrame {
                 users: number(p.arg(5)?, "users")?,
                 capacity: number(p.arg(6)?, "capacity")?,
                 group: Group::from_bytes(p.arg(7)?)?,
-            }),
+            })),
             b"MEMBER" => PeerFrame::Member {
                 id: ServerId::from_bytes(p.arg(0)?)?,
                 generation: number(p.arg(1)?, "generation")?,
@@ -270,12 +273,7 @@ impl Build for PeerFrame {
             b"UNINTEREST" => PeerFrame::Uninterest { room: room(0)? },
             b"RELAY" => {
                 p.need(4)?;
-                PeerFrame::Relay {
-                    room: room(0)?,
-                    id: token(1)?,
-                    nick: nick(2)?,
-                    text: Text::from_bytes(p.body())?,
-                }
+                PeerFrame::Relay { room: room(0)?, id: token(1)?, nick: nick(2)?, text: Text::from_bytes(p.body())? }
             }
             b"RJOINED" => PeerFrame::Joined { room: room(0)?, nick: nick(1)? },
             b"RPARTED" => PeerFrame::Parted { room: room(0)?, nick: nick(1)? },

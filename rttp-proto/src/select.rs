@@ -77,10 +77,8 @@ pub fn select<'t, R: Rng + ?Sized>(
     exclude: &[ServerId],
     rng: &mut R,
 ) -> Option<&'t ServerEntry> {
-    let up: Vec<&ServerEntry> = table
-        .iter()
-        .filter(|e| e.status == Status::Up && e.capacity > e.users && !exclude.contains(&e.id))
-        .collect();
+    let up: Vec<&ServerEntry> =
+        table.iter().filter(|e| e.status == Status::Up && e.capacity > e.users && !exclude.contains(&e.id)).collect();
     if up.is_empty() {
         return None;
     }
@@ -183,7 +181,8 @@ mod tests {
 
     #[test]
     fn least_users_takes_the_lowest_ratio() {
-        let t = vec![e("a", Status::Up, 50, 100, "g"), e("b", Status::Up, 40, 50, "g"), e("c", Status::Up, 10, 100, "g")];
+        let t =
+            vec![e("a", Status::Up, 50, 100, "g"), e("b", Status::Up, 40, 50, "g"), e("c", Status::Up, 10, 100, "g")];
         assert_eq!(pick(&t, None, Strategy::LeastUsers, 50), [("c".to_string(), 50)].into());
     }
 
@@ -198,7 +197,11 @@ mod tests {
 
     #[test]
     fn p2c_keeps_the_lighter_of_two_in_the_own_group() {
-        let t = vec![e("a", Status::Up, 90, 100, "eu"), e("b", Status::Up, 10, 100, "eu"), e("c", Status::Up, 0, 100, "us")];
+        let t = vec![
+            e("a", Status::Up, 90, 100, "eu"),
+            e("b", Status::Up, 10, 100, "eu"),
+            e("c", Status::Up, 0, 100, "us"),
+        ];
         // Within eu, a pair is always {a, b}: b wins every time; c (us) never.
         assert_eq!(pick(&t, Some("eu"), Strategy::P2c, 200), [("b".to_string(), 200)].into());
         // With no group, the lightest is chosen most, the heaviest never.

@@ -121,19 +121,12 @@ pub enum ServerFrame {
 impl ServerFrame {
     /// An `ERR` frame; the reason is made printable and cut to [`MAX_REASON`].
     pub fn err(code: ErrCode, reason: impl AsRef<str>) -> ServerFrame {
-        let mut r: String = reason
-            .as_ref()
-            .chars()
-            .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
-            .take(MAX_REASON)
-            .collect();
+        let mut r: String =
+            reason.as_ref().chars().map(|c| if (' '..='~').contains(&c) { c } else { '?' }).take(MAX_REASON).collect();
         if r.trim().is_empty() {
             r = code.label().replace('_', " ");
         }
-        ServerFrame::Err {
-            code: code.as_u16(),
-            reason: r,
-        }
+        ServerFrame::Err { code: code.as_u16(), reason: r }
     }
 
     /// The known code of an `ERR` frame.
@@ -146,14 +139,12 @@ impl ServerFrame {
 
     pub(crate) fn verb_shape(verb: &[u8]) -> Option<Shape> {
         Some(match verb {
-            b"WELCOME" | b"REDIRECT" | b"JOINED" | b"PARTED" | b"MEMBERS" | b"END_MEMBERS"
-            | b"PING" | b"PONG" => Shape::Line,
+            b"WELCOME" | b"REDIRECT" | b"JOINED" | b"PARTED" | b"MEMBERS" | b"END_MEMBERS" | b"PING" | b"PONG" => {
+                Shape::Line
+            }
             b"MSG" => Shape::Body,
             b"ERR" => Shape::Trailing(1),
-            b"FARM_INFO" => Shape::Block {
-                count_arg: 1,
-                item_verb: b"SERVER",
-            },
+            b"FARM_INFO" => Shape::Block { count_arg: 1, item_verb: b"SERVER" },
             // SERVER lines only occur inside a FARM_INFO block.
             b"SERVER" => Shape::Line,
             _ => return None,
@@ -179,30 +170,14 @@ impl ServerFrame {
     fn encode_into(&self, dst: &mut BytesMut) {
         let verb = self.verb_name();
         match self {
-            ServerFrame::Welcome { server, session } => {
-                put_line(dst, verb, &[server.as_str(), session.as_str()])
-            }
+            ServerFrame::Welcome { server, session } => put_line(dst, verb, &[server.as_str(), session.as_str()]),
             ServerFrame::FarmInfo(info) => encode_farm_info(info, dst),
-            ServerFrame::Redirect {
-                server,
-                addr,
-                reason,
-            } => put_line(
-                dst,
-                verb,
-                &[server.as_str(), addr.as_str(), reason.as_str()],
-            ),
-            ServerFrame::Msg {
-                room,
-                id,
-                nick,
-                text,
-            } => put_body(
-                dst,
-                verb,
-                &[room.as_str(), id.as_str(), nick.as_str()],
-                text.bytes(),
-            ),
+            ServerFrame::Redirect { server, addr, reason } => {
+                put_line(dst, verb, &[server.as_str(), addr.as_str(), reason.as_str()])
+            }
+            ServerFrame::Msg { room, id, nick, text } => {
+                put_body(dst, verb, &[room.as_str(), id.as_str(), nick.as_str()], text.bytes())
+            }
             ServerFrame::Joined { room, nick } | ServerFrame::Parted { room, nick } => {
                 put_line(dst, verb, &[room.as_str(), nick.as_str()])
             }
@@ -212,20 +187,12 @@ impl ServerFrame {
                 args.extend(nicks.iter().map(Nick::as_str));
                 put_line(dst, verb, &args)
             }
-            ServerFrame::EndMembers { room, total } => put_line(
-                dst,
-                verb,
-                &[room.as_str(), itoa_buf(u64::from(*total)).as_str()],
-            ),
-            ServerFrame::Ping { token } | ServerFrame::Pong { token } => {
-                put_line(dst, verb, &[token.as_str()])
+            ServerFrame::EndMembers { room, total } => {
+                put_line(dst, verb, &[room.as_str(), itoa_buf(u64::from(*total)).as_str()])
             }
+            ServerFrame::Ping { token } | ServerFrame::Pong { token } => put_line(dst, verb, &[token.as_str()]),
             ServerFrame::Err { code, reason } => {
-                let reason = if reason.is_empty() {
-                    "error"
-                } else {
-                    reason.as_str()
-                };
+                let reason = if reason.is_empty() { "error" } else { reason.as_str() };
                 put_line(dst, verb, &[itoa_buf(u64::from(*code)).as_str(), reason])
             }
         }
@@ -234,14 +201,7 @@ impl ServerFrame {
 
 /// Appends `FARM_INFO` and its `SERVER` lines.
 pub(crate) fn encode_farm_info(info: &FarmInfo, dst: &mut BytesMut) {
-    put_line(
-        dst,
-        "FARM_INFO",
-        &[
-            itoa_buf(info.epoch).as_str(),
-            itoa_buf(info.servers.len() as u64).as_str(),
-        ],
-    );
+    put_line(dst, "FARM_INFO", &[itoa_buf(info.epoch).as_str(), itoa_buf(info.servers.len() as u64).as_str()]);
     for s in &info.servers {
         put_line(
             dst,
@@ -309,45 +269,26 @@ impl Build for ServerFrame {
                     text: Text::from_bytes(p.body())?,
                 }
             }
-            b"JOINED" => ServerFrame::Joined {
-                room: Room::from_bytes(p.arg(0)?)?,
-                nick: Nick::from_bytes(p.arg(1)?)?,
-            },
-            b"PARTED" => ServerFrame::Parted {
-                room: Room::from_bytes(p.arg(0)?)?,
-                nick: Nick::from_bytes(p.arg(1)?)?,
-            },
+            b"JOINED" => ServerFrame::Joined { room: Room::from_bytes(p.arg(0)?)?, nick: Nick::from_bytes(p.arg(1)?)? },
+            b"PARTED" => ServerFrame::Parted { room: Room::from_bytes(p.arg(0)?)?, nick: Nick::from_bytes(p.arg(1)?)? },
             b"MEMBERS" => {
                 let room = Room::from_bytes(p.arg(0)?)?;
                 // Nick lists can be longer than the kept arguments: walk the line.
-                let args =
-                    &p.bytes[p.lay.head.verb.end..p.lay.head.last.clone().map_or(0, |r| r.end)];
-                let nicks = args
-                    .split(|&b| b == b' ')
-                    .skip(2)
-                    .map(Nick::from_bytes)
-                    .collect::<Result<_, _>>()?;
+                let args = &p.bytes[p.lay.head.verb.end..p.lay.head.last.clone().map_or(0, |r| r.end)];
+                let nicks = args.split(|&b| b == b' ').skip(2).map(Nick::from_bytes).collect::<Result<_, _>>()?;
                 ServerFrame::Members { room, nicks }
             }
-            b"END_MEMBERS" => ServerFrame::EndMembers {
-                room: Room::from_bytes(p.arg(0)?)?,
-                total: number(p.arg(1)?, "total")?,
-            },
-            b"PING" => ServerFrame::Ping {
-                token: Token::from_bytes(p.arg(0)?)?,
-            },
-            b"PONG" => ServerFrame::Pong {
-                token: Token::from_bytes(p.arg(0)?)?,
-            },
+            b"END_MEMBERS" => {
+                ServerFrame::EndMembers { room: Room::from_bytes(p.arg(0)?)?, total: number(p.arg(1)?, "total")? }
+            }
+            b"PING" => ServerFrame::Ping { token: Token::from_bytes(p.arg(0)?)? },
+            b"PONG" => ServerFrame::Pong { token: Token::from_bytes(p.arg(0)?)? },
             b"ERR" => {
                 let code: u16 = number(p.arg(0)?, "code")?;
                 if !(100..=999).contains(&code) || p.arg(0)?.len() != 3 {
                     return Err(Error::BadArgument("an ERR code has three digits".into()));
                 }
-                ServerFrame::Err {
-                    code,
-                    reason: String::from_utf8_lossy(p.trailing()).into_owned(),
-                }
+                ServerFrame::Err { code, reason: String::from_utf8_lossy(p.trailing()).into_owned() }
             }
             b"SERVER" => return Err(Error::BadFrame("SERVER outside a FARM_INFO block")),
             v => return Err(Error::UnknownVerb(String::from_utf8_lossy(v).into_owned())),

@@ -24,10 +24,7 @@ pub(crate) enum Shape {
     Trailing(usize),
     /// Argument `count_arg` counts the lines of a block that follows; each
     /// block line starts with `item_verb`.
-    Block {
-        count_arg: usize,
-        item_verb: &'static [u8],
-    },
+    Block { count_arg: usize, item_verb: &'static [u8] },
 }
 
 /// The byte ranges of one decoded line, relative to the frame start.
@@ -94,38 +91,27 @@ fn offset(base: &[u8], part: &[u8]) -> Range<usize> {
 
 /// Splits one line (without its line end) into verb and arguments.
 /// `at` is the line's offset in the frame.
-pub(crate) fn split_line<K: FrameKind>(
-    line: &[u8],
-    at: usize,
-) -> Result<(LineLayout, Shape), Error> {
-    let (mut rest, v) =
-        verb(line).map_err(|_| Error::BadFrame("a line must start with an upper-case verb"))?;
+pub(crate) fn split_line<K: FrameKind>(line: &[u8], at: usize) -> Result<(LineLayout, Shape), Error> {
+    let (mut rest, v) = verb(line).map_err(|_| Error::BadFrame("a line must start with an upper-case verb"))?;
     if !rest.is_empty() && rest[0] != b' ' {
         return Err(Error::BadFrame("a verb is upper-case letters and _ only"));
     }
     let shape = match K::shape(v) {
         Some(s) => s,
         None if is_known_verb(v) => {
-            return Err(Error::WrongLink {
-                verb: String::from_utf8_lossy(v).into_owned(),
-                link: K::LINK,
-            })
+            return Err(Error::WrongLink { verb: String::from_utf8_lossy(v).into_owned(), link: K::LINK })
         }
         None => return Err(Error::UnknownVerb(String::from_utf8_lossy(v).into_owned())),
     };
     let shift = |r: Range<usize>| r.start + at..r.end + at;
-    let mut lay = LineLayout {
-        verb: shift(offset(line, v)),
-        ..LineLayout::default()
-    };
+    let mut lay = LineLayout { verb: shift(offset(line, v)), ..LineLayout::default() };
     let fixed = match shape {
         Shape::Trailing(n) => n,
         _ => usize::MAX,
     };
     while !rest.is_empty() && lay.nargs < fixed {
-        let (r, a) = arg(rest).map_err(|_| {
-            Error::BadFrame("arguments are separated by one space and are printable ASCII")
-        })?;
+        let (r, a) =
+            arg(rest).map_err(|_| Error::BadFrame("arguments are separated by one space and are printable ASCII"))?;
         let range = shift(offset(line, a));
         if lay.nargs < MAX_ARGS {
             lay.args[lay.nargs] = range.clone();
@@ -149,24 +135,16 @@ pub(crate) fn split_line<K: FrameKind>(
 
 /// Finds the next line end within the limit. `Ok(None)`: need more bytes.
 /// Returns (content end, line length including its line end).
-fn line_end(
-    buf: &[u8],
-    from: usize,
-    limits: &Limits,
-) -> Result<Option<(usize, usize)>, DecodeError> {
+fn line_end(buf: &[u8], from: usize, limits: &Limits) -> Result<Option<(usize, usize)>, DecodeError> {
     let window = &buf[from..buf.len().min(from + limits.max_line)];
     match memchr::memchr(b'\n', window) {
         Some(i) => {
-            let end = if i > 0 && window[i - 1] == b'\r' {
-                i - 1
-            } else {
-                i
-            };
+            let end = if i > 0 && window[i - 1] == b'\r' { i - 1 } else { i };
             Ok(Some((from + end, i + 1)))
         }
-        None if window.len() >= limits.max_line => Err(DecodeError::fatal(Error::LineTooLong {
-            limit: limits.max_line,
-        })),
+        None if window.len() >= limits.max_line => {
+            Err(DecodeError::fatal(Error::LineTooLong { limit: limits.max_line }))
+        }
         None => Ok(None),
     }
 }
@@ -174,9 +152,7 @@ fn line_end(
 /// Parses a decimal argument.
 pub(crate) fn number<T: std::str::FromStr>(b: &[u8], what: &str) -> Result<T, Error> {
     if b.is_empty() || b.len() > 20 || !b.iter().all(u8::is_ascii_digit) {
-        return Err(Error::BadArgument(format!(
-            "{what} must be a decimal number"
-        )));
+        return Err(Error::BadArgument(format!("{what} must be a decimal number")));
     }
     std::str::from_utf8(b)
         .ok()
@@ -185,25 +161,20 @@ pub(crate) fn number<T: std::str::FromStr>(b: &[u8], what: &str) -> Result<T, Er
 }
 
 /// Locates one complete frame at the start of `buf`.
-pub(crate) fn scan<K: FrameKind>(
-    buf: &[u8],
-    limits: &Limits,
-) -> Result<Option<Layout>, DecodeError> {
+pub(crate) fn scan<K: FrameKind>(buf: &[u8], limits: &Limits) -> Result<Option<Layout>, DecodeError> {
     let Some((end, len)) = line_end(buf, 0, limits)? else {
         return Ok(None);
     };
     let (head, shape) = split_line::<K>(&buf[..end], 0).map_err(|e| DecodeError::skip(e, len))?;
-    let mut lay = Layout {
-        head,
-        total: len,
-        ..Layout::default()
-    };
+    let mut lay = Layout { head, total: len, ..Layout::default() };
     match shape {
         Shape::Line | Shape::Trailing(_) => {}
         Shape::Body => {
-            let n_range = lay.head.last.clone().ok_or_else(|| {
-                DecodeError::skip(Error::BadArgument("missing body length".into()), len)
-            })?;
+            let n_range = lay
+                .head
+                .last
+                .clone()
+                .ok_or_else(|| DecodeError::skip(Error::BadArgument("missing body length".into()), len))?;
             let digits = &buf[n_range];
             let n: usize = match number(digits, "body length") {
                 Ok(n) => n,
@@ -212,10 +183,7 @@ pub(crate) fn scan<K: FrameKind>(
                 Err(e) => return Err(DecodeError::skip(e, len)),
             };
             if n > limits.max_body {
-                return Err(DecodeError::fatal(Error::BodyTooLarge {
-                    len: n,
-                    limit: limits.max_body,
-                }));
+                return Err(DecodeError::fatal(Error::BodyTooLarge { len: n, limit: limits.max_body }));
             }
             let body_end = len + n;
             let term = match buf.get(body_end..) {
@@ -231,24 +199,14 @@ pub(crate) fn scan<K: FrameKind>(
                 return Err(DecodeError::skip(Error::BadUtf8, lay.total));
             }
         }
-        Shape::Block {
-            count_arg,
-            item_verb,
-        } => {
-            let count_range = lay
-                .head
-                .args
-                .get(count_arg)
-                .filter(|_| lay.head.nargs > count_arg);
+        Shape::Block { count_arg, item_verb } => {
+            let count_range = lay.head.args.get(count_arg).filter(|_| lay.head.nargs > count_arg);
             let count: usize = count_range
                 .ok_or_else(|| Error::BadArgument("missing count".into()))
                 .and_then(|r| number(&buf[r.clone()], "count"))
                 .map_err(|e| DecodeError::skip(e, len))?;
             if count > limits.max_farm_servers {
-                return Err(DecodeError::fatal(Error::BlockTooLarge {
-                    count,
-                    limit: limits.max_farm_servers,
-                }));
+                return Err(DecodeError::fatal(Error::BlockTooLarge { count, limit: limits.max_farm_servers }));
             }
             let mut at = len;
             for _ in 0..count {
@@ -258,12 +216,7 @@ pub(crate) fn scan<K: FrameKind>(
                 let item = split_line::<K>(&buf[at..end], at);
                 match item {
                     Ok((l, Shape::Line)) if &buf[l.verb.clone()] == item_verb => lay.block.push(l),
-                    _ => {
-                        return Err(DecodeError::skip(
-                            Error::BadFrame("block shorter than its count"),
-                            at,
-                        ))
-                    }
+                    _ => return Err(DecodeError::skip(Error::BadFrame("block shorter than its count"), at)),
                 }
                 at += llen;
             }
@@ -297,28 +250,18 @@ impl<'a> Parts<'a> {
     /// Requires at least `n` arguments (a body length counts as one).
     pub(crate) fn need(&self, n: usize) -> Result<(), Error> {
         if self.lay.head.nargs < n {
-            return Err(Error::BadArgument(format!(
-                "{} needs {n} argument(s)",
-                String::from_utf8_lossy(self.verb())
-            )));
+            return Err(Error::BadArgument(format!("{} needs {n} argument(s)", String::from_utf8_lossy(self.verb()))));
         }
         Ok(())
     }
 
     pub(crate) fn trailing(&self) -> &'a [u8] {
-        self.lay
-            .head
-            .trailing
-            .clone()
-            .map_or(&[][..], |r| &self.bytes[r])
+        self.lay.head.trailing.clone().map_or(&[][..], |r| &self.bytes[r])
     }
 
     /// The body, as a zero-copy slice of the frame.
     pub(crate) fn body(&self) -> Bytes {
-        self.lay
-            .body
-            .clone()
-            .map_or_else(Bytes::new, |r| self.bytes.slice(r))
+        self.lay.body.clone().map_or_else(Bytes::new, |r| self.bytes.slice(r))
     }
 }
 
@@ -340,10 +283,7 @@ pub(crate) fn decode<F, K: FrameKind>(
     let Some(lay) = scan::<K>(buf, limits)? else {
         return Ok(None);
     };
-    let parts = Parts {
-        bytes: buf,
-        lay: &lay,
-    };
+    let parts = Parts { bytes: buf, lay: &lay };
     let frame = build(&parts).map_err(|e| DecodeError::skip(e, lay.total))?;
     Ok(Some((frame, lay.total)))
 }

@@ -25,8 +25,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         (any::<u32>(), nick()).prop_map(|(version, nick)| ClientFrame::Hello { version, nick }),
         Just(ClientFrame::Farm),
-        (room(), proptest::option::of(token()))
-            .prop_map(|(room, after)| ClientFrame::Join { room, after }),
+        (room(), proptest::option::of(token())).prop_map(|(room, after)| ClientFrame::Join { room, after }),
         room().prop_map(|room| ClientFrame::Part { room }),
         room().prop_map(|room| ClientFrame::Who { room }),
         (room(), text()).prop_map(|(room, text)| ClientFrame::Say { room, text }),
@@ -41,53 +40,35 @@ fn entry() -> impl Strategy<Value = ServerEntry> {
         name("A-Za-z0-9._-", 64),
         name("a-z0-9.-", 30),
         1u16..,
-        prop_oneof![
-            Just(Status::Up),
-            Just(Status::Full),
-            Just(Status::Draining),
-            Just(Status::Down)
-        ],
+        prop_oneof![Just(Status::Up), Just(Status::Full), Just(Status::Draining), Just(Status::Down)],
         any::<u32>(),
         any::<u32>(),
         name("A-Za-z0-9._-", 64),
     )
-        .prop_map(
-            |(id, host, port, status, users, capacity, group)| ServerEntry {
-                id: ServerId::new(&id).unwrap(),
-                addr: HostPort::new(&format!("{host}:{port}")).unwrap(),
-                status,
-                users,
-                capacity,
-                group: Group::new(&group).unwrap(),
-            },
-        )
+        .prop_map(|(id, host, port, status, users, capacity, group)| ServerEntry {
+            id: ServerId::new(&id).unwrap(),
+            addr: HostPort::new(&format!("{host}:{port}")).unwrap(),
+            status,
+            users,
+            capacity,
+            group: Group::new(&group).unwrap(),
+        })
 }
 
 fn server_frame() -> impl Strategy<Value = ServerFrame> {
     prop_oneof![
-        (name("A-Za-z0-9._-", 64), token()).prop_map(|(s, session)| ServerFrame::Welcome {
-            server: ServerId::new(&s).unwrap(),
-            session
-        }),
+        (name("A-Za-z0-9._-", 64), token())
+            .prop_map(|(s, session)| ServerFrame::Welcome { server: ServerId::new(&s).unwrap(), session }),
         (any::<u64>(), proptest::collection::vec(entry(), 0..20))
             .prop_map(|(epoch, servers)| ServerFrame::FarmInfo(FarmInfo { epoch, servers })),
-        (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| ServerFrame::Msg {
-            room,
-            id,
-            nick,
-            text
-        }),
+        (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| ServerFrame::Msg { room, id, nick, text }),
         (room(), nick()).prop_map(|(room, nick)| ServerFrame::Joined { room, nick }),
         (room(), nick()).prop_map(|(room, nick)| ServerFrame::Parted { room, nick }),
         (room(), proptest::collection::vec(nick(), 0..100))
             .prop_map(|(room, nicks)| ServerFrame::Members { room, nicks }),
         (room(), any::<u32>()).prop_map(|(room, total)| ServerFrame::EndMembers { room, total }),
         token().prop_map(|token| ServerFrame::Ping { token }),
-        (
-            proptest::sample::select(ErrCode::ALL.to_vec()),
-            "[ -~]{1,100}"
-        )
-            .prop_map(|(c, r)| ServerFrame::err(c, r)),
+        (proptest::sample::select(ErrCode::ALL.to_vec()), "[ -~]{1,100}").prop_map(|(c, r)| ServerFrame::err(c, r)),
     ]
 }
 
@@ -99,7 +80,7 @@ fn peer_frame() -> impl Strategy<Value = PeerFrame> {
         token().prop_map(|mac| PeerFrame::Auth { mac }),
         Just(PeerFrame::Ok),
         Just(PeerFrame::Beat),
-        (entry(), any::<u64>(), 1u16..).prop_map(|(e, generation, port)| PeerFrame::State(PeerStateMsg {
+        (entry(), any::<u64>(), 1u16..).prop_map(|(e, generation, port)| PeerFrame::State(Box::new(PeerStateMsg {
             id: e.id,
             generation,
             client_addr: e.addr,
@@ -108,7 +89,7 @@ fn peer_frame() -> impl Strategy<Value = PeerFrame> {
             users: e.users,
             capacity: e.capacity,
             group: e.group,
-        })),
+        }))),
         room().prop_map(|room| PeerFrame::Interest { room }),
         room().prop_map(|room| PeerFrame::Uninterest { room }),
         (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| PeerFrame::Relay { room, id, nick, text }),

@@ -18,73 +18,26 @@ fn check<F: Frame + PartialEq + std::fmt::Debug>(value: F, wire: &str) {
     value.encode(&mut out);
     assert_eq!(std::str::from_utf8(&out).unwrap(), wire, "encode {value:?}");
     let buf = Bytes::copy_from_slice(wire.as_bytes());
-    let (got, used) = F::decode(&buf, &Limits::default())
-        .unwrap()
-        .expect("complete");
+    let (got, used) = F::decode(&buf, &Limits::default()).unwrap().expect("complete");
     assert_eq!(got, value, "decode {wire:?}");
     assert_eq!(used, wire.len());
     // Every strict prefix needs more bytes.
     for cut in 0..wire.len() {
-        assert_eq!(
-            F::decode(&buf.slice(..cut), &Limits::default()).unwrap(),
-            None,
-            "prefix {cut} of {wire:?}"
-        );
+        assert_eq!(F::decode(&buf.slice(..cut), &Limits::default()).unwrap(), None, "prefix {cut} of {wire:?}");
     }
 }
 
 #[test]
 fn client_frames() {
     let table = vec![
-        (
-            ClientFrame::Hello {
-                version: 1,
-                nick: nick("alice"),
-            },
-            "HELLO 1 alice\r\n",
-        ),
+        (ClientFrame::Hello { version: 1, nick: nick("alice") }, "HELLO 1 alice\r\n"),
         (ClientFrame::Farm, "FARM\r\n"),
-        (
-            ClientFrame::Join {
-                room: room("#rust"),
-                after: None,
-            },
-            "JOIN #rust\r\n",
-        ),
-        (
-            ClientFrame::Join {
-                room: room("#rust"),
-                after: Some(tok("s1:7:42")),
-            },
-            "JOIN #rust s1:7:42\r\n",
-        ),
-        (
-            ClientFrame::Part {
-                room: room("#a.b-c_d"),
-            },
-            "PART #a.b-c_d\r\n",
-        ),
-        (
-            ClientFrame::Say {
-                room: room("#r"),
-                text: Text::from("hello world"),
-            },
-            "SAY #r 11\r\nhello world\r\n",
-        ),
-        (
-            ClientFrame::Say {
-                room: room("#r"),
-                text: Text::from(""),
-            },
-            "SAY #r 0\r\n\r\n",
-        ),
-        (
-            ClientFrame::Say {
-                room: room("#r"),
-                text: Text::from("héllo\r\nx"),
-            },
-            "SAY #r 9\r\nhéllo\r\nx\r\n",
-        ),
+        (ClientFrame::Join { room: room("#rust"), after: None }, "JOIN #rust\r\n"),
+        (ClientFrame::Join { room: room("#rust"), after: Some(tok("s1:7:42")) }, "JOIN #rust s1:7:42\r\n"),
+        (ClientFrame::Part { room: room("#a.b-c_d") }, "PART #a.b-c_d\r\n"),
+        (ClientFrame::Say { room: room("#r"), text: Text::from("hello world") }, "SAY #r 11\r\nhello world\r\n"),
+        (ClientFrame::Say { room: room("#r"), text: Text::from("") }, "SAY #r 0\r\n\r\n"),
+        (ClientFrame::Say { room: room("#r"), text: Text::from("héllo\r\nx") }, "SAY #r 9\r\nhéllo\r\nx\r\n"),
         (ClientFrame::Who { room: room("#r") }, "WHO #r\r\n"),
         (ClientFrame::Ping { token: tok("t1") }, "PING t1\r\n"),
         (ClientFrame::Pong { token: tok("t2") }, "PONG t2\r\n"),
@@ -157,39 +110,24 @@ fn server_frames() {
 #[test]
 fn bare_lf_is_accepted_and_crlf_is_written() {
     let buf = Bytes::from_static(b"SAY #r 2\nhi\nPING x\n");
-    let (f, used) = ClientFrame::decode(&buf, &Limits::default())
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        f,
-        ClientFrame::Say {
-            room: room("#r"),
-            text: Text::from("hi")
-        }
-    );
+    let (f, used) = ClientFrame::decode(&buf, &Limits::default()).unwrap().unwrap();
+    assert_eq!(f, ClientFrame::Say { room: room("#r"), text: Text::from("hi") });
     assert_eq!(used, 12);
-    let (f, _) = ClientFrame::decode(&buf.slice(used..), &Limits::default())
-        .unwrap()
-        .unwrap();
+    let (f, _) = ClientFrame::decode(&buf.slice(used..), &Limits::default()).unwrap().unwrap();
     assert_eq!(f.to_bytes(), Bytes::from_static(b"PING x\r\n"));
 }
 
 #[test]
 fn unknown_trailing_arguments_are_ignored() {
     let buf = Bytes::from_static(b"PING a future-arg\r\n");
-    let (f, _) = ClientFrame::decode(&buf, &Limits::default())
-        .unwrap()
-        .unwrap();
+    let (f, _) = ClientFrame::decode(&buf, &Limits::default()).unwrap().unwrap();
     assert_eq!(f, ClientFrame::Ping { token: tok("a") });
 }
 
 #[test]
 fn err_reason_is_sanitised_and_codes_classify() {
     let f = ServerFrame::err(ErrCode::Busy, "full\r\nINJECT");
-    assert_eq!(
-        f.to_bytes(),
-        Bytes::from_static(b"ERR 503 full??INJECT\r\n")
-    );
+    assert_eq!(f.to_bytes(), Bytes::from_static(b"ERR 503 full??INJECT\r\n"));
     assert!(ErrCode::Busy.closes());
     assert!(!ErrCode::RateLimited.closes());
     for c in ErrCode::ALL {
@@ -201,12 +139,8 @@ fn err_reason_is_sanitised_and_codes_classify() {
 #[test]
 fn body_is_a_zero_copy_slice_of_the_input() {
     let buf = Bytes::from(b"SAY #r 5\r\nhello\r\n".to_vec());
-    let (f, _) = ClientFrame::decode(&buf, &Limits::default())
-        .unwrap()
-        .unwrap();
-    let ClientFrame::Say { text, .. } = f else {
-        panic!("not a SAY")
-    };
+    let (f, _) = ClientFrame::decode(&buf, &Limits::default()).unwrap().unwrap();
+    let ClientFrame::Say { text, .. } = f else { panic!("not a SAY") };
     let start = buf.as_ptr() as usize;
     let body = text.bytes().as_ptr() as usize;
     assert_eq!(body - start, 10, "the body points into the input buffer");
@@ -241,7 +175,7 @@ fn peer_frames() {
         ),
         (PeerFrame::Auth { mac: tok("0a0b") }, "PEER_AUTH 0a0b\r\n"),
         (PeerFrame::Ok, "PEER_OK\r\n"),
-        (PeerFrame::State(state), "STATE s2 1700000000123 127.0.0.2:7000 127.0.0.2:7100 FULL 10 10 g2\r\n"),
+        (PeerFrame::State(Box::new(state)), "STATE s2 1700000000123 127.0.0.2:7000 127.0.0.2:7100 FULL 10 10 g2\r\n"),
         (
             PeerFrame::Member {
                 id: ServerId::new("s3").unwrap(),
@@ -269,7 +203,12 @@ fn peer_frames() {
 
 #[test]
 fn verbs_of_other_links_are_refused_with_404() {
-    for (input, is_client) in [("PEER_HELLO 1 s1 5 ab\r\n", true), ("RELAY #r a b 1\r\nx\r\n", true), ("HELLO 1 a\r\n", false), ("MSG #r a b 1\r\nx\r\n", false)] {
+    for (input, is_client) in [
+        ("PEER_HELLO 1 s1 5 ab\r\n", true),
+        ("RELAY #r a b 1\r\nx\r\n", true),
+        ("HELLO 1 a\r\n", false),
+        ("MSG #r a b 1\r\nx\r\n", false),
+    ] {
         let buf = Bytes::copy_from_slice(input.as_bytes());
         let e = if is_client {
             ClientFrame::decode(&buf, &Limits::default()).unwrap_err()

@@ -14,11 +14,7 @@ use crate::error::{Error, Result};
 /// Command-line flags. Each also reads an environment variable and a key of
 /// the same name in the `--config` file.
 #[derive(Debug, Default, Parser, Deserialize)]
-#[command(
-    name = "rttp-server",
-    version,
-    about = "An RTTP chat server: one per host, linked into a farm."
-)]
+#[command(name = "rttp-server", version, about = "An RTTP chat server: one per host, linked into a farm.")]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Args {
     /// This server's id, unique in the farm: 1-64 of [A-Za-z0-9._-]. Required.
@@ -83,6 +79,46 @@ pub struct Args {
     /// Largest SAY body accepted [default: 65536].
     #[arg(long, env = "RTTP_MAX_BODY", value_name = "BYTES")]
     pub max_body: Option<usize>,
+    /// Peer link address [default: the listen IP, port 7100]. Setting it,
+    /// a seed, or a secret makes this server a farm member.
+    #[arg(long, env = "RTTP_PEER_LISTEN", value_name = "IP:PORT")]
+    pub peer_listen: Option<SocketAddr>,
+    /// Peer address published to other servers [default: the peer listen address].
+    #[arg(long, env = "RTTP_PEER_ADVERTISE", value_name = "HOST:PORT")]
+    pub peer_advertise: Option<String>,
+    /// Peer address of another server to join the farm through; repeatable
+    /// (RTTP_SEEDS takes a comma-separated list). None: the first server of a new farm.
+    #[arg(long = "seed", env = "RTTP_SEEDS", value_name = "IP:PORT", value_delimiter = ',')]
+    #[serde(default)]
+    pub seed: Vec<SocketAddr>,
+    /// File holding the cluster secret (at least 16 bytes); or set
+    /// RTTP_CLUSTER_SECRET to the secret itself. A farm member needs one.
+    #[arg(long, env = "RTTP_SECRET_FILE", value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    /// Seconds over which a drain spreads its REDIRECTs [default: 10].
+    #[arg(long, env = "RTTP_DRAIN_WINDOW", value_name = "SECONDS")]
+    pub drain_window: Option<f64>,
+    /// Seconds between heartbeats to each peer [default: 0.5].
+    #[arg(long, env = "RTTP_HEARTBEAT", value_name = "SECONDS")]
+    pub heartbeat: Option<f64>,
+    /// Seconds of silence after which a peer is DOWN [default: 2].
+    #[arg(long, env = "RTTP_PEER_TIMEOUT", value_name = "SECONDS")]
+    pub peer_timeout: Option<f64>,
+}
+
+/// The farm settings of a server that is a farm member.
+#[derive(Debug, Clone)]
+pub struct FarmConfig {
+    /// Where to accept peer links.
+    pub peer_listen: SocketAddr,
+    /// The peer address published to others.
+    pub peer_advertise: HostPort,
+    /// Where to join the farm.
+    pub seeds: Vec<SocketAddr>,
+    /// The cluster secret.
+    pub secret: crate::farm::auth::Secret,
+    /// Heartbeats, failure detection, redials.
+    pub timers: crate::farm::membership::Timers,
 }
 
 /// The server's settings, complete and validated.
@@ -127,15 +163,59 @@ pub struct Config {
     pub panic_nick: Option<rttp_proto::Nick>,
     /// Wire limits.
     pub limits: Limits,
+    /// How long a drain spreads its REDIRECTs over.
+    pub drain_window: std::time::Duration,
+    /// The farm settings; `None` for a standalone server.
+    pub farm: Option<FarmConfig>,
 }
 
 impl Config {
+    /// The farm part: present when a peer address, a seed or a secret is given.
+    fn farm(
+        cli: &Args,
+        file: &Args,
+        listen: SocketAddr,
+        secs: &dyn Fn(&str, f64) -> Result<Duration>,
+    ) -> Result<Option<FarmConfig>> {
+        let seeds = if cli.seed.is_empty() { file.seed.clone() } else { cli.seed.clone() };
+        let peer_listen = cli.peer_listen.or(file.peer_listen);
+        let secret_file = cli.secret_file.clone().or(file.secret_file.clone());
+        let secret_env = std::env::var("RTTP_CLUSTER_SECRET").ok().filter(|s| !s.is_empty());
+        if peer_listen.is_none() && seeds.is_empty() && secret_file.is_none() && secret_env.is_none() {
+            return Ok(None);
+        }
+        let text = match (secret_file, secret_env) {
+            (Some(path), _) => std::fs::read_to_string(&path).map_err(|e| Error::ConfigFile {
+                path: path.clone(),
+                reason: format!("cannot read the cluster secret: {e}"),
+            })?,
+            (None, Some(s)) => s,
+            (None, None) => {
+                return Err(Error::Config(
+                    "a farm member needs the cluster secret: --secret-file <PATH> or RTTP_CLUSTER_SECRET \
+                     (there is no insecure default)"
+                        .into(),
+                ))
+            }
+        };
+        let secret = crate::farm::auth::Secret::new(&text).map_err(Error::Config)?;
+        let peer_listen = peer_listen.unwrap_or(SocketAddr::new(listen.ip(), 7100));
+        let peer_advertise = match cli.peer_advertise.clone().or(file.peer_advertise.clone()) {
+            Some(a) => HostPort::new(&a).map_err(|e| Error::Config(format!("invalid --peer-advertise: {e}")))?,
+            None => HostPort::from(peer_listen),
+        };
+        let heartbeat = secs("heartbeat", cli.heartbeat.or(file.heartbeat).unwrap_or(0.5))?;
+        let down_after = secs("peer-timeout", cli.peer_timeout.or(file.peer_timeout).unwrap_or(2.0))?;
+        if down_after <= heartbeat {
+            return Err(Error::Config("invalid --peer-timeout: must be longer than --heartbeat".into()));
+        }
+        let timers = crate::farm::membership::Timers { heartbeat, down_after, ..Default::default() };
+        Ok(Some(FarmConfig { peer_listen, peer_advertise, seeds, secret, timers }))
+    }
+
     /// A configuration with defaults, for tests and embedding.
     pub fn new(id: &str) -> Result<Config> {
-        Config::resolve(Args {
-            id: Some(id.to_string()),
-            ..Args::default()
-        })
+        Config::resolve(Args { id: Some(id.to_string()), ..Args::default() })
     }
 
     /// Parses the process's flags, environment and file. Exits with code 2
@@ -148,50 +228,38 @@ impl Config {
     pub fn resolve(cli: Args) -> Result<Config> {
         let file = match &cli.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                toml::from_str::<Args>(&text).map_err(|e| Error::ConfigFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::ConfigFile { path: path.clone(), reason: e.to_string() })?;
+                toml::from_str::<Args>(&text)
+                    .map_err(|e| Error::ConfigFile { path: path.clone(), reason: e.to_string() })?
             }
             None => Args::default(),
         };
         macro_rules! pick {
             ($f:ident, $default:expr) => {
-                cli.$f
-                    .clone()
-                    .or(file.$f.clone())
-                    .unwrap_or_else(|| $default)
+                cli.$f.clone().or(file.$f.clone()).unwrap_or_else(|| $default)
             };
         }
         let bad = |what: &str, why: String| Error::Config(format!("invalid --{what}: {why}"));
-        let id = cli.id.clone().or(file.id.clone()).ok_or_else(|| {
-            Error::Config("--id is required (or RTTP_ID, or id in the config file)".into())
-        })?;
+        let id = cli
+            .id
+            .clone()
+            .or(file.id.clone())
+            .ok_or_else(|| Error::Config("--id is required (or RTTP_ID, or id in the config file)".into()))?;
         let id = ServerId::new(&id).map_err(|e| bad("id", e.to_string()))?;
         let listen = pick!(listen, SocketAddr::from(([127, 0, 0, 1], 7000)));
         let advertise = match cli.advertise.clone().or(file.advertise.clone()) {
             Some(a) => HostPort::new(&a).map_err(|e| bad("advertise", e.to_string()))?,
             None => HostPort::from(listen),
         };
-        let group =
-            Group::new(&pick!(group, "default".into())).map_err(|e| bad("group", e.to_string()))?;
+        let group = Group::new(&pick!(group, "default".into())).map_err(|e| bad("group", e.to_string()))?;
         let capacity = pick!(capacity, 10_000);
-        let max_connections = pick!(
-            max_connections,
-            capacity.saturating_add(capacity / 10).saturating_add(64)
-        );
+        let max_connections = pick!(max_connections, capacity.saturating_add(capacity / 10).saturating_add(64));
         let secs = |what: &str, v: f64| {
             if v.is_finite() && v > 0.0 && v < 1e9 {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(bad(
-                    what,
-                    format!("{v} is not a positive number of seconds"),
-                ))
+                Err(bad(what, format!("{v} is not a positive number of seconds")))
             }
         };
         let positive = |what: &str, v: usize| {
@@ -203,10 +271,7 @@ impl Config {
         };
         let say_rate = pick!(say_rate, 20.0);
         if !(say_rate.is_finite() && say_rate > 0.0) {
-            return Err(bad(
-                "say-rate",
-                format!("{say_rate} is not a positive rate"),
-            ));
+            return Err(bad("say-rate", format!("{say_rate} is not a positive rate")));
         }
         let limits = Limits {
             max_line: positive("max-line", pick!(max_line, rttp_proto::MAX_LINE))?.max(64),
@@ -233,6 +298,8 @@ impl Config {
             max_rooms: positive("max-rooms", pick!(max_rooms, 100))?,
             panic_nick: None,
             limits,
+            drain_window: secs("drain-window", pick!(drain_window, 10.0))?,
+            farm: Config::farm(&cli, &file, listen, &secs)?,
         })
     }
 }

@@ -7,7 +7,9 @@
 
 pub mod client;
 pub mod config;
+pub mod drain;
 pub mod error;
+pub mod farm;
 pub mod metrics;
 pub mod outbound;
 pub mod ratelimit;
@@ -24,6 +26,17 @@ pub use config::{Args, Config};
 pub use error::{Error, Result};
 pub use state::Shared;
 
+/// The sockets a server serves, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Client connections.
+    pub client: TcpListener,
+    /// Prometheus metrics.
+    pub metrics: Option<TcpListener>,
+    /// Peer links (farm members only).
+    pub peer: Option<TcpListener>,
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
@@ -33,46 +46,44 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts serving clients on `listener` and, if given, metrics on
-    /// `metrics`. Must be called within a tokio runtime.
-    pub fn start(
-        mut config: Config,
-        listener: TcpListener,
-        metrics: Option<TcpListener>,
-    ) -> Server {
-        if let Ok(local) = listener.local_addr() {
+    /// Starts serving clients on `listener`, metrics on `metrics` and, for
+    /// a farm member, peers on `peers`. Must be called within a tokio runtime.
+    pub fn start(config: Config, listener: TcpListener, metrics: Option<TcpListener>) -> Server {
+        Server::start_with(config, Listeners { client: listener, metrics, peer: None })
+    }
+
+    /// Starts a server on already bound listeners.
+    pub fn start_with(mut config: Config, l: Listeners) -> Server {
+        if let Ok(local) = l.client.local_addr() {
             // Port 0 is never an address to publish: use what was bound.
             if config.advertise.port() == 0 {
                 config.advertise = local.into();
             }
             tracing::info!(addr = %local, "listening for clients");
         }
-        if let Some(local) = metrics.as_ref().and_then(|m| m.local_addr().ok()) {
+        if let Some(local) = l.metrics.as_ref().and_then(|m| m.local_addr().ok()) {
             tracing::info!(addr = %local, "serving metrics at /metrics");
+        }
+        if let (Some(farm), Some(local)) = (config.farm.as_mut(), l.peer.as_ref().and_then(|p| p.local_addr().ok())) {
+            if farm.peer_advertise.port() == 0 {
+                farm.peer_advertise = local.into();
+            }
+            tracing::info!(addr = %local, seeds = ?farm.seeds, "listening for peers");
         }
         let shared = Arc::new(Shared::new(config));
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
-        tracker.spawn(client::accept_loop(
-            listener,
-            shared.clone(),
-            token.clone(),
-            tracker.clone(),
-        ));
-        if let Some(m) = metrics {
-            tracker.spawn(metrics::serve(
-                m,
-                shared.clone(),
-                token.clone(),
-                tracker.clone(),
-            ));
+        tracker.spawn(client::accept_loop(l.client, shared.clone(), token.clone(), tracker.clone()));
+        if let Some(m) = l.metrics {
+            tracker.spawn(metrics::serve(m, shared.clone(), token.clone(), tracker.clone()));
+        }
+        match (l.peer, shared.config.farm.is_some()) {
+            (Some(p), true) => farm::spawn(shared.clone(), p, token.clone(), tracker.clone()),
+            (None, true) => tracing::error!("a farm member was started without a peer listener"),
+            _ => {}
         }
         tracing::info!(id = %shared.config.id, advertise = %shared.config.advertise, group = %shared.config.group, "server started");
-        Server {
-            shared,
-            token,
-            tracker,
-        }
+        Server { shared, token, tracker }
     }
 
     /// The shared state, for inspection.
@@ -90,6 +101,12 @@ impl Server {
         self.token.cancelled().await;
         self.tracker.close();
         self.tracker.wait().await;
+    }
+
+    /// Drains: REDIRECTs spread over the drain window, then waits for the
+    /// sessions to leave (at most the window plus a grace period).
+    pub async fn drain(&self) {
+        drain::drain(self.shared.clone(), self.shared.config.drain_window, self.token.clone()).await
     }
 
     /// Stops the server: every session gets `ERR 508`, then every task ends.

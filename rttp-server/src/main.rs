@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use rttp_server::{Config, Server};
+use rttp_server::{Config, Listeners, Server};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
@@ -17,16 +17,11 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rttp-server: cannot start the runtime: {e}");
@@ -36,46 +31,78 @@ fn main() -> ExitCode {
     rt.block_on(serve(config))
 }
 
+async fn bind(what: &str, addr: std::net::SocketAddr) -> Result<TcpListener, ExitCode> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        eprintln!("rttp-server: cannot listen for {what} on {addr}: {e}");
+        ExitCode::from(1)
+    })
+}
+
 async fn serve(config: Config) -> ExitCode {
-    let listener = match TcpListener::bind(config.listen).await {
+    let client = match bind("clients", config.listen).await {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("rttp-server: cannot listen on {}: {e}", config.listen);
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let metrics = match config.metrics {
-        Some(addr) => match TcpListener::bind(addr).await {
+        Some(addr) => match bind("metrics", addr).await {
             Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("rttp-server: cannot serve metrics on {addr}: {e}");
-                return ExitCode::from(1);
-            }
+            Err(code) => return code,
         },
         None => None,
     };
-    let (mut term, mut int) = match (
+    let peer = match &config.farm {
+        Some(f) => match bind("peers", f.peer_listen).await {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(t), Ok(i)) => (t, i),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
+    );
+    let (mut term, mut int, mut usr1, mut usr2) = match signals {
+        (Ok(t), Ok(i), Ok(u1), Ok(u2)) => (t, i, u1, u2),
         _ => {
             eprintln!("rttp-server: cannot install signal handlers");
             return ExitCode::from(1);
         }
     };
-    let server = Server::start(config, listener, metrics);
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    let server = Server::start_with(config, Listeners { client, metrics, peer });
+    // SIGUSR1 drains without stopping (maintenance); SIGUSR2 undoes it.
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: draining, then stopping"); break }
+            _ = int.recv() => { tracing::info!("SIGINT: draining, then stopping"); break }
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: draining; the server stays up (SIGUSR2 to undo)");
+                let shared = server.shared().clone();
+                let window = shared.config.drain_window;
+                tokio::spawn(rttp_server::drain::redirect_all(shared, window, server.token()));
+            }
+            _ = usr2.recv() => {
+                tracing::info!("SIGUSR2: accepting sessions again");
+                server.shared().set_draining(false);
+            }
+        }
     }
-    server.token().cancel();
+    // A second signal stops at once.
+    let second = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
     tokio::select! {
-        _ = server.wait() => {
+        _ = async { server.drain().await; server.shutdown().await } => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
         }
-        _ = term.recv() => { tracing::warn!("second signal: exiting now"); ExitCode::from(130) }
-        _ = int.recv() => { tracing::warn!("second signal: exiting now"); ExitCode::from(130) }
+        _ = second => {
+            tracing::warn!("second signal: exiting now");
+            ExitCode::from(130)
+        }
     }
 }

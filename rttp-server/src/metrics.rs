@@ -51,6 +51,15 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// Connections refused by the hard connection cap.
     pub refused_connections: Counter,
+    peer_frames_in: Family<VerbLabel, Counter>,
+    peer_frames_out: Family<VerbLabel, Counter>,
+    /// Bytes written to peer links.
+    pub peer_bytes_out: Counter,
+    peers_up: Gauge,
+    /// Peer links refused by the handshake.
+    pub peer_auth_failures: Counter,
+    /// REDIRECTs sent to clients.
+    pub redirects: Counter,
 }
 
 impl Default for Metrics {
@@ -75,59 +84,35 @@ impl Metrics {
             slow_consumers: Counter::default(),
             rate_limited: Counter::default(),
             refused_connections: Counter::default(),
+            peer_frames_in: Family::default(),
+            peer_frames_out: Family::default(),
+            peer_bytes_out: Counter::default(),
+            peers_up: Gauge::default(),
+            peer_auth_failures: Counter::default(),
+            redirects: Counter::default(),
         };
         let r = &mut m.registry;
         r.register("sessions", "Sessions past HELLO", m.sessions.clone());
-        r.register(
-            "connections",
-            "Open client connections",
-            m.connections.clone(),
-        );
-        r.register(
-            "rooms",
-            "Rooms with a member on this server",
-            m.rooms.clone(),
-        );
-        r.register(
-            "frames_in",
-            "Frames received from clients, by verb",
-            m.frames_in.clone(),
-        );
+        r.register("connections", "Open client connections", m.connections.clone());
+        r.register("rooms", "Rooms with a member on this server", m.rooms.clone());
+        r.register("frames_in", "Frames received from clients, by verb", m.frames_in.clone());
         r.register(
             "frames_out",
             "Frames queued to clients, by verb (a fan-out counts once per member)",
             m.frames_out.clone(),
         );
-        r.register(
-            "bytes_in",
-            "Bytes read from client sockets",
-            m.bytes_in.clone(),
-        );
-        r.register(
-            "bytes_out",
-            "Bytes written to client sockets",
-            m.bytes_out.clone(),
-        );
-        r.register(
-            "err_replies",
-            "ERR frames sent, by code",
-            m.err_replies.clone(),
-        );
-        r.register(
-            "slow_consumer_disconnects",
-            "Sessions cut off as slow consumers",
-            m.slow_consumers.clone(),
-        );
-        r.register(
-            "rate_limited_frames",
-            "SAY frames dropped by the rate limit",
-            m.rate_limited.clone(),
-        );
-        r.register(
-            "refused_connections",
-            "Connections refused by the connection cap",
-            m.refused_connections.clone(),
-        );
+        r.register("bytes_in", "Bytes read from client sockets", m.bytes_in.clone());
+        r.register("bytes_out", "Bytes written to client sockets", m.bytes_out.clone());
+        r.register("err_replies", "ERR frames sent, by code", m.err_replies.clone());
+        r.register("slow_consumer_disconnects", "Sessions cut off as slow consumers", m.slow_consumers.clone());
+        r.register("rate_limited_frames", "SAY frames dropped by the rate limit", m.rate_limited.clone());
+        r.register("refused_connections", "Connections refused by the connection cap", m.refused_connections.clone());
+        r.register("peer_frames_in", "Frames received from peers, by verb", m.peer_frames_in.clone());
+        r.register("peer_frames_out", "Frames queued to peers, by verb (once per peer)", m.peer_frames_out.clone());
+        r.register("peer_bytes_out", "Bytes written to peer links", m.peer_bytes_out.clone());
+        r.register("peers_up", "Peers with a live link", m.peers_up.clone());
+        r.register("peer_auth_failures", "Peer links refused by the handshake", m.peer_auth_failures.clone());
+        r.register("redirects", "REDIRECT frames sent to clients", m.redirects.clone());
         m
     }
 
@@ -141,6 +126,18 @@ impl Metrics {
         self.frames_out.get_or_create(&VerbLabel { verb }).inc_by(n);
     }
 
+    /// Counts a frame from a peer.
+    pub fn peer_frame_in(&self, verb: &'static str) {
+        self.peer_frames_in.get_or_create(&VerbLabel { verb }).inc();
+    }
+
+    /// Counts `n` frames queued to peers.
+    pub fn peer_frames_out(&self, verb: &'static str, n: u64) {
+        if n > 0 {
+            self.peer_frames_out.get_or_create(&VerbLabel { verb }).inc_by(n);
+        }
+    }
+
     /// Counts an `ERR` reply.
     pub fn err_reply(&self, code: u16) {
         self.err_replies.get_or_create(&CodeLabel { code }).inc();
@@ -151,6 +148,7 @@ impl Metrics {
         self.sessions.set(i64::from(shared.users()));
         self.connections.set(i64::from(shared.connections()));
         self.rooms.set(shared.rooms.len() as i64);
+        self.peers_up.set(shared.peers_up() as i64);
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -159,12 +157,7 @@ impl Metrics {
 }
 
 /// Serves `/metrics` until `token` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    token: CancellationToken,
-    tracker: TaskTracker,
-) {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
     loop {
         let stream = tokio::select! {
             _ = token.cancelled() => break,
@@ -195,8 +188,7 @@ pub async fn serve(
                     Ok::<_, Infallible>(resp.unwrap_or_default())
                 }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc);
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
             tokio::select! {
                 _ = conn => {}
                 _ = token.cancelled() => {}

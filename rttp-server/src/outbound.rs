@@ -24,16 +24,14 @@ struct Inner {
     /// Bytes queued or drained but not yet reported written.
     bytes: usize,
     overflowed: bool,
+    /// Close the connection once what is queued is written.
+    close: bool,
 }
 
 impl Outbound {
     /// An empty queue bounded at `limit` bytes.
     pub fn new(limit: usize) -> Outbound {
-        Outbound {
-            inner: Mutex::new(Inner::default()),
-            notify: Notify::new(),
-            limit,
-        }
+        Outbound { inner: Mutex::new(Inner::default()), notify: Notify::new(), limit }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -47,6 +45,10 @@ impl Outbound {
         let mut g = self.lock();
         if g.overflowed {
             return false;
+        }
+        if g.close {
+            // After a final frame (REDIRECT, ERR 5xx) nothing else may follow.
+            return true;
         }
         if g.bytes + frame.len() > self.limit {
             g.overflowed = true;
@@ -63,6 +65,24 @@ impl Outbound {
             self.notify.notify_one();
         }
         true
+    }
+
+    /// Queues a last frame (a `REDIRECT`, an `ERR`) and asks the connection
+    /// to close once it is written.
+    pub fn push_final(&self, frame: Bytes) {
+        let mut g = self.lock();
+        if !g.overflowed {
+            g.bytes += frame.len();
+            g.queue.push_back(frame);
+        }
+        g.close = true;
+        drop(g);
+        self.notify.notify_one();
+    }
+
+    /// Whether the connection should close after flushing.
+    pub fn close_requested(&self) -> bool {
+        self.lock().close
     }
 
     /// Moves every queued frame to `into`; the bytes stay counted until
@@ -98,6 +118,23 @@ impl Outbound {
     }
 }
 
+/// Drops the first `n` written bytes from a write queue. Returns whether
+/// its front frame is now partly written.
+pub fn consume(wq: &mut VecDeque<Bytes>, mut n: usize) -> bool {
+    use bytes::Buf;
+    while n > 0 {
+        let Some(front) = wq.front_mut() else { break };
+        if n >= front.len() {
+            n -= front.len();
+            wq.pop_front();
+        } else {
+            front.advance(n);
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,16 +154,34 @@ mod tests {
     }
 
     #[test]
+    fn consume_pops_whole_frames_and_advances_a_partial_one() {
+        let mut wq: VecDeque<Bytes> = [Bytes::from_static(b"abc"), Bytes::from_static(b"defg")].into();
+        assert!(consume(&mut wq, 5));
+        assert_eq!(wq, VecDeque::from([Bytes::from_static(b"fg")]));
+        assert!(!consume(&mut wq, 2));
+        assert!(wq.is_empty());
+    }
+
+    #[test]
+    fn nothing_follows_a_final_frame() {
+        let q = Outbound::new(100);
+        q.push(Bytes::from_static(b"a"));
+        q.push_final(Bytes::from_static(b"REDIRECT"));
+        q.push(Bytes::from_static(b"FARM_INFO"));
+        let mut v = VecDeque::new();
+        q.drain_into(&mut v);
+        assert_eq!(v, VecDeque::from([Bytes::from_static(b"a"), Bytes::from_static(b"REDIRECT")]));
+        assert!(q.close_requested());
+    }
+
+    #[test]
     fn drained_bytes_count_until_written() {
         let q = Outbound::new(10);
         assert!(q.push(Bytes::from_static(b"12345678")));
         let mut v = VecDeque::new();
         q.drain_into(&mut v);
         assert_eq!(v.len(), 1);
-        assert!(
-            !q.push(Bytes::from_static(b"123")),
-            "unwritten bytes still count"
-        );
+        assert!(!q.push(Bytes::from_static(b"123")), "unwritten bytes still count");
         let q = Outbound::new(10);
         q.push(Bytes::from_static(b"12345678"));
         q.drain_into(&mut v);

@@ -14,12 +14,7 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate: f64, burst: u32, now: Instant) -> TokenBucket {
-        TokenBucket {
-            rate,
-            burst: f64::from(burst),
-            tokens: f64::from(burst),
-            last: now,
-        }
+        TokenBucket { rate, burst: f64::from(burst), tokens: f64::from(burst), last: now }
     }
 
     /// Takes one token if there is one.
@@ -48,16 +43,8 @@ mod tests {
         let mut b = TokenBucket::new(20.0, 40, t0);
         assert_eq!((0..100).filter(|_| b.take(t0)).count(), 40, "the burst");
         let t1 = t0 + Duration::from_millis(500);
-        assert_eq!(
-            (0..100).filter(|_| b.take(t1)).count(),
-            10,
-            "half a second at 20/s"
-        );
+        assert_eq!((0..100).filter(|_| b.take(t1)).count(), 10, "half a second at 20/s");
         let t2 = t1 + Duration::from_secs(100);
-        assert_eq!(
-            (0..100).filter(|_| b.take(t2)).count(),
-            40,
-            "never more than the burst"
-        );
+        assert_eq!((0..100).filter(|_| b.take(t2)).count(), 40, "never more than the burst");
     }
 }

@@ -1,13 +1,18 @@
 //! The state every task of one server shares, behind one `Arc`.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
-use rttp_proto::{FarmInfo, Nick, ServerEntry, Status};
+use rttp_proto::select::{select, Strategy};
+use rttp_proto::{FarmInfo, HostPort, Nick, PeerStateMsg, ServerEntry, ServerId, Status};
+use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::farm::membership::PeerState;
 use crate::metrics::Metrics;
+use crate::outbound::Outbound;
 use crate::rooms::{HistoryLimits, Rooms, SessionId};
 
 /// Shared server state.
@@ -21,10 +26,18 @@ pub struct Shared {
     pub rooms: Rooms,
     /// Live nicks and the session that holds each.
     pub nicks: DashMap<Nick, SessionId>,
+    /// Every session past HELLO, for pushing `FARM_INFO` and for drains.
+    pub sessions: DashMap<SessionId, Arc<Outbound>>,
+    /// Every server of the farm, this one included.
+    pub table: Arc<DashMap<ServerId, PeerState>>,
     /// Metrics.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the farm loop when users or status change.
+    pub local_changed: Notify,
+    draining: AtomicBool,
     users: AtomicU32,
     connections: AtomicU32,
+    peers_up: AtomicU32,
     next_session: AtomicU64,
     epoch: AtomicU64,
 }
@@ -32,22 +45,23 @@ pub struct Shared {
 impl Shared {
     /// Fresh state for a server starting now.
     pub fn new(config: Config) -> Shared {
-        let generation = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_millis() as u64);
+        let generation = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64);
         let prefix = format!("{}:{}", config.id, radix36(generation));
-        let limits = HistoryLimits {
-            messages: config.history,
-            bytes: config.history_bytes,
-        };
+        let limits = HistoryLimits { messages: config.history, bytes: config.history_bytes };
+        let metrics = Arc::new(Metrics::new());
         Shared {
-            rooms: Rooms::new(prefix, limits),
+            rooms: Rooms::new(prefix, limits, metrics.clone()),
             config,
             generation,
             nicks: DashMap::new(),
-            metrics: Metrics::new(),
+            sessions: DashMap::new(),
+            table: Arc::new(DashMap::new()),
+            metrics,
+            local_changed: Notify::new(),
+            draining: AtomicBool::new(false),
             users: AtomicU32::new(0),
             connections: AtomicU32::new(0),
+            peers_up: AtomicU32::new(0),
             next_session: AtomicU64::new(0),
             epoch: AtomicU64::new(1),
         }
@@ -63,26 +77,55 @@ impl Shared {
         self.connections.load(Ordering::Relaxed)
     }
 
+    /// Peers with a live link.
+    pub fn peers_up(&self) -> u32 {
+        self.peers_up.load(Ordering::Relaxed)
+    }
+
+    /// Records the number of live peer links.
+    pub fn set_peers_up(&self, n: u32) {
+        self.peers_up.store(n, Ordering::Relaxed);
+    }
+
+    /// Whether the server is draining.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Starts or ends a drain (status DRAINING).
+    pub fn set_draining(&self, on: bool) {
+        if self.draining.swap(on, Ordering::AcqRel) != on {
+            self.changed();
+        }
+    }
+
     /// This server's status.
     pub fn status(&self) -> Status {
-        if self.users() >= self.config.capacity {
+        if self.draining() {
+            Status::Draining
+        } else if self.users() >= self.config.capacity {
             Status::Full
         } else {
             Status::Up
         }
     }
 
+    fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.local_changed.notify_one();
+    }
+
+    /// Marks the farm table changed: the next `FARM_INFO` has a new epoch.
+    pub fn table_changed(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Takes a user slot unless the server is full.
     pub fn try_add_user(&self) -> bool {
         let cap = self.config.capacity;
-        let ok = self
-            .users
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                (u < cap).then_some(u + 1)
-            })
-            .is_ok();
+        let ok = self.users.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (u < cap).then_some(u + 1)).is_ok();
         if ok {
-            self.epoch.fetch_add(1, Ordering::Relaxed);
+            self.changed();
         }
         ok
     }
@@ -90,17 +133,13 @@ impl Shared {
     /// Gives a user slot back.
     pub fn remove_user(&self) {
         self.users.fetch_sub(1, Ordering::AcqRel);
-        self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.changed();
     }
 
     /// Takes a connection slot unless the hard cap is reached.
     pub fn try_add_connection(&self) -> bool {
         let max = self.config.max_connections;
-        self.connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                (c < max).then_some(c + 1)
-            })
-            .is_ok()
+        self.connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| (c < max).then_some(c + 1)).is_ok()
     }
 
     /// Gives a connection slot back.
@@ -113,7 +152,22 @@ impl Shared {
         self.next_session.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// This server's row of the farm table.
+    /// This server's own state, as peers are told it.
+    pub fn own_state(&self) -> PeerStateMsg {
+        let peer_addr = self.config.farm.as_ref().map_or(self.config.advertise, |f| f.peer_advertise);
+        PeerStateMsg {
+            id: self.config.id,
+            generation: self.generation,
+            client_addr: self.config.advertise,
+            peer_addr,
+            status: self.status(),
+            users: self.users(),
+            capacity: self.config.capacity,
+            group: self.config.group,
+        }
+    }
+
+    /// This server's row of the farm table, live.
     pub fn own_entry(&self) -> ServerEntry {
         ServerEntry {
             id: self.config.id,
@@ -125,12 +179,23 @@ impl Shared {
         }
     }
 
-    /// The farm table as this server knows it.
+    /// The farm table as this server knows it: every server, DOWN ones
+    /// included (marked DOWN), sorted by id; its own row is live.
     pub fn farm_info(&self) -> FarmInfo {
-        FarmInfo {
-            epoch: self.epoch.load(Ordering::Relaxed),
-            servers: vec![self.own_entry()],
-        }
+        let mut servers: Vec<ServerEntry> =
+            self.table.iter().filter(|p| p.id != self.config.id).map(|p| p.entry()).collect();
+        servers.push(self.own_entry());
+        servers.sort_by_key(|e| e.id);
+        FarmInfo { epoch: self.epoch.load(Ordering::Relaxed), servers }
+    }
+
+    /// A server to send a client to instead of this one: power of two
+    /// choices over UP servers, this server's group first.
+    pub fn redirect_target(&self) -> Option<(ServerId, HostPort)> {
+        let info = self.farm_info();
+        let mut rng = rand::rng();
+        select(&info.servers, Some(&self.config.group), Strategy::P2c, &[self.config.id], &mut rng)
+            .map(|e| (e.id, e.addr))
     }
 }
 

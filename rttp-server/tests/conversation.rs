@@ -12,52 +12,25 @@ async fn each_verb_as_bytes() {
     let mut c = Raw::connect(addr).await;
     // Allowed before HELLO: FARM and PING.
     c.send("FARM\r\n").await;
-    c.expect(&format!(
-        "FARM_INFO 1 1\r\nSERVER s1 {addr} UP 0 10000 default\r\n"
-    ))
-    .await;
+    c.expect(&format!("FARM_INFO 1 1\r\nSERVER s1 {addr} UP 0 10000 default\r\n")).await;
     c.send("PING abc\r\n").await;
     c.expect("PONG abc\r\n").await;
     // Anything else needs a session.
     c.send("JOIN #r\r\n").await;
-    c.expect("ERR 405 JOIN needs a session: send HELLO first\r\n")
-        .await;
+    c.expect("ERR 405 JOIN needs a session: send HELLO first\r\n").await;
     c.send("HELLO 1 alice\r\n").await;
     let welcome = c.frame().await;
-    let ServerFrame::Welcome {
-        server: id,
-        session,
-    } = welcome
-    else {
-        panic!("{welcome:?}")
-    };
+    let ServerFrame::Welcome { server: id, session } = welcome else { panic!("{welcome:?}") };
     assert_eq!(id.as_str(), "s1");
     assert!(!session.as_str().is_empty());
     // The epoch grew with the user count.
-    c.expect(&format!(
-        "FARM_INFO 2 1\r\nSERVER s1 {addr} UP 1 10000 default\r\n"
-    ))
-    .await;
+    c.expect(&format!("FARM_INFO 2 1\r\nSERVER s1 {addr} UP 1 10000 default\r\n")).await;
     c.send("JOIN #r\r\n").await;
     c.expect("JOINED #r alice\r\n").await;
     c.send("SAY #r 5\r\nhello\r\n").await;
-    let ServerFrame::Msg {
-        room,
-        id,
-        nick,
-        text,
-    } = c.frame().await
-    else {
-        panic!()
-    };
-    assert_eq!(
-        (room.as_str(), nick.as_str(), text.as_str()),
-        ("#r", "alice", "hello")
-    );
-    assert!(
-        id.as_str().starts_with("s1:"),
-        "msg-id names the server: {id}"
-    );
+    let ServerFrame::Msg { room, id, nick, text } = c.frame().await else { panic!() };
+    assert_eq!((room.as_str(), nick.as_str(), text.as_str()), ("#r", "alice", "hello"));
+    assert!(id.as_str().starts_with("s1:"), "msg-id names the server: {id}");
     c.send("WHO #r\r\n").await;
     c.expect("MEMBERS #r alice\r\nEND_MEMBERS #r 1\r\n").await;
     c.send("WHO #empty\r\n").await;
@@ -67,8 +40,7 @@ async fn each_verb_as_bytes() {
     c.send("PART #r\r\n").await;
     c.expect("ERR 407 you are not in #r\r\n").await;
     c.send("SAY #r 1\r\nx\r\n").await;
-    c.expect("ERR 407 you are not in #r: JOIN it first\r\n")
-        .await;
+    c.expect("ERR 407 you are not in #r: JOIN it first\r\n").await;
     c.send("HELLO 1 again\r\n").await;
     c.expect("ERR 406 this session is already alice\r\n").await;
     c.send("QUIT\r\n").await;
@@ -87,43 +59,20 @@ async fn two_clients_share_a_room() {
     b.expect("JOINED #r bob\r\n").await;
     a.expect("JOINED #r bob\r\n").await;
     for i in 0..20 {
-        let (who, text) = if i % 2 == 0 {
-            (&mut a, format!("a{i}"))
-        } else {
-            (&mut b, format!("b{i}"))
-        };
-        who.send(&format!("SAY #r {}\r\n{text}\r\n", text.len()))
-            .await;
+        let (who, text) = if i % 2 == 0 { (&mut a, format!("a{i}")) } else { (&mut b, format!("b{i}")) };
+        who.send(&format!("SAY #r {}\r\n{text}\r\n", text.len())).await;
     }
     let mut seen_a = Vec::new();
     let mut seen_b = Vec::new();
     for _ in 0..20 {
-        let ServerFrame::Msg { id, text, .. } = a.frame().await else {
-            panic!()
-        };
+        let ServerFrame::Msg { id, text, .. } = a.frame().await else { panic!() };
         seen_a.push((id, text.as_str().to_string()));
-        let ServerFrame::Msg { id, text, .. } = b.frame().await else {
-            panic!()
-        };
+        let ServerFrame::Msg { id, text, .. } = b.frame().await else { panic!() };
         seen_b.push((id, text.as_str().to_string()));
     }
-    assert_eq!(
-        seen_a, seen_b,
-        "both members see the same messages in the same order"
-    );
-    let a_own: Vec<&str> = seen_a
-        .iter()
-        .map(|(_, t)| t.as_str())
-        .filter(|t| t.starts_with('a'))
-        .collect();
-    assert_eq!(
-        a_own,
-        (0..20)
-            .step_by(2)
-            .map(|i| format!("a{i}"))
-            .collect::<Vec<_>>(),
-        "a sender's order is kept"
-    );
+    assert_eq!(seen_a, seen_b, "both members see the same messages in the same order");
+    let a_own: Vec<&str> = seen_a.iter().map(|(_, t)| t.as_str()).filter(|t| t.starts_with('a')).collect();
+    assert_eq!(a_own, (0..20).step_by(2).map(|i| format!("a{i}")).collect::<Vec<_>>(), "a sender's order is kept");
     b.send("QUIT\r\n").await;
     a.expect("PARTED #r bob\r\n").await;
     // The nick is free again once its session is gone.
@@ -145,18 +94,14 @@ async fn join_replays_after_a_msg_id() {
     let mut ids = Vec::new();
     for i in 0..8 {
         a.send(&format!("SAY #r 2\r\nm{i}\r\n")).await;
-        let ServerFrame::Msg { id, .. } = a.frame().await else {
-            panic!()
-        };
+        let ServerFrame::Msg { id, .. } = a.frame().await else { panic!() };
         ids.push(id);
     }
     let mut b = Raw::hello(addr, "bob").await;
     b.send(&format!("JOIN #r {}\r\n", ids[5])).await;
     b.expect("JOINED #r bob\r\n").await;
     for want in ["m6", "m7"] {
-        let ServerFrame::Msg { text, .. } = b.frame().await else {
-            panic!()
-        };
+        let ServerFrame::Msg { text, .. } = b.frame().await else { panic!() };
         assert_eq!(text.as_str(), want);
     }
     // An id older than the 5 kept: ERR 409, then everything kept.
@@ -165,9 +110,7 @@ async fn join_replays_after_a_msg_id() {
     c.expect("JOINED #r carol\r\n").await;
     c.expect_err(409).await;
     for i in 3..8 {
-        let ServerFrame::Msg { text, .. } = c.frame().await else {
-            panic!()
-        };
+        let ServerFrame::Msg { text, .. } = c.frame().await else { panic!() };
         assert_eq!(text.as_str(), format!("m{i}"));
     }
     server.shutdown().await;

@@ -147,10 +147,7 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
     reader.send("JOIN #busy\r\n").await;
     reader.frame().await;
     // The sender is a member too: a task keeps reading (and dropping) its copies.
-    let (mut rd, mut wr) = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap()
-        .into_split();
+    let (mut rd, mut wr) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
     let sink = tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
         while let Ok(n) = rd.read(&mut buf).await {
@@ -159,9 +156,7 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
             }
         }
     });
-    wr.write_all(b"HELLO 1 sender\r\nJOIN #busy\r\n")
-        .await
-        .unwrap();
+    wr.write_all(b"HELLO 1 sender\r\nJOIN #busy\r\n").await.unwrap();
     // `stalled` never reads again. 6,000 messages of 1 KiB: far more than
     // the kernel's socket buffers plus its 256 KiB queue.
     let n = 6000;
@@ -177,9 +172,7 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
         while got < n {
             match reader.frame().await {
                 ServerFrame::Msg { .. } => got += 1,
-                ServerFrame::Parted { nick, .. } if nick.as_str() == "stalled" => {
-                    stalled_parted = true
-                }
+                ServerFrame::Parted { nick, .. } if nick.as_str() == "stalled" => stalled_parted = true,
                 ServerFrame::Joined { .. } => {}
                 other => panic!("{other:?}"),
             }
@@ -189,15 +182,9 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
     assert_eq!(got, n, "the reading member got every message");
     assert!(stalled_parted, "the others saw the stalled member leave");
     let text = server.shared().metrics.render(server.shared());
-    assert!(
-        text.contains("rttp_slow_consumer_disconnects_total 1\n"),
-        "{text}"
-    );
+    assert!(text.contains("rttp_slow_consumer_disconnects_total 1\n"), "{text}");
     let members = server.shared().rooms.members(&"#busy".parse().unwrap());
-    assert!(
-        members.iter().all(|n| n.as_str() != "stalled"),
-        "{members:?}"
-    );
+    assert!(members.iter().all(|n| n.as_str() != "stalled"), "{members:?}");
     drop(wr);
     sink.abort();
     server.shutdown().await;
@@ -252,9 +239,7 @@ async fn a_full_server_answers_hello_with_busy() {
     let (server, addr) = start(|c| c.capacity = 1).await;
     let mut a = Raw::hello(addr, "a").await;
     a.send("FARM\r\n").await;
-    let ServerFrame::FarmInfo(info) = a.frame().await else {
-        panic!()
-    };
+    let ServerFrame::FarmInfo(info) = a.frame().await else { panic!() };
     assert_eq!(info.servers[0].status, rttp_proto::Status::Full);
     let mut b = Raw::connect(addr).await;
     b.send("HELLO 1 b\r\n").await;
@@ -304,14 +289,7 @@ async fn a_panicking_session_does_not_take_the_server_down() {
     a.send("SAY #r 2\r\nok\r\n").await;
     assert!(matches!(a.frame().await, ServerFrame::Msg { .. }));
     let shared = server.shared().clone();
-    common::check_for(common::WAIT, "only `a` still connected", || {
-        shared.connections() == 1
-    })
-    .await;
-    assert_eq!(
-        shared.users(),
-        1,
-        "the panicked session gave its user slot back"
-    );
+    common::check_for(common::WAIT, "only `a` still connected", || shared.connections() == 1).await;
+    assert_eq!(shared.users(), 1, "the panicked session gave its user slot back");
     server.shutdown().await;
 }

@@ -36,17 +36,9 @@ fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>
 /// Waits for a log line containing `what` and returns the `addr=` in it.
 fn logged_addr(rx: &mpsc::Receiver<String>, what: &str) -> std::net::SocketAddr {
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the server logs its address");
+        let line = rx.recv_timeout(Duration::from_secs(10)).expect("the server logs its address");
         if line.contains(what) {
-            let a = line
-                .split("addr=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap();
+            let a = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
             return a.parse().unwrap();
         }
     }
@@ -73,53 +65,27 @@ async fn sigterm_closes_sessions_with_508_and_exits_0() {
     let addr = logged_addr(&rx, "listening for clients");
     let mut c = Raw::hello(addr, "alice").await;
     c.send("FARM\r\n").await;
-    let rttp_proto::ServerFrame::FarmInfo(info) = c.frame().await else {
-        panic!()
-    };
-    assert_eq!(
-        info.servers[0].addr.to_string(),
-        addr.to_string(),
-        "advertises the bound port, not 0"
-    );
+    let rttp_proto::ServerFrame::FarmInfo(info) = c.frame().await else { panic!() };
+    assert_eq!(info.servers[0].addr.to_string(), addr.to_string(), "advertises the bound port, not 0");
     signal(&child, Signal::SIGTERM);
     let reason = c.expect_err(508).await;
     assert!(reason.contains("shutting down"));
     c.expect_closed().await;
-    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child))
-        .await
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap();
     assert_eq!(status.code(), Some(0));
 }
 
 #[test]
 fn bad_flags_exit_2_with_a_message() {
     for (args, needle) in [
-        (
-            &["--id", "s1", "--capacity", "lots"][..],
-            "invalid value 'lots' for '--capacity",
-        ),
+        (&["--id", "s1", "--capacity", "lots"][..], "invalid value 'lots' for '--capacity"),
         (&["--listen", "127.0.0.1:0"], "--id is required"),
         (&["--id", "bad id"], "invalid --id"),
-        (
-            &["--id", "s1", "--hello-timeout=-1"],
-            "invalid --hello-timeout",
-        ),
-        (
-            &["--id", "s1", "--max-bad-frames", "0"],
-            "invalid --max-bad-frames",
-        ),
-        (
-            &["--id", "s1", "--advertise", "nowhere"],
-            "invalid --advertise",
-        ),
-        (
-            &["--id", "s1", "--config", "/nonexistent.toml"],
-            "/nonexistent.toml",
-        ),
-        (
-            &["--id", "s1", "--frobnicate"],
-            "unexpected argument '--frobnicate'",
-        ),
+        (&["--id", "s1", "--hello-timeout=-1"], "invalid --hello-timeout"),
+        (&["--id", "s1", "--max-bad-frames", "0"], "invalid --max-bad-frames"),
+        (&["--id", "s1", "--advertise", "nowhere"], "invalid --advertise"),
+        (&["--id", "s1", "--config", "/nonexistent.toml"], "/nonexistent.toml"),
+        (&["--id", "s1", "--frobnicate"], "unexpected argument '--frobnicate'"),
     ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -133,16 +99,7 @@ fn bad_flags_exit_2_with_a_message() {
 fn help_explains_every_flag() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--id",
-        "--listen",
-        "--advertise",
-        "--group",
-        "--capacity",
-        "--metrics",
-        "--config",
-        "RTTP_ID",
-    ] {
+    for flag in ["--id", "--listen", "--advertise", "--group", "--capacity", "--metrics", "--config", "RTTP_ID"] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
 }
@@ -154,9 +111,7 @@ async fn flags_win_over_env_over_file() {
     let file = dir.join("server.toml");
     std::fs::File::create(&file)
         .unwrap()
-        .write_all(
-            b"id = \"from-file\"\ngroup = \"file-group\"\ncapacity = 7\nlisten = \"127.0.0.1:0\"\n",
-        )
+        .write_all(b"id = \"from-file\"\ngroup = \"file-group\"\ncapacity = 7\nlisten = \"127.0.0.1:0\"\n")
         .unwrap();
     let (mut child, rx) = spawn(
         &["--config", file.to_str().unwrap(), "--capacity", "9"],
@@ -165,38 +120,17 @@ async fn flags_win_over_env_over_file() {
     let addr = logged_addr(&rx, "listening for clients");
     let mut c = Raw::connect(addr).await;
     c.send("FARM\r\n").await;
-    let rttp_proto::ServerFrame::FarmInfo(info) = c.frame().await else {
-        panic!()
-    };
+    let rttp_proto::ServerFrame::FarmInfo(info) = c.frame().await else { panic!() };
     let s = &info.servers[0];
-    assert_eq!(
-        (s.id.as_str(), s.group.as_str(), s.capacity),
-        ("from-file", "env-group", 9)
-    );
+    assert_eq!((s.id.as_str(), s.group.as_str(), s.capacity), ("from-file", "env-group", 9));
     signal(&child, Signal::SIGINT);
-    assert_eq!(
-        tokio::task::spawn_blocking(move || wait_exit(&mut child))
-            .await
-            .unwrap()
-            .code(),
-        Some(0)
-    );
+    assert_eq!(tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap().code(), Some(0));
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn metrics_are_served_as_prometheus_text() {
-    let (mut child, rx) = spawn(
-        &[
-            "--id",
-            "m1",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let (mut child, rx) = spawn(&["--id", "m1", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"], &[]);
     let addr = logged_addr(&rx, "listening for clients");
     let maddr = logged_addr(&rx, "serving metrics");
     let mut c = Raw::hello(addr, "alice").await;
@@ -206,8 +140,7 @@ async fn metrics_are_served_as_prometheus_text() {
     c.expect_err(401).await;
     let body = tokio::task::spawn_blocking(move || {
         let mut s = std::net::TcpStream::connect(maddr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
@@ -222,17 +155,8 @@ async fn metrics_are_served_as_prometheus_text() {
         "rttp_frames_out_total{verb=\"MSG\"} 1",
         "rttp_err_replies_total{code=\"401\"} 1",
     ] {
-        assert!(
-            body.lines().any(|l| l == line),
-            "missing {line:?} in\n{body}"
-        );
+        assert!(body.lines().any(|l| l == line), "missing {line:?} in\n{body}");
     }
     signal(&child, Signal::SIGTERM);
-    assert_eq!(
-        tokio::task::spawn_blocking(move || wait_exit(&mut child))
-            .await
-            .unwrap()
-            .code(),
-        Some(0)
-    );
+    assert_eq!(tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap().code(), Some(0));
 }

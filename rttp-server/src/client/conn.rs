@@ -7,7 +7,7 @@ use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use rttp_proto::{ClientFrame, ErrCode, Frame, ServerFrame, Token};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -43,14 +43,7 @@ pub(crate) struct ClientConn {
 impl ClientConn {
     pub(crate) fn new(stream: TcpStream, shared: Arc<Shared>) -> ClientConn {
         let out = Arc::new(Outbound::new(shared.config.outbound_limit));
-        ClientConn {
-            stream,
-            shared,
-            out,
-            rbuf: BytesMut::new(),
-            wq: VecDeque::new(),
-            mid_frame: false,
-        }
+        ClientConn { stream, shared, out, rbuf: BytesMut::new(), wq: VecDeque::new(), mid_frame: false }
     }
 
     /// The size of the task a connection runs, for the memory budget.
@@ -60,18 +53,12 @@ impl ClientConn {
     }
 
     /// Serves the connection until it closes; returns why, for the log.
-    pub(crate) async fn run(
-        mut self,
-        token: CancellationToken,
-    ) -> (Option<rttp_proto::Nick>, &'static str) {
+    pub(crate) async fn run(mut self, token: CancellationToken) -> (Option<rttp_proto::Nick>, &'static str) {
         let mut session = Session::new(self.shared.clone(), self.out.clone());
         // Copies of the three timers, not the whole config: this future lives
         // as long as the session, and idle sessions must stay small.
-        let (hello_timeout, ping_after, idle_timeout) = (
-            self.shared.config.hello_timeout,
-            self.shared.config.ping_after,
-            self.shared.config.idle_timeout,
-        );
+        let (hello_timeout, ping_after, idle_timeout) =
+            (self.shared.config.hello_timeout, self.shared.config.ping_after, self.shared.config.idle_timeout);
         let started = Instant::now();
         let mut last_heard = started;
         let mut pinged = false;
@@ -124,20 +111,17 @@ impl ClientConn {
             };
             if self.out.overflowed() {
                 self.shared.metrics.slow_consumers.inc();
-                self.shared
-                    .metrics
-                    .err_reply(ErrCode::SlowConsumer.as_u16());
+                self.shared.metrics.err_reply(ErrCode::SlowConsumer.as_u16());
                 self.wq.clear();
                 if !self.mid_frame {
-                    let err = ServerFrame::err(
-                        ErrCode::SlowConsumer,
-                        "outbound queue overflowed: read faster",
-                    );
+                    let err = ServerFrame::err(ErrCode::SlowConsumer, "outbound queue overflowed: read faster");
                     // Best effort: a stalled reader's socket buffer is likely full.
                     let _ = self.stream.try_write(&err.to_bytes());
                 }
                 break "slow consumer";
             }
+            let flow =
+                if flow == Flow::Continue && self.out.close_requested() { Flow::Close("redirected") } else { flow };
             if let Flow::Close(why) = flow {
                 self.flush().await;
                 break why;
@@ -181,28 +165,12 @@ impl ClientConn {
 
     /// One vectored write of up to `WRITE_BATCH` queued frames.
     fn write_some(&mut self) -> io::Result<()> {
-        let slices: Vec<IoSlice<'_>> = self
-            .wq
-            .iter()
-            .take(WRITE_BATCH)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let mut n = self.stream.try_write_vectored(&slices)?;
+        let slices: Vec<IoSlice<'_>> = self.wq.iter().take(WRITE_BATCH).map(|b| IoSlice::new(b)).collect();
+        let n = self.stream.try_write_vectored(&slices)?;
         self.shared.metrics.bytes_out.inc_by(n as u64);
         self.out.written(n);
-        while n > 0 {
-            let Some(front) = self.wq.front_mut() else {
-                break;
-            };
-            if n >= front.len() {
-                n -= front.len();
-                self.wq.pop_front();
-                self.mid_frame = false;
-            } else {
-                front.advance(n);
-                self.mid_frame = true;
-                n = 0;
-            }
+        if n > 0 {
+            self.mid_frame = crate::outbound::consume(&mut self.wq, n);
         }
         if self.wq.is_empty() {
             self.wq = VecDeque::new();

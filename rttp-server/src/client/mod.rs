@@ -16,23 +16,6 @@ pub use conn::{CLOSE_FLUSH, CLOSE_LINGER};
 
 use crate::state::Shared;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_connection_task_stays_small() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let s = tokio::net::TcpStream::connect(l.local_addr().unwrap())
-            .await
-            .unwrap();
-        let shared = Arc::new(Shared::new(crate::Config::new("s1").unwrap()));
-        let size = conn::ClientConn::task_size(s, shared);
-        println!("connection task: {size} bytes");
-        assert!(size < 1536, "the per-connection future is {size} bytes");
-    }
-}
-
 /// Gives the connection slot back on every exit path, a panic included.
 struct SlotGuard(Arc<Shared>);
 
@@ -46,12 +29,7 @@ impl Drop for SlotGuard {
 }
 
 /// Accepts client connections until `token` is cancelled.
-pub async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    token: CancellationToken,
-    tracker: TaskTracker,
-) {
+pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
     loop {
         let (stream, addr) = tokio::select! {
             _ = token.cancelled() => break,
@@ -68,14 +46,9 @@ pub async fn accept_loop(
         let _ = stream.set_nodelay(true);
         if !shared.try_add_connection() {
             shared.metrics.refused_connections.inc();
-            shared
-                .metrics
-                .err_reply(ErrCode::TooManyConnections.as_u16());
-            let err = ServerFrame::err(
-                ErrCode::TooManyConnections,
-                "too many connections: try another server",
-            )
-            .to_bytes();
+            shared.metrics.err_reply(ErrCode::TooManyConnections.as_u16());
+            let err =
+                ServerFrame::err(ErrCode::TooManyConnections, "too many connections: try another server").to_bytes();
             tracker.spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {
                     use tokio::io::AsyncWriteExt;
@@ -97,5 +70,20 @@ pub async fn accept_loop(
                 None => tracing::debug!(%addr, reason, "connection closed before HELLO"),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = tokio::net::TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let shared = Arc::new(Shared::new(crate::Config::new("s1").unwrap()));
+        let size = conn::ClientConn::task_size(s, shared);
+        println!("connection task: {size} bytes");
+        assert!(size < 1536, "the per-connection future is {size} bytes");
     }
 }

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rttp_proto::{
-    ClientFrame, DecodeError, ErrCode, Frame, Nick, Room, ServerFrame, PROTOCOL_VERSION,
-};
+use rttp_proto::{ClientFrame, DecodeError, ErrCode, Frame, Nick, Room, ServerFrame, PROTOCOL_VERSION};
 
 use crate::outbound::Outbound;
 use crate::ratelimit::TokenBucket;
@@ -37,15 +35,7 @@ impl Session {
         let cfg = &shared.config;
         let say_bucket = TokenBucket::new(cfg.say_rate, cfg.say_burst, Instant::now());
         let id = shared.next_session();
-        Session {
-            shared,
-            out,
-            id,
-            nick: None,
-            rooms: Vec::new(),
-            say_bucket,
-            bad_in_row: 0,
-        }
+        Session { shared, out, id, nick: None, rooms: Vec::new(), say_bucket, bad_in_row: 0 }
     }
 
     pub(crate) fn nick(&self) -> Option<Nick> {
@@ -83,10 +73,7 @@ impl Session {
         self.bad_in_row += 1;
         if self.bad_in_row >= self.shared.config.max_bad_frames {
             self.send(&ServerFrame::err(code, e.error.to_string()));
-            return self.error(
-                ErrCode::TooManyErrors,
-                format!("{} malformed frames in a row", self.bad_in_row),
-            );
+            return self.error(ErrCode::TooManyErrors, format!("{} malformed frames in a row", self.bad_in_row));
         }
         self.error(code, e.error.to_string())
     }
@@ -97,10 +84,9 @@ impl Session {
         self.shared.metrics.frame_in(frame.verb());
         match (&frame, self.nick) {
             (ClientFrame::Hello { version, nick }, None) => self.hello(*version, *nick),
-            (ClientFrame::Hello { .. }, Some(n)) => self.error(
-                ErrCode::AlreadyRegistered,
-                format!("this session is already {n}"),
-            ),
+            (ClientFrame::Hello { .. }, Some(n)) => {
+                self.error(ErrCode::AlreadyRegistered, format!("this session is already {n}"))
+            }
             (ClientFrame::Farm, _) => {
                 self.send(&ServerFrame::FarmInfo(self.shared.farm_info()));
                 Flow::Continue
@@ -111,13 +97,10 @@ impl Session {
             }
             (ClientFrame::Pong { .. }, _) => Flow::Continue,
             (ClientFrame::Quit, _) => Flow::Close("quit"),
-            (_, None) => self.error(
-                ErrCode::NotRegistered,
-                format!("{} needs a session: send HELLO first", frame.verb()),
-            ),
-            (ClientFrame::Join { room, after }, Some(nick)) => {
-                self.join(*room, after.as_ref(), nick)
+            (_, None) => {
+                self.error(ErrCode::NotRegistered, format!("{} needs a session: send HELLO first", frame.verb()))
             }
+            (ClientFrame::Join { room, after }, Some(nick)) => self.join(*room, after.as_ref(), nick),
             (ClientFrame::Part { room }, Some(_)) => self.part(*room),
             (ClientFrame::Say { room, text }, Some(nick)) => self.say(*room, nick, text.clone()),
             (ClientFrame::Who { room }, Some(_)) => self.who(*room),
@@ -134,11 +117,11 @@ impl Session {
         if self.shared.config.panic_nick == Some(nick) {
             panic!("fault injection: HELLO as {nick}");
         }
+        if self.shared.draining() {
+            return self.redirect("drain");
+        }
         if !self.shared.try_add_user() {
-            return self.error(
-                ErrCode::Busy,
-                format!("server {} is full", self.shared.config.id),
-            );
+            return self.redirect("full");
         }
         let taken = match self.shared.nicks.entry(nick) {
             dashmap::Entry::Occupied(_) => true,
@@ -152,31 +135,41 @@ impl Session {
             return self.error(ErrCode::NickInUse, format!("nick {nick} is in use"));
         }
         self.nick = Some(nick);
-        let session =
-            rttp_proto::Token::new(&format!("{}-{}", radix36(self.shared.generation), self.id))
-                .unwrap_or_else(|_| rttp_proto::Token::new("session").expect("valid token"));
+        let session = rttp_proto::Token::new(&format!("{}-{}", radix36(self.shared.generation), self.id))
+            .unwrap_or_else(|_| rttp_proto::Token::new("session").expect("valid token"));
         tracing::info!(nick = %nick, session = %session, "session opened");
-        self.send(&ServerFrame::Welcome {
-            server: self.shared.config.id,
-            session,
-        });
+        self.send(&ServerFrame::Welcome { server: self.shared.config.id, session });
+        // Registered before the table is sent: a push racing with this HELLO
+        // arrives after WELCOME and is followed by a table at least as new.
+        self.shared.sessions.insert(self.id, self.out.clone());
         self.send(&ServerFrame::FarmInfo(self.shared.farm_info()));
         Flow::Continue
+    }
+
+    /// Sends the client elsewhere (`full`, `drain`) and closes; `ERR 503`
+    /// if no other server is UP.
+    fn redirect(&mut self, reason: &'static str) -> Flow {
+        match self.shared.redirect_target() {
+            Some((server, addr)) => {
+                self.shared.metrics.redirects.inc();
+                let reason = rttp_proto::Token::new(reason).expect("valid token");
+                self.send(&ServerFrame::Redirect { server, addr, reason });
+                Flow::Close(if reason.as_str() == "full" { "redirected: full" } else { "redirected: drain" })
+            }
+            None => self.error(
+                ErrCode::Busy,
+                format!("server {} is {reason} and no other server is UP", self.shared.config.id),
+            ),
+        }
     }
 
     fn join(&mut self, room: Room, after: Option<&rttp_proto::MsgId>, nick: Nick) -> Flow {
         let member = !self.rooms.contains(&room);
         if member && self.rooms.len() >= self.shared.config.max_rooms {
-            return self.error(
-                ErrCode::TooManyRooms,
-                format!("a session may be in {} rooms", self.shared.config.max_rooms),
-            );
+            return self
+                .error(ErrCode::TooManyRooms, format!("a session may be in {} rooms", self.shared.config.max_rooms));
         }
-        let m = Member {
-            session: self.id,
-            nick,
-            out: self.out.clone(),
-        };
+        let m = Member { session: self.id, nick, out: self.out.clone() };
         let j = self.shared.rooms.join(&room, m, after);
         if j.new_member {
             // Grow one room at a time: most sessions are in very few rooms.
@@ -204,17 +197,11 @@ impl Session {
             let cfg = &self.shared.config;
             return self.error(
                 ErrCode::RateLimited,
-                format!(
-                    "SAY dropped: at most {}/s, bursts of {}",
-                    cfg.say_rate, cfg.say_burst
-                ),
+                format!("SAY dropped: at most {}/s, bursts of {}", cfg.say_rate, cfg.say_burst),
             );
         }
         if !self.rooms.contains(&room) {
-            return self.error(
-                ErrCode::NotInRoom,
-                format!("you are not in {room}: JOIN it first"),
-            );
+            return self.error(ErrCode::NotInRoom, format!("you are not in {room}: JOIN it first"));
         }
         if let Some(said) = self.shared.rooms.say(&room, self.id, nick, text) {
             self.shared.metrics.frames_out("MSG", said.delivered as u64);
@@ -225,15 +212,9 @@ impl Session {
     fn who(&mut self, room: Room) -> Flow {
         let nicks = self.shared.rooms.members(&room);
         for chunk in nicks.chunks(rttp_proto::MEMBERS_PER_LINE) {
-            self.send(&ServerFrame::Members {
-                room,
-                nicks: chunk.to_vec(),
-            });
+            self.send(&ServerFrame::Members { room, nicks: chunk.to_vec() });
         }
-        self.send(&ServerFrame::EndMembers {
-            room,
-            total: nicks.len() as u32,
-        });
+        self.send(&ServerFrame::EndMembers { room, total: nicks.len() as u32 });
         Flow::Continue
     }
 }
@@ -246,6 +227,7 @@ impl Drop for Session {
             self.shared.rooms.part(&room, self.id, false);
         }
         if let Some(nick) = self.nick.take() {
+            self.shared.sessions.remove(&self.id);
             self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
             self.shared.remove_user();
         }

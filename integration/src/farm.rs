@@ -1,0 +1,323 @@
+//! A farm of real `rttp-server` processes on a loopback range of its own
+//! (`127.A.B.1` ... `127.A.B.N`, every server on ports 7000/7100/9100, as
+//! separate hosts would be), with the faults tests need.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rttp_proto::{FarmInfo, ServerFrame};
+
+use crate::raw::Raw;
+
+/// Client, peer and metrics ports of every server.
+pub const CLIENT_PORT: u16 = 7000;
+/// Peer port.
+pub const PEER_PORT: u16 = 7100;
+/// Metrics port.
+pub const METRICS_PORT: u16 = 9100;
+
+/// What farm to start.
+#[derive(Debug, Clone)]
+pub struct FarmSpec {
+    /// How many servers.
+    pub servers: usize,
+    /// The group of each server, cycled (default g1, g2, g1).
+    pub groups: Vec<String>,
+    /// Capacity of every server.
+    pub capacity: u32,
+    /// Seconds a drain spreads over.
+    pub drain_window: f64,
+    /// More flags for every server.
+    pub extra: Vec<String>,
+}
+
+impl Default for FarmSpec {
+    fn default() -> FarmSpec {
+        FarmSpec {
+            servers: 3,
+            groups: vec!["g1".into(), "g2".into(), "g1".into()],
+            capacity: 10_000,
+            drain_window: 3.0,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// One server process of a farm.
+#[derive(Debug)]
+pub struct ServerProc {
+    /// Its id: s1, s2, ...
+    pub id: String,
+    /// Its own loopback address.
+    pub ip: Ipv4Addr,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// Metrics address.
+    pub metrics: SocketAddr,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// A running farm; every process is killed when it is dropped.
+#[derive(Debug)]
+pub struct Farm {
+    /// The servers, s1 first.
+    pub servers: Vec<ServerProc>,
+    /// Logs and the secret.
+    pub dir: PathBuf,
+    /// The cluster secret file.
+    pub secret_file: PathBuf,
+}
+
+/// The path of a workspace binary, next to the test executable (or in
+/// `RTTP_BIN_DIR`). Tests never build it: `cargo test` holds the build lock
+/// while tests run, so `make test` builds every binary first.
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("RTTP_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
+        let exe = std::env::current_exe().expect("current exe");
+        let dir = exe.parent().expect("exe dir");
+        if dir.ends_with("deps") { dir.parent().unwrap_or(dir) } else { dir }.to_path_buf()
+    });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (or `cargo build --workspace --bins` first)",
+        path.display()
+    );
+    path
+}
+
+fn next_range() -> (u8, u8) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    // 127.0.0.x is left to `make farm`; the process id spreads concurrent runs.
+    let a = 10 + (std::process::id() % 200) as u8;
+    let b = 1 + (n % 250) as u8;
+    (a, b)
+}
+
+impl Farm {
+    /// Starts the servers (s1 first, every other one seeded with s1) and
+    /// waits until each accepts connections.
+    pub fn start(spec: FarmSpec) -> Farm {
+        let (a, b) = next_range();
+        let dir = std::env::temp_dir().join(format!("rttp-farm-{}-{a}-{b}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("farm dir");
+        let secret_file = dir.join("secret");
+        std::fs::write(&secret_file, format!("test-secret-{}-{a}-{b}-0123456789\n", std::process::id()))
+            .expect("secret");
+        let mut servers = Vec::new();
+        for i in 0..spec.servers {
+            let ip = Ipv4Addr::new(127, a, b, (i + 1) as u8);
+            let id = format!("s{}", i + 1);
+            let group = spec.groups.get(i % spec.groups.len().max(1)).cloned().unwrap_or_else(|| "g1".into());
+            let mut args = vec![
+                "--id".into(),
+                id.clone(),
+                "--listen".into(),
+                format!("{ip}:{CLIENT_PORT}"),
+                "--peer-listen".into(),
+                format!("{ip}:{PEER_PORT}"),
+                "--metrics".into(),
+                format!("{ip}:{METRICS_PORT}"),
+                "--group".into(),
+                group,
+                "--capacity".into(),
+                spec.capacity.to_string(),
+                "--drain-window".into(),
+                spec.drain_window.to_string(),
+                "--secret-file".into(),
+                secret_file.display().to_string(),
+            ];
+            if i > 0 {
+                args.push("--seed".into());
+                args.push(format!("127.{a}.{b}.1:{PEER_PORT}"));
+            }
+            args.extend(spec.extra.iter().cloned());
+            servers.push(ServerProc {
+                id: id.clone(),
+                ip,
+                client: SocketAddr::from((ip, CLIENT_PORT)),
+                peer: SocketAddr::from((ip, PEER_PORT)),
+                metrics: SocketAddr::from((ip, METRICS_PORT)),
+                args,
+                log: dir.join(format!("{id}.log")),
+                child: None,
+            });
+        }
+        let mut farm = Farm { servers, dir, secret_file };
+        for i in 0..spec.servers {
+            farm.launch(i);
+        }
+        farm
+    }
+
+    /// The address range's prefix, `127.A.B`.
+    pub fn prefix(&self) -> String {
+        let o = self.servers[0].ip.octets();
+        format!("127.{}.{}", o[1], o[2])
+    }
+
+    /// Starts server `i` (again) with its arguments, and waits until it
+    /// accepts connections.
+    pub fn launch(&mut self, i: usize) {
+        let s = &mut self.servers[i];
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&s.log).expect("log file");
+        let mut cmd = Command::new(bin("rttp-server"));
+        cmd.args(&s.args)
+            .env("RUST_LOG", std::env::var("RTTP_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        die_with_parent(&mut cmd);
+        s.child = Some(cmd.spawn().expect("spawn rttp-server"));
+        let addr = s.client;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "{} did not start; see {}", s.id, s.log.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self, i: usize) -> Pid {
+        Pid::from_raw(self.servers[i].child.as_ref().expect("running").id() as i32)
+    }
+
+    /// Sends a signal to server `i`.
+    pub fn signal(&self, i: usize, sig: Signal) {
+        kill(self.pid(i), sig).expect("kill");
+    }
+
+    /// kill -9, and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.servers[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGSTOP.
+    pub fn stop(&self, i: usize) {
+        self.signal(i, Signal::SIGSTOP);
+    }
+
+    /// SIGCONT.
+    pub fn cont(&self, i: usize) {
+        self.signal(i, Signal::SIGCONT);
+    }
+
+    /// SIGTERM: a drain, then exit.
+    pub fn term(&self, i: usize) {
+        self.signal(i, Signal::SIGTERM);
+    }
+
+    /// kill -9 and start again: a new generation.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.launch(i);
+    }
+
+    /// Waits up to `timeout` for server `i` to exit.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.servers[i].child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.servers[i].child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Server `i`'s farm table, asked with `FARM`; `None` if it does not
+    /// answer within 2 s (dead, stopped).
+    pub async fn farm_info(&self, i: usize) -> Option<FarmInfo> {
+        let addr = self.servers[i].client;
+        tokio::time::timeout(Duration::from_secs(2), async {
+            let mut c = Raw::try_connect(addr).await?;
+            c.send("FARM\r\n").await;
+            match c.frame_within(Duration::from_secs(1)).await {
+                Ok(Some(ServerFrame::FarmInfo(info))) => Some(info),
+                _ => None,
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// The status of server `of` in server `at`'s table.
+    pub async fn status_seen(&self, at: usize, of: &str) -> Option<rttp_proto::Status> {
+        self.farm_info(at).await?.servers.iter().find(|e| e.id.as_str() == of).map(|e| e.status)
+    }
+
+    /// Server `i`'s Prometheus text.
+    pub fn metrics(&self, i: usize) -> String {
+        let mut s =
+            std::net::TcpStream::connect_timeout(&self.servers[i].metrics, Duration::from_secs(2)).expect("metrics");
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: farm\r\nConnection: close\r\n\r\n").expect("request");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// One metric's value from server `i` (0 if absent).
+    pub fn metric(&self, i: usize, line_prefix: &str) -> f64 {
+        self.metrics(i)
+            .lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Server `i`'s log so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.servers[i].log).unwrap_or_default()
+    }
+}
+
+impl Drop for Farm {
+    /// No process outlives its farm; logs are kept when the test failed.
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            if self.servers[i].child.is_some() {
+                let _ = kill(self.pid(i), Signal::SIGCONT);
+            }
+            self.kill(i);
+        }
+        if std::thread::panicking() {
+            eprintln!("farm logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Makes the child die with this thread: no server outlives a test, even
+/// when the test process itself is killed.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2),
+    // which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+    }
+}

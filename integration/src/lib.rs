@@ -1,0 +1,21 @@
+//! The farm fixture for end-to-end tests and tools: real server processes
+//! on their own loopback range, faults on demand, and a raw RTTP client.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use integration::{check_for, Farm, FarmSpec};
+//! let farm = Farm::start(FarmSpec::default());
+//! check_for(std::time::Duration::from_secs(5), "three servers UP", || async {
+//!     farm.farm_info(0).await.is_some_and(|t| t.servers.len() == 3)
+//! })
+//! .await;
+//! # }
+//! ```
+
+mod farm;
+mod raw;
+mod wait;
+
+pub use farm::{bin, die_with_parent, Farm, FarmSpec, ServerProc, CLIENT_PORT, METRICS_PORT, PEER_PORT};
+pub use raw::{Raw, WAIT};
+pub use wait::check_for;

@@ -1,0 +1,132 @@
+//! A raw RTTP client for tests: bytes in, frames out, every read bounded
+//! in time.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rttp_proto::{Frame, Limits, ServerFrame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a read waits before the test fails.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A client connection spoken to in raw bytes.
+#[derive(Debug)]
+pub struct Raw {
+    /// The socket.
+    pub stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Raw {
+    /// Connects.
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        Raw { stream: TcpStream::connect(addr).await.expect("connect"), buf: BytesMut::new() }
+    }
+
+    /// Connects, or `None` if nothing listens.
+    pub async fn try_connect(addr: SocketAddr) -> Option<Raw> {
+        Some(Raw { stream: TcpStream::connect(addr).await.ok()?, buf: BytesMut::new() })
+    }
+
+    /// Connects with a tiny receive buffer, so that not reading backs up fast.
+    pub async fn connect_small_window(addr: SocketAddr) -> Raw {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.set_recv_buffer_size(4096).expect("rcvbuf");
+        Raw { stream: sock.connect(addr).await.expect("connect"), buf: BytesMut::new() }
+    }
+
+    /// Connects and opens a session as `nick`, consuming WELCOME and FARM_INFO.
+    pub async fn hello(addr: SocketAddr, nick: &str) -> Raw {
+        let mut c = Raw::connect(addr).await;
+        c.send(&format!("HELLO 1 {nick}\r\n")).await;
+        let w = c.frame().await;
+        assert!(matches!(w, ServerFrame::Welcome { .. }), "expected WELCOME, got {w:?}");
+        let f = c.frame().await;
+        assert!(matches!(f, ServerFrame::FarmInfo(_)), "expected FARM_INFO, got {f:?}");
+        c
+    }
+
+    /// Sends text as is.
+    pub async fn send(&mut self, s: &str) {
+        self.stream.write_all(s.as_bytes()).await.expect("write");
+    }
+
+    /// Sends bytes as is.
+    pub async fn send_bytes(&mut self, b: &[u8]) {
+        self.stream.write_all(b).await.expect("write");
+    }
+
+    /// The next frame; panics after [`WAIT`] or at end of stream.
+    pub async fn frame(&mut self) -> ServerFrame {
+        self.try_frame().await.expect("connection closed while a frame was expected")
+    }
+
+    /// The next frame, or `None` at end of stream; panics after [`WAIT`].
+    pub async fn try_frame(&mut self) -> Option<ServerFrame> {
+        self.frame_within(WAIT).await.expect("no frame within the wait")
+    }
+
+    /// The next frame within `d`: `Err(())` on time-out, `Ok(None)` at end of stream.
+    pub async fn frame_within(&mut self, d: Duration) -> Result<Option<ServerFrame>, ()> {
+        tokio::time::timeout(d, async {
+            loop {
+                if let Some(f) = ServerFrame::decode_buf(&mut self.buf, &Limits::default()).expect("valid frame") {
+                    return Some(f);
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .map_err(|_| ())
+    }
+
+    /// Skips frames until one matches `pred`, and returns it.
+    pub async fn until(&mut self, mut pred: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
+        loop {
+            let f = self.frame().await;
+            if pred(&f) {
+                return f;
+            }
+        }
+    }
+
+    /// The next `n` bytes as text.
+    pub async fn bytes(&mut self, n: usize) -> String {
+        tokio::time::timeout(WAIT, async {
+            while self.buf.len() < n {
+                if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("bytes within the wait");
+        String::from_utf8_lossy(&self.buf.split_to(n.min(self.buf.len()))).into_owned()
+    }
+
+    /// Expects exactly these bytes next.
+    pub async fn expect(&mut self, want: &str) {
+        let got = self.bytes(want.len()).await;
+        assert_eq!(got, want);
+    }
+
+    /// Expects an `ERR` with this code, and returns its reason.
+    pub async fn expect_err(&mut self, code: u16) -> String {
+        match self.frame().await {
+            ServerFrame::Err { code: c, reason } if c == code => reason,
+            other => panic!("expected ERR {code}, got {other:?}"),
+        }
+    }
+
+    /// Expects the server to close the connection.
+    pub async fn expect_closed(&mut self) {
+        let f = self.try_frame().await;
+        assert!(f.is_none(), "expected the connection to close, got {f:?}");
+    }
+}

@@ -1,0 +1,233 @@
+//! The farm: membership over the real peer link, failure detection,
+//! farm-wide rooms, authentication, REDIRECT and drain.
+
+use std::time::{Duration, Instant};
+
+use integration::{check_for, Farm, FarmSpec, Raw};
+use rttp_proto::{ServerFrame, Status};
+
+const T: Duration = Duration::from_secs(10);
+
+/// Waits until every server sees every server UP.
+async fn mesh(farm: &Farm) {
+    let n = farm.servers.len();
+    for i in 0..n {
+        check_for(T, &format!("s{} sees {n} servers UP", i + 1), || all_up(farm, i, n)).await;
+    }
+}
+
+async fn all_up(farm: &Farm, at: usize, n: usize) -> bool {
+    farm.farm_info(at).await.is_some_and(|t| t.servers.len() == n && t.servers.iter().all(|e| e.status == Status::Up))
+}
+
+#[tokio::test]
+async fn three_servers_with_one_seed_each_form_a_full_mesh() {
+    let farm = Farm::start(FarmSpec::default());
+    for i in 0..3 {
+        check_for(T, &format!("s{} lists three servers UP", i + 1), || all_up(&farm, i, 3)).await;
+    }
+    let t = farm.farm_info(1).await.unwrap();
+    let ids: Vec<String> = t.servers.iter().map(|e| format!("{}@{}/{}", e.id, e.addr, e.group)).collect();
+    let p = farm.prefix();
+    assert_eq!(ids, [format!("s1@{p}.1:7000/g1"), format!("s2@{p}.2:7000/g2"), format!("s3@{p}.3:7000/g1")]);
+    for i in 0..3 {
+        check_for(T, "two live peer links each", || async { farm.metric(i, "rttp_peers_up ") == 2.0 }).await;
+    }
+}
+
+#[tokio::test]
+async fn user_counts_reach_every_server() {
+    let farm = Farm::start(FarmSpec::default());
+    mesh(&farm).await;
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(Raw::hello(farm.servers[0].client, &format!("u{i}")).await);
+    }
+    // Propagation is measured by the load harness; here it must be within 2 s.
+    for at in [1, 2] {
+        check_for(Duration::from_secs(2), "5 users on s1 seen elsewhere", || async {
+            farm.farm_info(at).await.is_some_and(|t| t.servers[0].users == 5)
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_goes_down_and_a_restart_comes_back() {
+    let mut farm = Farm::start(FarmSpec::default());
+    mesh(&farm).await;
+    farm.kill(1);
+    check_for(Duration::from_secs(3), "s2 DOWN on s1 after kill -9", || async {
+        farm.status_seen(0, "s2").await == Some(Status::Down)
+    })
+    .await;
+    farm.launch(1);
+    check_for(T, "s2 UP again after restart", || async { farm.status_seen(0, "s2").await == Some(Status::Up) }).await;
+    check_for(T, "and it sees everyone", || all_up(&farm, 1, 3)).await;
+}
+
+#[tokio::test]
+async fn a_stopped_server_goes_down_by_heartbeat_and_returns_on_cont() {
+    let farm = Farm::start(FarmSpec::default());
+    mesh(&farm).await;
+    farm.stop(1);
+    check_for(Duration::from_secs(3), "s2 DOWN on s1 after SIGSTOP", || async {
+        farm.status_seen(0, "s2").await == Some(Status::Down)
+    })
+    .await;
+    assert_eq!(farm.status_seen(2, "s2").await, Some(Status::Down), "s3 agrees");
+    farm.cont(1);
+    check_for(T, "s2 UP again after SIGCONT", || async { farm.status_seen(0, "s2").await == Some(Status::Up) }).await;
+}
+
+#[tokio::test]
+async fn rooms_span_the_farm_and_relay_only_where_interested() {
+    let farm = Farm::start(FarmSpec::default());
+    mesh(&farm).await;
+    let mut a = Raw::hello(farm.servers[0].client, "alice").await;
+    let mut c = Raw::hello(farm.servers[2].client, "carol").await;
+    let mut b = Raw::hello(farm.servers[1].client, "bob").await;
+    a.send("JOIN #room\r\n").await;
+    a.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    c.send("JOIN #room\r\n").await;
+    // alice sees carol join from s3.
+    let j = a.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    assert!(matches!(j, ServerFrame::Joined { nick, .. } if nick.as_str() == "carol"));
+    // Remote members arrive over the link: WHO converges to both.
+    let mut names = Vec::new();
+    for _ in 0..50 {
+        c.send("WHO #room\r\n").await;
+        let ServerFrame::Members { nicks, .. } = c.until(|f| matches!(f, ServerFrame::Members { .. })).await else {
+            unreachable!()
+        };
+        names = nicks.iter().map(|n| n.as_str().to_string()).collect();
+        names.sort();
+        if names.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(names, ["alice", "carol"]);
+    // Both ways, each message exactly once, each sender's order kept.
+    for i in 0..10 {
+        a.send(&format!("SAY #room 2\r\na{i}\r\n")).await;
+        c.send(&format!("SAY #room 2\r\nc{i}\r\n")).await;
+    }
+    for who in [&mut a, &mut c] {
+        let mut got = Vec::new();
+        while got.len() < 20 {
+            if let ServerFrame::Msg { text, .. } = who.frame().await {
+                got.push(text.as_str().to_string());
+            }
+        }
+        let from_a: Vec<&String> = got.iter().filter(|t| t.starts_with('a')).collect();
+        let from_c: Vec<&String> = got.iter().filter(|t| t.starts_with('c')).collect();
+        assert_eq!(from_a, (0..10).map(|i| format!("a{i}")).collect::<Vec<_>>().iter().collect::<Vec<_>>());
+        assert_eq!(from_c, (0..10).map(|i| format!("c{i}")).collect::<Vec<_>>().iter().collect::<Vec<_>>());
+        assert!(matches!(who.frame_within(Duration::from_millis(300)).await, Err(())), "no duplicate");
+    }
+    // bob on s2 is not in the room: nothing for him, and no relay to s2.
+    let quiet = b.frame_within(Duration::from_millis(300)).await;
+    assert!(matches!(quiet, Err(()) | Ok(Some(ServerFrame::FarmInfo(_)))), "bob got {quiet:?}");
+    assert_eq!(farm.metric(1, "rttp_peer_frames_in_total{verb=\"RELAY\"}"), 0.0);
+    assert!(farm.metric(0, "rttp_peer_frames_in_total{verb=\"RELAY\"}") >= 10.0);
+    // carol leaves: alice sees PARTED from s3.
+    drop(c);
+    let p = a.until(|f| matches!(f, ServerFrame::Parted { .. })).await;
+    assert!(matches!(p, ServerFrame::Parted { nick, .. } if nick.as_str() == "carol"));
+}
+
+#[tokio::test]
+async fn members_of_a_lost_server_leave_its_rooms() {
+    let mut farm = Farm::start(FarmSpec::default());
+    mesh(&farm).await;
+    let mut a = Raw::hello(farm.servers[0].client, "alice").await;
+    let mut b = Raw::hello(farm.servers[1].client, "bob").await;
+    a.send("JOIN #r\r\n").await;
+    a.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    b.send("JOIN #r\r\n").await;
+    a.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "bob")).await;
+    farm.kill(1);
+    let p = a.until(|f| matches!(f, ServerFrame::Parted { .. })).await;
+    assert!(matches!(p, ServerFrame::Parted { nick, .. } if nick.as_str() == "bob"), "netsplit notice: {p:?}");
+}
+
+#[tokio::test]
+async fn a_peer_with_the_wrong_secret_is_refused() {
+    let farm = Farm::start(FarmSpec::default());
+    mesh(&farm).await;
+    let bad_secret = farm.dir.join("bad-secret");
+    std::fs::write(&bad_secret, "not-the-cluster-secret-at-all\n").unwrap();
+    let p = farm.prefix();
+    let log = farm.dir.join("intruder.log");
+    let mut cmd = std::process::Command::new(integration::bin("rttp-server"));
+    cmd.args(["--id", "intruder", "--listen", &format!("{p}.9:7000"), "--peer-listen", &format!("{p}.9:7100")])
+        .args(["--seed", &format!("{p}.1:7100"), "--secret-file", bad_secret.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    integration::die_with_parent(&mut cmd);
+    let mut intruder = cmd.spawn().unwrap();
+    check_for(T, "s1 logs the refusal with the address", || async {
+        farm.log(0).contains("peer link refused") && farm.log(0).contains(&format!("{p}.9"))
+    })
+    .await;
+    check_for(T, "the intruder sees it was refused", || async {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("authentication failed")
+    })
+    .await;
+    for i in 0..3 {
+        let t = farm.farm_info(i).await.unwrap();
+        assert!(t.servers.iter().all(|e| e.id.as_str() != "intruder"), "{t:?}");
+    }
+    assert!(farm.metric(0, "rttp_peer_auth_failures_total") >= 1.0);
+    let _ = intruder.kill();
+    let _ = intruder.wait();
+}
+
+#[tokio::test]
+async fn sigterm_drains_with_redirects_spread_over_the_window() {
+    let mut farm = Farm::start(FarmSpec { drain_window: 3.0, ..FarmSpec::default() });
+    mesh(&farm).await;
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        clients.push(Raw::hello(farm.servers[2].client, &format!("c{i}")).await);
+    }
+    let started = Instant::now();
+    farm.term(2);
+    let mut times = Vec::new();
+    let others = [farm.servers[0].client.to_string(), farm.servers[1].client.to_string()];
+    for c in &mut clients {
+        let f = c.until(|f| matches!(f, ServerFrame::Redirect { .. })).await;
+        let ServerFrame::Redirect { addr, reason, .. } = f else { unreachable!() };
+        assert!(others.contains(&addr.to_string()), "{addr} is s1 or s2");
+        assert_eq!(reason.as_str(), "drain");
+        c.expect_closed().await;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let spread = times[29] - times[0];
+    assert!(spread >= Duration::from_millis(1500), "spread over the 3 s window, not at once: {spread:?}");
+    assert!(times[29] < Duration::from_secs(6), "all within the window: {:?}", times[29]);
+    // Drained servers are DRAINING, then gone; s3 exits 0.
+    let status = farm.wait_exit(2, Duration::from_secs(10)).expect("s3 exits");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_full_server_redirects_hello_to_its_group_first() {
+    let farm = Farm::start(FarmSpec { capacity: 1, ..FarmSpec::default() });
+    mesh(&farm).await;
+    let _a = Raw::hello(farm.servers[0].client, "a").await;
+    check_for(T, "s1 FULL on s3", || async { farm.status_seen(2, "s1").await == Some(Status::Full) }).await;
+    let mut b = Raw::connect(farm.servers[0].client).await;
+    b.send("HELLO 1 b\r\n").await;
+    let f = b.frame().await;
+    let ServerFrame::Redirect { server, addr, reason } = f else { panic!("expected REDIRECT, got {f:?}") };
+    assert_eq!(reason.as_str(), "full");
+    assert_eq!(
+        (server.as_str(), addr.to_string()),
+        ("s3", farm.servers[2].client.to_string()),
+        "s3 is in s1's group g1"
+    );
+    b.expect_closed().await;
+}

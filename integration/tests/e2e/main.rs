@@ -1,0 +1,4 @@
+//! The end-to-end suite: one binary, one module per concern, every test on
+//! real processes on a loopback range of its own.
+
+mod farm_tests;

@@ -1,0 +1,509 @@
+//! Membership and failure detection as a state machine with no I/O:
+//! [`Membership::handle`] takes an event and the time, and returns actions
+//! for the driver (dial, send, close, tell the rooms, push the table).
+//! The table itself is the shared `DashMap` every session reads.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rttp_proto::{Group, HostPort, PeerFrame, PeerStateMsg, ServerEntry, ServerId, Status};
+use tokio::time::Instant;
+
+/// A link's number, unique within one server run.
+pub type LinkId = u64;
+
+/// What this server knows of one server of the farm (itself included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerState {
+    /// Its id.
+    pub id: ServerId,
+    /// Where clients connect.
+    pub client_addr: HostPort,
+    /// Where peers connect.
+    pub peer_addr: HostPort,
+    /// Its group.
+    pub group: Group,
+    /// UP, FULL, DRAINING, or DOWN when we lost it.
+    pub status: Status,
+    /// Its users.
+    pub users: u32,
+    /// Its capacity.
+    pub capacity: u32,
+    /// Its generation: a higher one supersedes.
+    pub generation: u64,
+    /// When we last heard from it.
+    pub last_heard: Instant,
+}
+
+impl PeerState {
+    fn from_msg(m: &PeerStateMsg, now: Instant) -> PeerState {
+        PeerState {
+            id: m.id,
+            client_addr: m.client_addr,
+            peer_addr: m.peer_addr,
+            group: m.group,
+            status: m.status,
+            users: m.users,
+            capacity: m.capacity,
+            generation: m.generation,
+            last_heard: now,
+        }
+    }
+
+    /// Its row in `FARM_INFO`.
+    pub fn entry(&self) -> ServerEntry {
+        ServerEntry {
+            id: self.id,
+            addr: self.client_addr,
+            status: self.status,
+            users: self.users,
+            capacity: self.capacity,
+            group: self.group,
+        }
+    }
+}
+
+/// The membership timers; every one configurable.
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    /// How often a `BEAT` goes to every peer.
+    pub heartbeat: Duration,
+    /// Silence after which a peer is DOWN.
+    pub down_after: Duration,
+    /// How long user-count changes are coalesced before a `STATE`.
+    pub coalesce: Duration,
+    /// First redial delay; doubles per failure, with jitter.
+    pub redial_min: Duration,
+    /// Longest redial delay.
+    pub redial_max: Duration,
+    /// How long a DOWN server stays in the table before it is forgotten.
+    pub forget_after: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers {
+            heartbeat: Duration::from_millis(500),
+            down_after: Duration::from_secs(2),
+            coalesce: Duration::from_millis(100),
+            redial_min: Duration::from_millis(250),
+            redial_max: Duration::from_secs(5),
+            forget_after: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Something that happened.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Time passes: heartbeats, timeouts, redials, coalesced state.
+    Tick,
+    /// A link we dialed to `addr` passed the handshake.
+    Dialed {
+        /// The address dialed.
+        addr: SocketAddr,
+        /// The new link.
+        link: LinkId,
+        /// Who answered.
+        peer: ServerId,
+        /// Its generation.
+        generation: u64,
+    },
+    /// A link a peer dialed to us passed the handshake.
+    Accepted {
+        /// The new link.
+        link: LinkId,
+        /// Who dialed.
+        peer: ServerId,
+        /// Its generation.
+        generation: u64,
+    },
+    /// A dial failed (refused, timed out, or the handshake failed).
+    DialFailed {
+        /// The address dialed.
+        addr: SocketAddr,
+    },
+    /// A link closed.
+    LinkClosed {
+        /// Which.
+        link: LinkId,
+    },
+    /// A frame arrived on a link.
+    Heard {
+        /// Which link.
+        link: LinkId,
+    },
+    /// A peer announced its state.
+    State {
+        /// The link it came on.
+        link: LinkId,
+        /// The state.
+        state: PeerStateMsg,
+    },
+    /// A peer told us of another member.
+    Member {
+        /// The member.
+        id: ServerId,
+        /// Its generation.
+        generation: u64,
+        /// Its peer address.
+        peer_addr: HostPort,
+    },
+    /// Our own state changed (users, status).
+    Local {
+        /// The new own state.
+        state: PeerStateMsg,
+    },
+}
+
+/// Something the driver must do.
+// Control-plane values, short-lived and few: size does not matter here.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a link to this address.
+    Dial {
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Close a link.
+    Close {
+        /// Which.
+        link: LinkId,
+        /// Why, for the log.
+        reason: &'static str,
+    },
+    /// Send a frame on a link.
+    Send {
+        /// Which.
+        link: LinkId,
+        /// What.
+        frame: PeerFrame,
+    },
+    /// The link is now this peer's link: route room traffic over it and
+    /// send it our room interest.
+    LinkUp {
+        /// The link.
+        link: LinkId,
+        /// The peer.
+        peer: ServerId,
+    },
+    /// The peer is lost: its members leave our rooms.
+    PeerDown {
+        /// The peer.
+        peer: ServerId,
+    },
+    /// A server joined, left or changed status: push `FARM_INFO` now.
+    TableChanged,
+}
+
+#[derive(Debug, Clone)]
+struct Link {
+    peer: ServerId,
+    generation: u64,
+    last_heard: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    next_dial: Instant,
+    backoff: Duration,
+    in_flight: bool,
+    /// Who answers there, once known.
+    peer: Option<ServerId>,
+}
+
+/// The membership state machine of one server.
+#[derive(Debug)]
+pub struct Membership {
+    me: PeerStateMsg,
+    timers: Timers,
+    table: Arc<DashMap<ServerId, PeerState>>,
+    links: HashMap<LinkId, Link>,
+    by_peer: HashMap<ServerId, LinkId>,
+    targets: HashMap<SocketAddr, Target>,
+    rng: SmallRng,
+    last_beat: Instant,
+    state_due: Option<Instant>,
+}
+
+impl Membership {
+    /// A server that knows only itself and its seeds.
+    pub fn new(
+        me: PeerStateMsg,
+        seeds: &[SocketAddr],
+        timers: Timers,
+        table: Arc<DashMap<ServerId, PeerState>>,
+        now: Instant,
+        rng_seed: u64,
+    ) -> Membership {
+        table.insert(me.id, PeerState::from_msg(&me, now));
+        let own_peer = me.peer_addr.as_str().parse::<SocketAddr>().ok();
+        let targets = seeds
+            .iter()
+            .filter(|s| Some(**s) != own_peer)
+            .map(|s| (*s, Target { next_dial: now, backoff: timers.redial_min, in_flight: false, peer: None }))
+            .collect();
+        Membership {
+            me,
+            timers,
+            table,
+            links: HashMap::new(),
+            by_peer: HashMap::new(),
+            targets,
+            rng: SmallRng::seed_from_u64(rng_seed),
+            last_beat: now,
+            state_due: None,
+        }
+    }
+
+    /// The shared table.
+    pub fn table(&self) -> &Arc<DashMap<ServerId, PeerState>> {
+        &self.table
+    }
+
+    /// The peer an established link belongs to.
+    pub fn link_peer(&self, link: LinkId) -> Option<ServerId> {
+        self.links.get(&link).map(|l| l.peer)
+    }
+
+    /// When coalesced user counts are due to go out, if they are.
+    pub fn state_due(&self) -> Option<Instant> {
+        self.state_due
+    }
+
+    /// Peers with a live link.
+    pub fn linked(&self) -> Vec<ServerId> {
+        let mut v: Vec<ServerId> = self.by_peer.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Applies one event.
+    pub fn handle(&mut self, ev: Event, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match ev {
+            Event::Tick => self.tick(now, &mut out),
+            Event::Dialed { addr, link, peer, generation } => {
+                if let Some(t) = self.targets.get_mut(&addr) {
+                    t.in_flight = false;
+                    t.peer = Some(peer);
+                    t.backoff = self.timers.redial_min;
+                }
+                self.link_ready(link, peer, generation, true, now, &mut out);
+            }
+            Event::Accepted { link, peer, generation } => self.link_ready(link, peer, generation, false, now, &mut out),
+            Event::DialFailed { addr } => {
+                let jitter = self.rng.random_range(0.5..1.0);
+                if let Some(t) = self.targets.get_mut(&addr) {
+                    t.in_flight = false;
+                    t.next_dial = now + t.backoff.mul_f64(jitter);
+                    t.backoff = (t.backoff * 2).min(self.timers.redial_max);
+                }
+            }
+            Event::LinkClosed { link } => self.lose_link(link, "closed", now, &mut out),
+            Event::Heard { link } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.last_heard = now;
+                    if let Some(mut p) = self.table.get_mut(&l.peer) {
+                        p.last_heard = now;
+                    }
+                }
+            }
+            Event::State { link, state } => self.peer_state(link, state, now, &mut out),
+            Event::Member { id, generation, peer_addr } => {
+                let known_newer = self.table.get(&id).is_some_and(|p| p.generation > generation);
+                if id != self.me.id && !self.by_peer.contains_key(&id) && !known_newer {
+                    if let Ok(addr) = peer_addr.as_str().parse::<SocketAddr>() {
+                        let min = self.timers.redial_min;
+                        self.targets.entry(addr).or_insert(Target {
+                            next_dial: now,
+                            backoff: min,
+                            in_flight: false,
+                            peer: Some(id),
+                        });
+                    }
+                }
+            }
+            Event::Local { state } => {
+                let status_changed = state.status != self.me.status;
+                let users_changed = state.users != self.me.users;
+                self.me = state;
+                self.table.insert(self.me.id, PeerState::from_msg(&self.me, now));
+                if status_changed {
+                    self.broadcast_state(&mut out);
+                    out.push(Action::TableChanged);
+                } else if users_changed && self.state_due.is_none() {
+                    self.state_due = Some(now + self.timers.coalesce);
+                }
+            }
+        }
+        out
+    }
+
+    fn broadcast_state(&mut self, out: &mut Vec<Action>) {
+        self.state_due = None;
+        for &link in self.by_peer.values() {
+            out.push(Action::Send { link, frame: PeerFrame::State(Box::new(self.me.clone())) });
+        }
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state_due.is_some_and(|t| now >= t) {
+            self.broadcast_state(out);
+        }
+        if now >= self.last_beat + self.timers.heartbeat {
+            self.last_beat = now;
+            for &link in self.by_peer.values() {
+                out.push(Action::Send { link, frame: PeerFrame::Beat });
+            }
+        }
+        let silent: Vec<LinkId> = self
+            .by_peer
+            .values()
+            .copied()
+            .filter(|l| self.links.get(l).is_some_and(|l| now.duration_since(l.last_heard) > self.timers.down_after))
+            .collect();
+        for link in silent {
+            out.push(Action::Close { link, reason: "heartbeat timeout" });
+            self.lose_link(link, "heartbeat timeout", now, out);
+        }
+        for (addr, t) in self.targets.iter_mut() {
+            let linked = t.peer.is_some_and(|p| self.by_peer.contains_key(&p));
+            if !linked && !t.in_flight && now >= t.next_dial {
+                t.in_flight = true;
+                out.push(Action::Dial { addr: *addr });
+            }
+        }
+        let forget = self.timers.forget_after;
+        let before = self.table.len();
+        self.table
+            .retain(|id, p| *id == self.me.id || p.status != Status::Down || now.duration_since(p.last_heard) < forget);
+        if self.table.len() != before {
+            out.push(Action::TableChanged);
+        }
+    }
+
+    fn link_ready(
+        &mut self,
+        link: LinkId,
+        peer: ServerId,
+        generation: u64,
+        dialed: bool,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if peer == self.me.id {
+            out.push(Action::Close { link, reason: "a link to ourselves" });
+            // A seed that is ourselves under another address: stop dialing it.
+            self.targets.retain(|_, t| t.peer != Some(peer));
+            return;
+        }
+        if self.table.get(&peer).is_some_and(|p| p.generation > generation) {
+            out.push(Action::Close { link, reason: "stale generation" });
+            return;
+        }
+        let new = Link { peer, generation, last_heard: now };
+        if let Some(&old) = self.by_peer.get(&peer) {
+            let old_link = self.links[&old].clone();
+            // Same run on both sides: the link dialed by the smaller id survives.
+            let new_wins = generation > old_link.generation
+                || (generation == old_link.generation && dialed == (self.me.id < peer));
+            if !new_wins {
+                out.push(Action::Close { link, reason: "duplicate link" });
+                return;
+            }
+            out.push(Action::Close { link: old, reason: "replaced by a newer link" });
+            self.links.remove(&old);
+            if generation > old_link.generation {
+                // A restart: the old run's members are gone.
+                out.push(Action::PeerDown { peer });
+            }
+        }
+        self.links.insert(link, new);
+        self.by_peer.insert(peer, link);
+        out.push(Action::LinkUp { link, peer });
+        out.push(Action::Send { link, frame: PeerFrame::State(Box::new(self.me.clone())) });
+        for p in self.table.iter() {
+            if p.id != self.me.id && p.id != peer && p.status != Status::Down {
+                out.push(Action::Send {
+                    link,
+                    frame: PeerFrame::Member { id: p.id, generation: p.generation, peer_addr: p.peer_addr },
+                });
+            }
+        }
+    }
+
+    fn lose_link(&mut self, link: LinkId, _why: &str, now: Instant, out: &mut Vec<Action>) {
+        let Some(l) = self.links.remove(&link) else { return };
+        if self.by_peer.get(&l.peer) != Some(&link) {
+            return;
+        }
+        self.by_peer.remove(&l.peer);
+        let mut redial = None;
+        if let Some(mut p) = self.table.get_mut(&l.peer) {
+            p.status = Status::Down;
+            redial = p.peer_addr.as_str().parse::<SocketAddr>().ok();
+        }
+        out.push(Action::PeerDown { peer: l.peer });
+        out.push(Action::TableChanged);
+        if let Some(addr) = redial {
+            let jitter = self.rng.random_range(0.5..1.0);
+            let min = self.timers.redial_min;
+            let t = self.targets.entry(addr).or_insert(Target {
+                next_dial: now,
+                backoff: min,
+                in_flight: false,
+                peer: Some(l.peer),
+            });
+            t.peer = Some(l.peer);
+            if !t.in_flight {
+                t.next_dial = now + t.backoff.mul_f64(jitter);
+            }
+        }
+    }
+
+    fn peer_state(&mut self, link: LinkId, st: PeerStateMsg, now: Instant, out: &mut Vec<Action>) {
+        // A peer speaks only for itself, and only on its live link.
+        if self.links.get(&link).map(|l| l.peer) != Some(st.id) || self.by_peer.get(&st.id) != Some(&link) {
+            return;
+        }
+        let (changed, new_member) = match self.table.get(&st.id) {
+            Some(p) if p.generation > st.generation => return,
+            Some(p) => (
+                p.status != st.status
+                    || p.group != st.group
+                    || p.client_addr != st.client_addr
+                    || p.generation != st.generation,
+                p.generation != st.generation || p.status == Status::Down,
+            ),
+            None => (true, true),
+        };
+        if new_member {
+            // Two servers joining through us at once would otherwise miss each
+            // other: tell every other peer about the newcomer.
+            let frame = PeerFrame::Member { id: st.id, generation: st.generation, peer_addr: st.peer_addr };
+            for (&peer, &other) in &self.by_peer {
+                if peer != st.id {
+                    out.push(Action::Send { link: other, frame: frame.clone() });
+                }
+            }
+        }
+        self.table.insert(st.id, PeerState::from_msg(&st, now));
+        if let Ok(addr) = st.peer_addr.as_str().parse::<SocketAddr>() {
+            let min = self.timers.redial_min;
+            self.targets
+                .entry(addr)
+                .or_insert(Target { next_dial: now, backoff: min, in_flight: false, peer: Some(st.id) })
+                .peer = Some(st.id);
+        }
+        if changed {
+            out.push(Action::TableChanged);
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Room membership and fan-out, with no I/O: members map to outbound
+//! queues, interested peers map to their links' queues. Each frame is
+//! encoded once and shared (`Bytes`) by every member and link. A room's lock
+//! is held while a message gets its id and is queued, so every member of a
+//! room on this server sees the same order.
+
+mod remote;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use rttp_proto::{ErrCode, Frame, MsgId, Nick, PeerFrame, Room, ServerFrame, ServerId, Text, Token};
+
+use crate::metrics::Metrics;
+use crate::outbound::Outbound;
+
+/// A session's number on this server.
+pub type SessionId = u64;
+
+/// A room member on this server.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The session.
+    pub session: SessionId,
+    /// Its nick.
+    pub nick: Nick,
+    /// Where its frames go.
+    pub out: Arc<Outbound>,
+}
+
+/// Bounds of each room's replay history.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLimits {
+    /// Messages kept.
+    pub messages: usize,
+    /// Bytes of encoded frames kept.
+    pub bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct RoomState {
+    members: Vec<Member>,
+    /// Peers with members in this room: they get its traffic.
+    interested: Vec<ServerId>,
+    /// Members on other servers, for `WHO` and for netsplit notices.
+    remote: Vec<(ServerId, Nick)>,
+    history: VecDeque<(MsgId, Bytes)>,
+    history_bytes: usize,
+}
+
+impl RoomState {
+    /// Queues a frame to every member here; returns how many accepted it.
+    fn broadcast(&self, frame: &Bytes) -> usize {
+        self.members.iter().filter(|m| m.out.push(frame.clone())).count()
+    }
+
+    fn remember(&mut self, id: MsgId, frame: Bytes, limits: HistoryLimits) {
+        self.history_bytes += frame.len();
+        self.history.push_back((id, frame));
+        while self.history.len() > limits.messages || self.history_bytes > limits.bytes {
+            match self.history.pop_front() {
+                Some((_, f)) => self.history_bytes -= f.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Nobody here and no peer interested: the room can go.
+    fn is_unused(&self) -> bool {
+        self.members.is_empty() && self.interested.is_empty()
+    }
+}
+
+/// What a `JOIN` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The session was not in the room before.
+    pub new_member: bool,
+    /// The room had no member on this server before.
+    pub first_local: bool,
+    /// The after-msg-id was not in the history: everything kept was replayed.
+    pub gap: bool,
+    /// Messages replayed to the joiner.
+    pub replayed: usize,
+}
+
+/// What a `SAY` did.
+#[derive(Debug, Clone)]
+pub struct Said {
+    /// The message's id.
+    pub id: MsgId,
+    /// Members here it was queued to.
+    pub delivered: usize,
+    /// Peers it was relayed to.
+    pub relayed: usize,
+}
+
+/// Every room on this server, and the links to the peers.
+#[derive(Debug)]
+pub struct Rooms {
+    map: DashMap<Room, RoomState>,
+    /// The live link to each peer.
+    links: DashMap<ServerId, Arc<Outbound>>,
+    limits: HistoryLimits,
+    id_prefix: String,
+    seq: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl Rooms {
+    /// No rooms yet. Message ids are `<id_prefix>:<sequence>`: include the
+    /// server id and its generation so that ids are unique farm-wide.
+    pub fn new(id_prefix: String, limits: HistoryLimits, metrics: Arc<Metrics>) -> Rooms {
+        Rooms { map: DashMap::new(), links: DashMap::new(), limits, id_prefix, seq: AtomicU64::new(0), metrics }
+    }
+
+    /// Rooms known here (with members here or interested peers).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are no rooms.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Queues a frame to the listed peers; returns how many got it.
+    fn to_peers(&self, peers: &[ServerId], frame: &PeerFrame) -> usize {
+        if peers.is_empty() {
+            return 0;
+        }
+        let bytes = frame.to_bytes();
+        let mut n = 0;
+        for p in peers {
+            if let Some(out) = self.links.get(p) {
+                out.push(bytes.clone());
+                n += 1;
+            }
+        }
+        self.metrics.peer_frames_out(frame.verb(), n as u64);
+        n
+    }
+
+    /// Queues a frame to every linked peer.
+    fn to_all_peers(&self, frame: &PeerFrame) {
+        let peers: Vec<ServerId> = self.links.iter().map(|e| *e.key()).collect();
+        self.to_peers(&peers, frame);
+    }
+
+    /// Adds `member` to `room`, tells every member (the joiner too) with
+    /// `JOINED`, then replays the history after `after` to the joiner.
+    pub fn join(&self, room: &Room, member: Member, after: Option<&MsgId>) -> Joined {
+        let mut st = self.map.entry(*room).or_default();
+        let joined = ServerFrame::Joined { room: *room, nick: member.nick }.to_bytes();
+        let new_member = !st.members.iter().any(|m| m.session == member.session);
+        let first_local = new_member && st.members.is_empty();
+        let out = member.out.clone();
+        if new_member {
+            let nick = member.nick;
+            st.members.push(member);
+            st.broadcast(&joined);
+            if first_local {
+                self.to_all_peers(&PeerFrame::Interest { room: *room });
+            }
+            // Joins go to every peer, not only the interested ones: a peer whose
+            // member joined at the same moment would otherwise never announce ours.
+            self.to_all_peers(&PeerFrame::Joined { room: *room, nick });
+        } else {
+            out.push(joined);
+        }
+        let mut gap = false;
+        let mut replayed = 0;
+        if let Some(after) = after {
+            let start = match st.history.iter().rposition(|(id, _)| id == after) {
+                Some(i) => i + 1,
+                None => {
+                    gap = true;
+                    let reason = format!("{after} is older than the history of {room}: replaying all it keeps");
+                    out.push(ServerFrame::err(ErrCode::HistoryGap, reason).to_bytes());
+                    0
+                }
+            };
+            for (_, f) in st.history.iter().skip(start) {
+                out.push(f.clone());
+                replayed += 1;
+            }
+        }
+        Joined { new_member, first_local, gap, replayed }
+    }
+
+    /// Removes a session from a room and tells the remaining members (and
+    /// the leaver, when `tell_leaver`) with `PARTED`. Returns whether the
+    /// room now has no member here, or `None` if the session was not in it.
+    pub fn part(&self, room: &Room, session: SessionId, tell_leaver: bool) -> Option<bool> {
+        let mut st = self.map.get_mut(room)?;
+        let i = st.members.iter().position(|m| m.session == session)?;
+        let leaver = st.members.swap_remove(i);
+        let parted = ServerFrame::Parted { room: *room, nick: leaver.nick }.to_bytes();
+        st.broadcast(&parted);
+        if tell_leaver {
+            leaver.out.push(parted);
+        }
+        self.to_all_peers(&PeerFrame::Parted { room: *room, nick: leaver.nick });
+        let empty = st.members.is_empty();
+        if empty {
+            self.to_all_peers(&PeerFrame::Uninterest { room: *room });
+        }
+        drop(st);
+        if empty {
+            // Re-checked under the shard lock: a join may have raced in.
+            self.map.remove_if(room, |_, st| st.is_unused());
+        }
+        Some(empty)
+    }
+
+    /// Says `text` in `room` as `nick`: assigns the id, relays it to the
+    /// interested peers, queues the `MSG` to every member here (the sender
+    /// too) and keeps it for replay. `None` if the session is not a member.
+    pub fn say(&self, room: &Room, session: SessionId, nick: Nick, text: Text) -> Option<Said> {
+        let mut st = self.map.get_mut(room)?;
+        if !st.members.iter().any(|m| m.session == session) {
+            return None;
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = Token::new(&format!("{}:{seq}", self.id_prefix)).unwrap_or_else(|_| {
+            // The prefix is validated at start-up; keep ids unique regardless.
+            Token::new(&format!("m:{seq}")).expect("a short ascii token")
+        });
+        let relayed = self.to_peers(&st.interested, &PeerFrame::Relay { room: *room, id, nick, text: text.clone() });
+        let frame = ServerFrame::Msg { room: *room, id, nick, text }.to_bytes();
+        let delivered = st.broadcast(&frame);
+        st.remember(id, frame, self.limits);
+        Some(Said { id, delivered, relayed })
+    }
+
+    /// The nicks in a room: here first, then on other servers.
+    pub fn members(&self, room: &Room) -> Vec<Nick> {
+        self.map
+            .get(room)
+            .map(|st| st.members.iter().map(|m| m.nick).chain(st.remote.iter().map(|(_, n)| *n)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The nicks in a room on this server only.
+    pub fn local_members(&self, room: &Room) -> Vec<Nick> {
+        self.map.get(room).map(|st| st.members.iter().map(|m| m.nick).collect()).unwrap_or_default()
+    }
+
+    /// The peers interested in a room.
+    pub fn interested(&self, room: &Room) -> Vec<ServerId> {
+        self.map.get(room).map(|st| st.interested.clone()).unwrap_or_default()
+    }
+}

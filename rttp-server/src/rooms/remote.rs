@@ -1,0 +1,98 @@
+//! What peers tell the rooms: interest, remote members, relayed messages,
+//! and the loss of a peer. A frame from a peer reaches local members only:
+//! it is never forwarded to another peer (one hop, so no loops).
+
+use std::sync::Arc;
+
+use rttp_proto::{Frame, MsgId, Nick, PeerFrame, Room, ServerFrame, ServerId, Text};
+
+use super::Rooms;
+use crate::outbound::Outbound;
+
+impl Rooms {
+    /// A link to `peer` is up: route to it, and tell it every room that has
+    /// members here.
+    pub fn link_up(&self, peer: ServerId, out: Arc<Outbound>) {
+        self.links.insert(peer, out.clone());
+        let rooms: Vec<Room> = self.map.iter().filter(|e| !e.members.is_empty()).map(|e| *e.key()).collect();
+        for room in rooms {
+            self.to_peers(&[peer], &PeerFrame::Interest { room });
+        }
+    }
+
+    /// `peer` is lost: its members leave every room here (the local members
+    /// get `PARTED` for each), and its interest is forgotten.
+    pub fn peer_down(&self, peer: ServerId) {
+        self.links.remove(&peer);
+        let mut unused = Vec::new();
+        for mut st in self.map.iter_mut() {
+            st.interested.retain(|p| *p != peer);
+            let room = *st.key();
+            let gone: Vec<Nick> = st.remote.iter().filter(|(p, _)| *p == peer).map(|(_, n)| *n).collect();
+            st.remote.retain(|(p, _)| *p != peer);
+            for nick in gone {
+                st.broadcast(&ServerFrame::Parted { room, nick }.to_bytes());
+            }
+            if st.is_unused() {
+                unused.push(room);
+            }
+        }
+        for room in unused {
+            self.map.remove_if(&room, |_, st| st.is_unused());
+        }
+    }
+
+    /// `peer` gained (`on`) or lost its members in `room`. On gaining, it
+    /// gets our members there as `RMEMBER`s.
+    pub fn remote_interest(&self, peer: ServerId, room: Room, on: bool) {
+        if on {
+            let mut st = self.map.entry(room).or_default();
+            if !st.interested.contains(&peer) {
+                st.interested.push(peer);
+            }
+            let nicks: Vec<Nick> = st.members.iter().map(|m| m.nick).collect();
+            for nick in nicks {
+                self.to_peers(&[peer], &PeerFrame::RoomMember { room, nick });
+            }
+        } else {
+            let Some(mut st) = self.map.get_mut(&room) else { return };
+            st.interested.retain(|p| *p != peer);
+            st.remote.retain(|(p, _)| *p != peer);
+            let unused = st.is_unused();
+            drop(st);
+            if unused {
+                self.map.remove_if(&room, |_, st| st.is_unused());
+            }
+        }
+    }
+
+    /// A member of `peer` is in `room`; `announce` tells local members with
+    /// `JOINED` (a new join, not a resync).
+    pub fn remote_joined(&self, peer: ServerId, room: Room, nick: Nick, announce: bool) {
+        let Some(mut st) = self.map.get_mut(&room) else { return };
+        if !st.remote.contains(&(peer, nick)) {
+            st.remote.push((peer, nick));
+        }
+        if announce {
+            st.broadcast(&ServerFrame::Joined { room, nick }.to_bytes());
+        }
+    }
+
+    /// A member of `peer` left `room`.
+    pub fn remote_parted(&self, peer: ServerId, room: Room, nick: Nick) {
+        let Some(mut st) = self.map.get_mut(&room) else { return };
+        if let Some(i) = st.remote.iter().position(|x| *x == (peer, nick)) {
+            st.remote.swap_remove(i);
+        }
+        st.broadcast(&ServerFrame::Parted { room, nick }.to_bytes());
+    }
+
+    /// A message said on `peer`: to local members only, and into history.
+    pub fn remote_say(&self, _peer: ServerId, room: Room, id: MsgId, nick: Nick, text: Text) {
+        let Some(mut st) = self.map.get_mut(&room) else { return };
+        let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
+        let n = st.broadcast(&frame);
+        self.metrics.frames_out("MSG", n as u64);
+        st.remember(id, frame, self.limits);
+    }
+}

@@ -1,0 +1,110 @@
+//! Room routing, tested with no sockets: members are bare outbound queues.
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::metrics::Metrics;
+
+fn member(session: SessionId, nick: &str) -> Member {
+    Member { session, nick: Nick::new(nick).unwrap(), out: Arc::new(Outbound::new(1 << 20)) }
+}
+
+fn frames(m: &Member) -> Vec<String> {
+    let mut q = VecDeque::new();
+    m.out.drain_into(&mut q);
+    q.iter().map(|b: &Bytes| String::from_utf8_lossy(b).into_owned()).collect()
+}
+
+fn rooms(history: usize) -> Rooms {
+    Rooms::new("s1:g".into(), HistoryLimits { messages: history, bytes: 1 << 20 }, Arc::new(Metrics::new()))
+}
+
+#[test]
+fn join_say_part_fan_out() {
+    let r = rooms(10);
+    let room = Room::new("#r").unwrap();
+    let (a, b) = (member(1, "a"), member(2, "b"));
+    assert!(r.join(&room, a.clone(), None).first_local);
+    assert!(!r.join(&room, b.clone(), None).first_local);
+    let said = r.say(&room, 1, a.nick, Text::from("hi")).unwrap();
+    assert_eq!(said.delivered, 2);
+    let msg = format!("MSG #r {} a 2\r\nhi\r\n", said.id);
+    assert_eq!(frames(&a), vec!["JOINED #r a\r\n".to_string(), "JOINED #r b\r\n".into(), msg.clone()]);
+    assert_eq!(frames(&b), vec!["JOINED #r b\r\n".to_string(), msg]);
+    assert!(r.say(&room, 3, Nick::new("c").unwrap(), Text::from("x")).is_none(), "not a member");
+    assert_eq!(r.part(&room, 2, true), Some(false));
+    assert_eq!(frames(&a), vec!["PARTED #r b\r\n"]);
+    assert_eq!(frames(&b), vec!["PARTED #r b\r\n"]);
+    assert_eq!(r.part(&room, 2, true), None);
+    assert_eq!(r.part(&room, 1, false), Some(true));
+    assert!(r.is_empty(), "an empty room is removed");
+}
+
+#[test]
+fn the_frame_is_shared_not_copied() {
+    let r = rooms(10);
+    let room = Room::new("#r").unwrap();
+    let (a, b) = (member(1, "a"), member(2, "b"));
+    r.join(&room, a.clone(), None);
+    r.join(&room, b.clone(), None);
+    frames(&a);
+    frames(&b);
+    r.say(&room, 1, a.nick, Text::from("x".repeat(1000))).unwrap();
+    let (mut qa, mut qb) = (VecDeque::new(), VecDeque::new());
+    a.out.drain_into(&mut qa);
+    b.out.drain_into(&mut qb);
+    assert_eq!(qa[0].as_ptr(), qb[0].as_ptr(), "both members hold the same buffer");
+}
+
+#[test]
+fn replay_after_an_id_and_gaps() {
+    let r = rooms(3);
+    let room = Room::new("#r").unwrap();
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    let ids: Vec<MsgId> = (0..5).map(|i| r.say(&room, 1, a.nick, Text::from(format!("m{i}"))).unwrap().id).collect();
+    frames(&a);
+    let b = member(2, "b");
+    let j = r.join(&room, b.clone(), Some(&ids[3]));
+    assert_eq!((j.gap, j.replayed), (false, 1));
+    let got = frames(&b);
+    assert_eq!(got.len(), 2);
+    assert!(got[1].ends_with("m4\r\n"), "{got:?}");
+    // ids[0] fell out of the 3-message history.
+    let c = member(3, "c");
+    let j = r.join(&room, c.clone(), Some(&ids[0]));
+    assert_eq!((j.gap, j.replayed), (true, 3));
+    let got = frames(&c);
+    assert!(got[1].starts_with("ERR 409 "), "{got:?}");
+    assert!(got[2].ends_with("m2\r\n") && got[4].ends_with("m4\r\n"), "{got:?}");
+}
+
+#[test]
+fn ids_are_ordered_within_a_room() {
+    let r = rooms(100);
+    let room = Room::new("#r").unwrap();
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    let seqs: Vec<u64> = (0..50)
+        .map(|_| {
+            r.say(&room, 1, a.nick, Text::from("x")).unwrap().id.as_str().rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn history_is_bounded_in_bytes_too() {
+    let r = Rooms::new("s1:g".into(), HistoryLimits { messages: 1000, bytes: 200 }, Arc::new(Metrics::new()));
+    let room = Room::new("#r").unwrap();
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    for _ in 0..10 {
+        r.say(&room, 1, a.nick, Text::from("y".repeat(50))).unwrap();
+    }
+    frames(&a);
+    let b = member(2, "b");
+    let j = r.join(&room, b, Some(&Token::new("nope").unwrap()));
+    assert!(j.replayed <= 3, "about 70 bytes a frame, 200 kept: {}", j.replayed);
+}
