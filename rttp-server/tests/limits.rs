@@ -161,15 +161,18 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
     // the kernel's socket buffers plus its 256 KiB queue.
     let n = 6000;
     let frame = format!("SAY #busy 1024\r\n{}\r\n", "z".repeat(1024));
-    let send = async {
-        for _ in 0..n {
-            wr.write_all(frame.as_bytes()).await.unwrap();
-        }
-    };
+    // In steps of 50 (52 KB, well under the queue bound), so that the reading
+    // member is never the slow one:
+    // the stalled member still falls 6 MB behind, more than the kernel's
+    // buffers (4 MB at most here) plus its 256 KiB queue.
     let mut got = 0;
     let mut stalled_parted = false;
-    let recv = async {
-        while got < n {
+    for _ in 0..n / 50 {
+        for _ in 0..50 {
+            wr.write_all(frame.as_bytes()).await.unwrap();
+        }
+        let target = got + 50;
+        while got < target {
             match reader.frame().await {
                 ServerFrame::Msg { .. } => got += 1,
                 ServerFrame::Parted { nick, .. } if nick.as_str() == "stalled" => stalled_parted = true,
@@ -177,8 +180,7 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
                 other => panic!("{other:?}"),
             }
         }
-    };
-    tokio::join!(send, recv);
+    }
     assert_eq!(got, n, "the reading member got every message");
     assert!(stalled_parted, "the others saw the stalled member leave");
     let text = server.shared().metrics.render(server.shared());

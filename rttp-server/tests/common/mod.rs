@@ -8,6 +8,7 @@ use std::time::Duration;
 use rttp_server::{Config, Server};
 use tokio::net::TcpListener;
 
+#[allow(unused_imports)]
 pub use integration::{Raw, WAIT};
 
 pub async fn start(mut tweak: impl FnMut(&mut Config)) -> (Server, std::net::SocketAddr) {
