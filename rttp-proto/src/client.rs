@@ -20,8 +20,12 @@ pub enum ClientFrame {
         /// The nick the session wants.
         nick: Nick,
     },
-    /// `FARM`: ask for the farm table.
-    Farm,
+    /// `FARM [watch]`: ask for the farm table; with `watch`, also every
+    /// update after it, without opening a session.
+    Farm {
+        /// Keep sending `FARM_INFO` updates.
+        watch: bool,
+    },
     /// `JOIN <room> [<after-msg-id>]`.
     Join {
         /// The room.
@@ -72,7 +76,7 @@ impl ClientFrame {
     fn verb_name(&self) -> &'static str {
         match self {
             ClientFrame::Hello { .. } => "HELLO",
-            ClientFrame::Farm => "FARM",
+            ClientFrame::Farm { .. } => "FARM",
             ClientFrame::Join { .. } => "JOIN",
             ClientFrame::Part { .. } => "PART",
             ClientFrame::Say { .. } => "SAY",
@@ -89,7 +93,8 @@ impl ClientFrame {
             ClientFrame::Hello { version, nick } => {
                 put_line(dst, verb, &[itoa_buf(u64::from(*version)).as_str(), nick.as_str()])
             }
-            ClientFrame::Farm | ClientFrame::Quit => put_line(dst, verb, &[]),
+            ClientFrame::Farm { watch: true } => put_line(dst, verb, &["watch"]),
+            ClientFrame::Farm { watch: false } | ClientFrame::Quit => put_line(dst, verb, &[]),
             ClientFrame::Join { room, after } => match after {
                 Some(id) => put_line(dst, verb, &[room.as_str(), id.as_str()]),
                 None => put_line(dst, verb, &[room.as_str()]),
@@ -115,7 +120,7 @@ impl Build for ClientFrame {
                 p.need(2)?;
                 ClientFrame::Hello { version: number(p.arg(0)?, "version")?, nick: Nick::from_bytes(p.arg(1)?)? }
             }
-            b"FARM" => ClientFrame::Farm,
+            b"FARM" => ClientFrame::Farm { watch: p.opt_arg(0) == Some(&b"watch"[..]) },
             b"QUIT" => ClientFrame::Quit,
             b"JOIN" => ClientFrame::Join {
                 room: Room::from_bytes(p.arg(0)?)?,

@@ -31,7 +31,8 @@ fn check<F: Frame + PartialEq + std::fmt::Debug>(value: F, wire: &str) {
 fn client_frames() {
     let table = vec![
         (ClientFrame::Hello { version: 1, nick: nick("alice") }, "HELLO 1 alice\r\n"),
-        (ClientFrame::Farm, "FARM\r\n"),
+        (ClientFrame::Farm { watch: false }, "FARM\r\n"),
+        (ClientFrame::Farm { watch: true }, "FARM watch\r\n"),
         (ClientFrame::Join { room: room("#rust"), after: None }, "JOIN #rust\r\n"),
         (ClientFrame::Join { room: room("#rust"), after: Some(tok("s1:7:42")) }, "JOIN #rust s1:7:42\r\n"),
         (ClientFrame::Part { room: room("#a.b-c_d") }, "PART #a.b-c_d\r\n"),

@@ -231,3 +231,19 @@ async fn a_full_server_redirects_hello_to_its_group_first() {
     );
     b.expect_closed().await;
 }
+
+#[tokio::test]
+async fn a_watcher_gets_every_push_without_a_session() {
+    let farm = Farm::start(FarmSpec { extra: vec!["--hello-timeout".into(), "0.5".into()], ..FarmSpec::default() });
+    mesh(&farm).await;
+    let mut w = Raw::connect(farm.servers[1].client).await;
+    w.send("FARM watch\r\n").await;
+    let ServerFrame::FarmInfo(first) = w.frame().await else { panic!("expected FARM_INFO") };
+    // Past the HELLO timeout, the watcher is still served, and not counted.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let _u = Raw::hello(farm.servers[0].client, "u1").await;
+    let f = w.until(|f| matches!(f, ServerFrame::FarmInfo(t) if t.servers[0].users == 1)).await;
+    let ServerFrame::FarmInfo(next) = f else { unreachable!() };
+    assert!(next.epoch > first.epoch, "a pushed table has a higher epoch");
+    assert_eq!(next.servers[1].users, 0, "the watcher is not a user of s2");
+}

@@ -63,10 +63,10 @@ impl ClientConn {
         let mut last_heard = started;
         let mut pinged = false;
         let reason = loop {
-            let deadline = match (session.nick(), pinged) {
-                (None, _) => started + hello_timeout,
-                (Some(_), false) => last_heard + ping_after,
-                (Some(_), true) => last_heard + idle_timeout,
+            let deadline = match (session.settled(), pinged) {
+                (false, _) => started + hello_timeout,
+                (true, false) => last_heard + ping_after,
+                (true, true) => last_heard + idle_timeout,
             };
             let writing = !self.wq.is_empty();
             let flow = tokio::select! {
@@ -99,14 +99,14 @@ impl ClientConn {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
                     Err(_) => break "write error",
                 },
-                _ = sleep_until(deadline) => match session.nick() {
-                    None => session.error(ErrCode::Timeout, format!("no HELLO within {hello_timeout:?}")),
-                    Some(_) if !pinged => {
+                _ = sleep_until(deadline) => match session.settled() {
+                    false => session.error(ErrCode::Timeout, format!("no HELLO within {hello_timeout:?}")),
+                    true if !pinged => {
                         pinged = true;
                         session.send(&ServerFrame::Ping { token: Token::new("idle").expect("valid token") });
                         Flow::Continue
                     }
-                    Some(_) => session.error(ErrCode::Timeout, format!("silent for {idle_timeout:?}")),
+                    true => session.error(ErrCode::Timeout, format!("silent for {idle_timeout:?}")),
                 },
             };
             if self.out.overflowed() {

@@ -28,6 +28,8 @@ pub(crate) struct Session {
     rooms: Vec<Room>,
     say_bucket: TokenBucket,
     bad_in_row: u32,
+    /// Receives every `FARM_INFO` push without a session (`FARM watch`).
+    watching: bool,
 }
 
 impl Session {
@@ -35,11 +37,16 @@ impl Session {
         let cfg = &shared.config;
         let say_bucket = TokenBucket::new(cfg.say_rate, cfg.say_burst, Instant::now());
         let id = shared.next_session();
-        Session { shared, out, id, nick: None, rooms: Vec::new(), say_bucket, bad_in_row: 0 }
+        Session { shared, out, id, nick: None, rooms: Vec::new(), say_bucket, bad_in_row: 0, watching: false }
     }
 
     pub(crate) fn nick(&self) -> Option<Nick> {
         self.nick
+    }
+
+    /// Past HELLO, or watching the farm table: not subject to the HELLO timeout.
+    pub(crate) fn settled(&self) -> bool {
+        self.nick.is_some() || self.watching
     }
 
     /// Queues a frame to this session.
@@ -87,7 +94,11 @@ impl Session {
             (ClientFrame::Hello { .. }, Some(n)) => {
                 self.error(ErrCode::AlreadyRegistered, format!("this session is already {n}"))
             }
-            (ClientFrame::Farm, _) => {
+            (ClientFrame::Farm { watch }, _) => {
+                if *watch && !self.watching {
+                    self.watching = true;
+                    self.shared.sessions.insert(self.id, self.out.clone());
+                }
                 self.send(&ServerFrame::FarmInfo(self.shared.farm_info()));
                 Flow::Continue
             }
@@ -225,6 +236,9 @@ impl Drop for Session {
     fn drop(&mut self) {
         for room in std::mem::take(&mut self.rooms) {
             self.shared.rooms.part(&room, self.id, false);
+        }
+        if self.watching {
+            self.shared.sessions.remove(&self.id);
         }
         if let Some(nick) = self.nick.take() {
             self.shared.sessions.remove(&self.id);
