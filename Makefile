@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test bench fuzz lint fmt clean
+.PHONY: all build test bench bench-dns fuzz lint fmt clean
 
 all: build
 
@@ -19,6 +19,10 @@ test:
 ## bench: the criterion benchmarks (protocol decode/encode against a memchr baseline)
 bench:
 	$(CARGO) bench -p rttp-proto --bench codec -- --warm-up-time 1 --measurement-time 3
+
+## bench-dns: dnsperf for 10 s against farm-dns and against NSD in the same run (installs both)
+bench-dns:
+	scripts/bench-dns.sh
 
 ## fuzz: run the decode fuzzer for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing
 fuzz:

@@ -76,6 +76,8 @@ pub struct Farm {
     pub dir: PathBuf,
     /// The cluster secret file.
     pub secret_file: PathBuf,
+    /// farm-dns, once started.
+    dns: Option<(SocketAddr, Child)>,
 }
 
 /// The path of a workspace binary, next to the test executable (or in
@@ -156,7 +158,7 @@ impl Farm {
                 child: None,
             });
         }
-        let mut farm = Farm { servers, dir, secret_file };
+        let mut farm = Farm { servers, dir, secret_file, dns: None };
         for i in 0..spec.servers {
             farm.launch(i);
         }
@@ -287,6 +289,46 @@ impl Farm {
             .unwrap_or(0.0)
     }
 
+    /// Starts farm-dns on `127.A.B.250:5353` for `chat.farm.test`, learning
+    /// the farm from s1 and s2; returns its address.
+    pub fn start_dns(&mut self) -> SocketAddr {
+        let addr = SocketAddr::from((
+            Ipv4Addr::new(127, self.servers[0].ip.octets()[1], self.servers[0].ip.octets()[2], 250),
+            5353,
+        ));
+        let log = std::fs::File::create(self.dir.join("farm-dns.log")).expect("log");
+        let mut cmd = Command::new(bin("farm-dns"));
+        cmd.args(["--listen", &addr.to_string(), "--zone", "farm.test", "--name", "chat.farm.test"])
+            .env("RUST_LOG", std::env::var("RTTP_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for s in self.servers.iter().take(2) {
+            cmd.args(["--farm", &s.client.to_string()]);
+        }
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().expect("spawn farm-dns");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "farm-dns did not start; see {}", self.dir.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.dns = Some((addr, child));
+        addr
+    }
+
+    /// Runs `dig @farm-dns -p PORT <args>` and returns its output.
+    pub fn dig(&self, args: &[&str]) -> String {
+        let (addr, _) = self.dns.as_ref().expect("start_dns first");
+        let out = Command::new("dig")
+            .arg(format!("@{}", addr.ip()))
+            .args(["-p", &addr.port().to_string(), "+time=2", "+tries=1"])
+            .args(args)
+            .output()
+            .expect("dig is installed (Debian package dnsutils; .ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Server `i`'s log so far.
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(&self.servers[i].log).unwrap_or_default()
@@ -301,6 +343,10 @@ impl Drop for Farm {
                 let _ = kill(self.pid(i), Signal::SIGCONT);
             }
             self.kill(i);
+        }
+        if let Some((_, mut c)) = self.dns.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
         if std::thread::panicking() {
             eprintln!("farm logs kept in {}", self.dir.display());

@@ -1,4 +1,5 @@
 //! The end-to-end suite: one binary, one module per concern, every test on
 //! real processes on a loopback range of its own.
 
+mod dns_tests;
 mod farm_tests;

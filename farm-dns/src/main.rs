@@ -1,0 +1,285 @@
+//! `farm-dns`: the farm's authoritative DNS shim. It follows the farm table
+//! over the RTTP client port (`FARM watch`) and answers for the service name
+//! with the live servers, rotated on every query.
+
+mod answer;
+#[cfg(test)]
+mod answer_tests;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use answer::{live_set, respond, Live, Transport, Zone};
+use clap::Parser;
+use hickory_proto::op::Message;
+use rttp_client::watch::{watch_farm, WatchTimers, Watched};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// How long an idle TCP client may keep its connection.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Most TCP clients served at once.
+const TCP_MAX_CLIENTS: usize = 512;
+
+/// An authoritative DNS server for a chat farm: A/AAAA of the live servers,
+/// rotated on every query, plus SRV, SOA and NS.
+#[derive(Debug, Parser)]
+#[command(name = "farm-dns", version)]
+struct Args {
+    /// Address to answer on, UDP and TCP.
+    #[arg(long, default_value = "127.0.0.1:5353", value_name = "IP:PORT")]
+    listen: SocketAddr,
+    /// The zone served (its apex gets SOA and NS).
+    #[arg(long, default_value = "farm.test", value_name = "ZONE")]
+    zone: String,
+    /// The service name, inside the zone: answered with the live servers.
+    #[arg(long, default_value = "chat.farm.test", value_name = "FQDN")]
+    name: String,
+    /// RTTP client address of a server to learn the farm from; repeatable.
+    /// When it is lost, farm-dns moves to another one of these, or to any
+    /// server of the last table.
+    #[arg(long = "farm", required = true, value_name = "HOST:PORT")]
+    farm: Vec<String>,
+    /// TTL of every record, in seconds.
+    #[arg(long, default_value_t = 1, value_name = "SECONDS")]
+    ttl: u32,
+    /// Client port assumed for --farm addresses given without one. (SRV
+    /// records always carry each server's own port, from its FARM_INFO row.)
+    #[arg(long, default_value_t = 7000, value_name = "PORT")]
+    port: u16,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let zone = match Zone::new(&args.zone, &args.name, args.listen.ip(), args.ttl) {
+        Ok(z) => z,
+        Err(e) => {
+            eprintln!("farm-dns: invalid --zone/--name: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("farm-dns: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run(args, zone))
+}
+
+async fn run(args: Args, zone: Zone) -> ExitCode {
+    let mut seeds = Vec::new();
+    for f in &args.farm {
+        let f = if f.contains(':') { f.clone() } else { format!("{f}:{}", args.port) };
+        let resolved = tokio::net::lookup_host(f.clone()).await;
+        match resolved {
+            Ok(mut addrs) => seeds.extend(addrs.next()),
+            Err(e) => {
+                eprintln!("farm-dns: invalid --farm {f}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let udp = match UdpSocket::bind(args.listen).await {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("farm-dns: cannot listen on udp {}: {e}", args.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let tcp = match TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("farm-dns: cannot listen on tcp {}: {e}", args.listen);
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(addr = %args.listen, zone = %zone.apex, name = %zone.service, farm = ?seeds, "farm-dns answering");
+    let token = CancellationToken::new();
+    let (tx, rx) = watch::channel(Watched::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(watch_farm(seeds, WatchTimers::default(), tx, token.clone()));
+    let state = Arc::new(State { zone, live: watch::channel(Arc::new(Vec::new())).0, rotation: AtomicU64::new(0) });
+    tasks.spawn(follow(rx, state.clone(), token.clone()));
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for _ in 0..workers {
+        tasks.spawn(serve_udp(udp.clone(), state.clone(), token.clone()));
+    }
+    tasks.spawn(serve_tcp(tcp, state.clone(), token.clone()));
+    let signals = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut t), Ok(mut i)) => tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} },
+            _ => std::future::pending().await,
+        }
+    };
+    signals.await;
+    tracing::info!("stopping");
+    token.cancel();
+    while tasks.join_next().await.is_some() {}
+    ExitCode::SUCCESS
+}
+
+/// What every answering task shares.
+struct State {
+    zone: Zone,
+    live: watch::Sender<Arc<Vec<Live>>>,
+    rotation: AtomicU64,
+}
+
+/// Turns each new farm table into the live set.
+async fn follow(mut rx: watch::Receiver<Watched>, state: Arc<State>, token: CancellationToken) {
+    loop {
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = token.cancelled() => return,
+        }
+        let live = rx.borrow_and_update().table.as_ref().map(live_set);
+        if let Some(live) = live {
+            let ids: Vec<&str> = live.iter().map(|l| l.id.as_str()).collect();
+            tracing::debug!(?ids, "live set");
+            state.live.send_if_modified(|cur| {
+                let changed = **cur != live;
+                if changed {
+                    *cur = Arc::new(live.clone());
+                }
+                changed
+            });
+        }
+    }
+}
+
+/// Answers one message (the TCP path; UDP goes through [`AnswerCache`]).
+fn answer(state: &State, bytes: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    let live = state.live.borrow().clone();
+    match Message::from_vec(bytes) {
+        Ok(q) => {
+            // Rotation steps cycle over the live set, so answers can be cached per step.
+            let rot = state.rotation.fetch_add(1, Ordering::Relaxed) % live.len().max(1) as u64;
+            respond(&q, &state.zone, &live, rot, transport)
+        }
+        Err(_) => answer::malformed(bytes),
+    }
+}
+
+/// Most cached UDP answers per worker before the cache is emptied.
+const CACHE_MAX: usize = 4096;
+
+/// A worker's encoded answers, keyed by the query's bytes after its ID and
+/// the rotation step; valid for one live set. A hit costs a copy and an ID patch.
+struct AnswerCache {
+    live: Arc<Vec<Live>>,
+    map: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    key: Vec<u8>,
+}
+
+impl AnswerCache {
+    fn answer(&mut self, state: &State, bytes: &[u8]) -> Option<Vec<u8>> {
+        let live = state.live.borrow().clone();
+        if !Arc::ptr_eq(&live, &self.live) || self.map.len() >= CACHE_MAX {
+            self.map.clear();
+            self.live = live;
+        }
+        if bytes.len() < 12 {
+            return answer::malformed(bytes);
+        }
+        let n = self.live.len().max(1) as u64;
+        let step = state.rotation.fetch_add(1, Ordering::Relaxed) % n;
+        self.key.clear();
+        self.key.extend_from_slice(&bytes[2..]);
+        self.key.extend_from_slice(&step.to_be_bytes());
+        if let Some(hit) = self.map.get(&self.key[..]) {
+            let mut out = hit.clone();
+            out[..2].copy_from_slice(&bytes[..2]);
+            return Some(out);
+        }
+        let q = match Message::from_vec(bytes) {
+            Ok(q) => q,
+            Err(_) => return answer::malformed(bytes),
+        };
+        let out = respond(&q, &state.zone, &self.live, step, Transport::Udp)?;
+        if out.len() >= 2 {
+            self.map.insert(self.key.clone(), out.clone());
+        }
+        Some(out)
+    }
+}
+
+async fn serve_udp(sock: Arc<UdpSocket>, state: Arc<State>, token: CancellationToken) {
+    let mut cache = AnswerCache { live: state.live.borrow().clone(), map: Default::default(), key: Vec::new() };
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, from) = tokio::select! {
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => { tracing::debug!(error = %e, "udp receive"); continue }
+            },
+            _ = token.cancelled() => return,
+        };
+        if let Some(out) = cache.answer(&state, &buf[..n]) {
+            let _ = sock.send_to(&out, from).await;
+        }
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, state: Arc<State>, token: CancellationToken) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(TCP_MAX_CLIENTS));
+    let mut clients = tokio::task::JoinSet::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue }
+            },
+            _ = token.cancelled() => break,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+        let (state, token) = (state.clone(), token.clone());
+        clients.spawn(async move {
+            tokio::select! {
+                _ = serve_tcp_client(stream, &state) => {}
+                _ = token.cancelled() => {}
+            }
+            drop(permit);
+        });
+        while clients.try_join_next().is_some() {}
+    }
+    clients.shutdown().await;
+}
+
+/// DNS over TCP: each message is preceded by its 16-bit length.
+async fn serve_tcp_client(mut stream: TcpStream, state: &State) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        let n = usize::from(u16::from_be_bytes(len));
+        if tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut buf[..n])).await.map_or(true, |r| r.is_err()) {
+            return;
+        }
+        let Some(out) = answer(state, &buf[..n], Transport::Tcp) else { continue };
+        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        if stream.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! farm-dns against a real farm, asked with the real `dig`.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use integration::{check_for, Farm, FarmSpec, Raw};
+
+const T: Duration = Duration::from_secs(10);
+
+/// The addresses of a `+short` answer, in order.
+fn short(out: &str) -> Vec<String> {
+    out.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with(';')).map(String::from).collect()
+}
+
+async fn started() -> Farm {
+    let mut farm = Farm::start(FarmSpec::default());
+    farm.start_dns();
+    check_for(T, "three A records", || async { short(&farm.dig(&["chat.farm.test", "A", "+short"])).len() == 3 }).await;
+    farm
+}
+
+#[tokio::test]
+async fn three_a_records_authoritative_and_rotating() {
+    let farm = started().await;
+    let p = farm.prefix();
+    let out = farm.dig(&["chat.farm.test", "A"]);
+    assert!(out.contains("status: NOERROR"), "{out}");
+    assert!(out.contains("flags: qr aa"), "AA set: {out}");
+    assert!(out.contains("ANSWER: 3"), "{out}");
+    let firsts: Vec<String> = (0..3).map(|_| short(&farm.dig(&["chat.farm.test", "A", "+short"]))[0].clone()).collect();
+    let mut sorted = firsts.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted,
+        [format!("{p}.1"), format!("{p}.2"), format!("{p}.3")],
+        "three queries start with three addresses: {firsts:?}"
+    );
+    let tcp = short(&farm.dig(&["+tcp", "chat.farm.test", "A", "+short"]));
+    assert_eq!(tcp.len(), 3, "TCP works: {tcp:?}");
+}
+
+#[tokio::test]
+async fn every_response_code_through_dig() {
+    let farm = started().await;
+    let soa = farm.dig(&["farm.test", "SOA"]);
+    assert!(soa.contains("status: NOERROR") && soa.contains("IN\tSOA\tns.farm.test. hostmaster.farm.test."), "{soa}");
+    let ns = farm.dig(&["farm.test", "NS"]);
+    assert!(ns.contains("IN\tNS\tns.farm.test."), "{ns}");
+    let srv = short(&farm.dig(&["_rttp._tcp.farm.test", "SRV", "+short"]));
+    assert_eq!(srv, ["10 10 7000 s1.farm.test.", "10 10 7000 s2.farm.test.", "10 10 7000 s3.farm.test."]);
+    let nx = farm.dig(&["nope.farm.test", "A"]);
+    assert!(nx.contains("status: NXDOMAIN") && nx.contains("flags: qr aa") && nx.contains("SOA"), "{nx}");
+    let nodata = farm.dig(&["chat.farm.test", "MX"]);
+    assert!(nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0") && nodata.contains("SOA"), "{nodata}");
+    let refused = farm.dig(&["example.com", "A"]);
+    assert!(refused.contains("status: REFUSED"), "{refused}");
+    let notimp = farm.dig(&["+opcode=status", "chat.farm.test", "A"]);
+    assert!(notimp.contains("status: NOTIMP"), "{notimp}");
+}
+
+#[tokio::test]
+async fn a_killed_server_leaves_the_answers_and_comes_back() {
+    let mut farm = started().await;
+    farm.kill(2);
+    check_for(Duration::from_secs(3), "two A records after kill -9", || async {
+        short(&farm.dig(&["chat.farm.test", "A", "+short"])).len() == 2
+    })
+    .await;
+    farm.launch(2);
+    check_for(T, "three again after restart", || async {
+        short(&farm.dig(&["chat.farm.test", "A", "+short"])).len() == 3
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_draining_server_leaves_the_answers_when_its_drain_starts() {
+    let farm = Farm::start(FarmSpec { drain_window: 8.0, ..FarmSpec::default() });
+    let mut farm = farm;
+    farm.start_dns();
+    check_for(T, "three A records", || async { short(&farm.dig(&["chat.farm.test", "A", "+short"])).len() == 3 }).await;
+    // A session keeps s3 draining for a while rather than exiting at once.
+    let _c = Raw::hello(farm.servers[2].client, "stay").await;
+    farm.term(2);
+    let gone = format!("{}.3", farm.prefix());
+    check_for(Duration::from_secs(1), "s3 out of the answers within 1 s of its drain", || async {
+        let a = short(&farm.dig(&["chat.farm.test", "A", "+short"]));
+        a.len() == 2 && !a.contains(&gone)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_packets_get_formerr_or_nothing_and_service_goes_on() {
+    let farm = started().await;
+    let out = farm.dig(&["chat.farm.test", "A"]);
+    assert!(out.contains("ANSWER: 3"));
+    let dns = farm.dig(&["+short", "ns.farm.test", "A"]);
+    let dns_ip = short(&dns)[0].clone();
+    let sock = UdpSocket::bind((dns_ip.as_str(), 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    sock.connect((dns_ip.as_str(), 5353)).unwrap();
+    let header = |id: u16| vec![(id >> 8) as u8, id as u8, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    let mut long_label = header(0x1111);
+    long_label.push(64);
+    long_label.extend_from_slice(&[b'a'; 64]);
+    long_label.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut loop_ptr = header(0x2222);
+    loop_ptr.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]); // a name pointing at itself
+    let mut rng = 0x9e3779b97f4a7c15u64;
+    let random: Vec<u8> = (0..100)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng as u8
+        })
+        .collect();
+    for (what, pkt, formerr_id) in [
+        ("truncated header", vec![0x33, 0x33, 0x01], None),
+        ("label over 63", long_label, Some(0x1111u16)),
+        ("compression loop", loop_ptr, Some(0x2222)),
+        ("random bytes", random, None),
+    ] {
+        sock.send(&pkt).unwrap();
+        let mut buf = [0u8; 512];
+        match (sock.recv(&mut buf), formerr_id) {
+            (Ok(n), Some(id)) => {
+                assert!(n >= 12, "{what}");
+                assert_eq!(u16::from_be_bytes([buf[0], buf[1]]), id, "{what}");
+                assert_eq!(buf[3] & 0x0f, 1, "{what}: FORMERR");
+            }
+            (Ok(n), None) => assert!(n >= 12 && buf[3] & 0x0f == 1, "{what}: only FORMERR may answer garbage"),
+            (Err(_), Some(_)) => panic!("{what}: expected FORMERR"),
+            (Err(_), None) => {}
+        }
+    }
+    assert!(farm.dig(&["chat.farm.test", "A"]).contains("ANSWER: 3"), "still answering");
+}
