@@ -1,0 +1,421 @@
+//! The connect sequence as a state machine with no I/O. The driver performs
+//! each [`Cmd`] and feeds back its [`Outcome`]; the machine decides what comes
+//! next and reports every step as an [`Event`]:
+//!
+//! ```text
+//! Resolve -> ConnectFirst(addr) -> Select(table)
+//!   Select: same server -> Ready
+//!           other       -> ConnectChosen -> Ready
+//!                                        -> fail: Retry once after a jittered delay
+//!                                                 -> fail: Rediscover (DNS again), excluding it
+//! a failed round -> exponential backoff with full jitter -> Resolve, at most `max_rounds` rounds
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rttp_proto::select::{select, Strategy};
+use rttp_proto::{FarmInfo, Group, ServerId};
+
+use crate::event::Event;
+
+/// The bounds of the sequence; every one documented and configurable.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Rounds (DNS look-ups) before giving up.
+    pub max_rounds: u32,
+    /// First backoff between rounds; doubles each round, full jitter.
+    pub backoff_base: Duration,
+    /// Longest backoff between rounds.
+    pub backoff_max: Duration,
+    /// Upper bound of the jittered delay before retrying the chosen server.
+    pub retry_delay: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_rounds: 5,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(5),
+            retry_delay: Duration::from_millis(250),
+        }
+    }
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    /// Resolve the service (DNS or the bootstrap list).
+    Resolve,
+    /// Connect to this address and send HELLO; report WELCOME's server id
+    /// and the FARM_INFO that follows.
+    ConnectFirst(SocketAddr),
+    /// QUIT the first server (if still connected) and open the session on
+    /// the chosen one.
+    ConnectChosen {
+        /// The server.
+        server: ServerId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// Wait, then report [`Outcome::Waited`].
+    Wait(Duration),
+    /// Done: the session is on this server.
+    Ready {
+        /// The server.
+        server: ServerId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// The bounded rounds are exhausted.
+    GiveUp(String),
+}
+
+/// What happened to the last command.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Resolving gave addresses, or failed.
+    Resolved(Result<Vec<SocketAddr>, String>),
+    /// The first server answered (its id and table), or did not.
+    First(Result<(ServerId, FarmInfo), String>),
+    /// The chosen server accepted the session, or did not.
+    Chosen(Result<(), String>),
+    /// The wait is over.
+    Waited,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Resolving,
+    First { queue: Vec<SocketAddr>, current: SocketAddr },
+    Chosen { server: ServerId, addr: SocketAddr, attempt: u8 },
+    Backoff,
+    RetryWait { server: ServerId, addr: SocketAddr },
+    Done,
+}
+
+/// The connect sequence of one client.
+#[derive(Debug)]
+pub struct Sequence {
+    state: State,
+    strategy: Strategy,
+    group: Option<Group>,
+    limits: Limits,
+    round: u32,
+    exclude: Vec<ServerId>,
+    rng: SmallRng,
+    last_error: String,
+    /// A failed REDIRECT target falls back to selecting from the table.
+    table_fallback: bool,
+    /// The most recent table, for reconnecting without DNS.
+    pub table: Option<FarmInfo>,
+}
+
+impl Sequence {
+    /// A sequence that starts with DNS.
+    pub fn new(strategy: Strategy, group: Option<Group>, limits: Limits, seed: u64) -> Sequence {
+        Sequence {
+            state: State::Resolving,
+            strategy,
+            group,
+            limits,
+            round: 0,
+            exclude: Vec::new(),
+            rng: SmallRng::seed_from_u64(seed),
+            last_error: String::new(),
+            table_fallback: false,
+            table: None,
+        }
+    }
+
+    /// The first command.
+    pub fn start(&mut self) -> Cmd {
+        self.round = 1;
+        self.state = State::Resolving;
+        Cmd::Resolve
+    }
+
+    /// Starts from a known table instead of DNS (after losing a server):
+    /// selects excluding `lost`, and falls back to DNS if that fails.
+    pub fn start_from_table(&mut self, table: FarmInfo, lost: &[ServerId], events: &mut Vec<Event>) -> Cmd {
+        self.round = 1;
+        self.exclude = lost.to_vec();
+        self.select(table, None, events)
+    }
+
+    /// Starts by going to a named server (a REDIRECT); falls back to
+    /// selection, then to DNS.
+    pub fn start_redirect(&mut self, server: ServerId, addr: SocketAddr, from: ServerId) -> Cmd {
+        self.round = 1;
+        self.exclude = vec![from];
+        self.table_fallback = true;
+        self.state = State::Chosen { server, addr, attempt: 2 };
+        Cmd::ConnectChosen { server, addr }
+    }
+
+    /// Applies an outcome; returns the next command, and pushes the events.
+    pub fn on(&mut self, outcome: Outcome, events: &mut Vec<Event>) -> Cmd {
+        match (std::mem::replace(&mut self.state, State::Done), outcome) {
+            (State::Resolving, Outcome::Resolved(Ok(addrs))) if !addrs.is_empty() => {
+                events.push(Event::Resolved { addrs: addrs.clone() });
+                let mut queue = addrs;
+                let current = queue.remove(0);
+                self.state = State::First { queue, current };
+                Cmd::ConnectFirst(current)
+            }
+            (State::Resolving, Outcome::Resolved(r)) => {
+                self.last_error = r.err().unwrap_or_else(|| "no address".into());
+                self.next_round()
+            }
+            (State::First { current, .. }, Outcome::First(Ok((server, table)))) => {
+                events.push(Event::ConnectedFirst { server, addr: current });
+                self.select(table, Some((server, current)), events)
+            }
+            (State::First { mut queue, .. }, Outcome::First(Err(e))) => {
+                self.last_error = e;
+                if queue.is_empty() {
+                    self.next_round()
+                } else {
+                    let current = queue.remove(0);
+                    self.state = State::First { queue, current };
+                    Cmd::ConnectFirst(current)
+                }
+            }
+            (State::Chosen { server, addr, .. }, Outcome::Chosen(Ok(()))) => {
+                self.state = State::Done;
+                Cmd::Ready { server, addr }
+            }
+            (State::Chosen { server, addr, attempt: 1 }, Outcome::Chosen(Err(e))) => {
+                events.push(Event::Retry { server, reason: e });
+                self.state = State::RetryWait { server, addr };
+                let d = self.limits.retry_delay.mul_f64(self.rng.random_range(0.5..1.0));
+                Cmd::Wait(d)
+            }
+            (State::Chosen { server, .. }, Outcome::Chosen(Err(e))) => {
+                self.last_error = e;
+                if !self.exclude.contains(&server) {
+                    self.exclude.push(server);
+                }
+                // A REDIRECT target that fails: select from the table we have first.
+                if std::mem::take(&mut self.table_fallback) {
+                    if let Some(t) = self.table.clone() {
+                        return self.select(t, None, events);
+                    }
+                }
+                events.push(Event::Rediscover { excluded: self.exclude.clone() });
+                self.round += 1;
+                if self.round > self.limits.max_rounds {
+                    return self.give_up();
+                }
+                self.state = State::Resolving;
+                Cmd::Resolve
+            }
+            (State::RetryWait { server, addr }, Outcome::Waited) => {
+                self.state = State::Chosen { server, addr, attempt: 2 };
+                Cmd::ConnectChosen { server, addr }
+            }
+            (State::Backoff, Outcome::Waited) => {
+                self.state = State::Resolving;
+                Cmd::Resolve
+            }
+            (state, other) => {
+                // An outcome that does not fit the state is a driver bug: keep
+                // the state and repeat the safest command.
+                tracing::error!(?state, ?other, "connect sequence: unexpected outcome");
+                self.state = state;
+                Cmd::Resolve
+            }
+        }
+    }
+
+    fn select(&mut self, table: FarmInfo, on: Option<(ServerId, SocketAddr)>, events: &mut Vec<Event>) -> Cmd {
+        let choice = select(&table.servers, self.group.as_ref(), self.strategy, &self.exclude, &mut self.rng)
+            .and_then(|e| e.addr.as_str().parse::<SocketAddr>().ok().map(|a| (e.id, a)));
+        self.table = Some(table);
+        let Some((server, addr)) = choice else {
+            self.last_error = "no server of the farm is UP".into();
+            return self.next_round();
+        };
+        let stay = on.is_some_and(|(id, _)| id == server);
+        events.push(Event::Selected { server, addr, stay });
+        if stay {
+            let (server, addr) = on.expect("checked");
+            self.state = State::Done;
+            return Cmd::Ready { server, addr };
+        }
+        self.state = State::Chosen { server, addr, attempt: 1 };
+        Cmd::ConnectChosen { server, addr }
+    }
+
+    fn next_round(&mut self) -> Cmd {
+        if self.round >= self.limits.max_rounds {
+            return self.give_up();
+        }
+        // Exponential backoff with full jitter: uniform in [0, base * 2^round].
+        let cap = self.limits.backoff_base.saturating_mul(1 << self.round.min(16)).min(self.limits.backoff_max);
+        self.round += 1;
+        self.state = State::Backoff;
+        Cmd::Wait(cap.mul_f64(self.rng.random_range(0.0..1.0)))
+    }
+
+    fn give_up(&mut self) -> Cmd {
+        self.state = State::Done;
+        Cmd::GiveUp(format!("gave up after {} rounds: {}", self.limits.max_rounds, self.last_error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rttp_proto::{HostPort, ServerEntry, Status};
+
+    use super::*;
+
+    fn table(n: u8) -> FarmInfo {
+        FarmInfo {
+            epoch: 1,
+            servers: (1..=n)
+                .map(|i| ServerEntry {
+                    id: ServerId::new(&format!("s{i}")).unwrap(),
+                    addr: HostPort::new(&format!("127.0.0.{i}:7000")).unwrap(),
+                    status: Status::Up,
+                    users: 0,
+                    capacity: 100,
+                    group: Group::new(&format!("g{i}")).unwrap(),
+                })
+                .collect(),
+        }
+    }
+
+    fn id(s: &str) -> ServerId {
+        ServerId::new(s).unwrap()
+    }
+
+    fn addr(i: u8) -> SocketAddr {
+        format!("127.0.0.{i}:7000").parse().unwrap()
+    }
+
+    fn seq(group: &str) -> Sequence {
+        Sequence::new(Strategy::Group, Some(Group::new(group).unwrap()), Limits::default(), 1)
+    }
+
+    #[test]
+    fn the_first_server_is_also_the_chosen_one() {
+        let (mut s, mut ev) = (seq("g1"), Vec::new());
+        assert_eq!(s.start(), Cmd::Resolve);
+        assert_eq!(s.on(Outcome::Resolved(Ok(vec![addr(1), addr(2)])), &mut ev), Cmd::ConnectFirst(addr(1)));
+        let next = s.on(Outcome::First(Ok((id("s1"), table(3)))), &mut ev);
+        assert_eq!(next, Cmd::Ready { server: id("s1"), addr: addr(1) });
+        assert_eq!(
+            ev,
+            vec![
+                Event::Resolved { addrs: vec![addr(1), addr(2)] },
+                Event::ConnectedFirst { server: id("s1"), addr: addr(1) },
+                Event::Selected { server: id("s1"), addr: addr(1), stay: true },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_chosen_server_fails_once_then_succeeds() {
+        let (mut s, mut ev) = (seq("g2"), Vec::new());
+        s.start();
+        s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+        assert_eq!(s.on(Outcome::First(Ok((id("s1"), table(3)))), &mut ev), Cmd::ConnectChosen { server: id("s2"), addr: addr(2) });
+        let Cmd::Wait(d) = s.on(Outcome::Chosen(Err("refused".into())), &mut ev) else { panic!("a jittered wait") };
+        assert!(d <= Limits::default().retry_delay);
+        assert_eq!(s.on(Outcome::Waited, &mut ev), Cmd::ConnectChosen { server: id("s2"), addr: addr(2) });
+        assert_eq!(s.on(Outcome::Chosen(Ok(())), &mut ev), Cmd::Ready { server: id("s2"), addr: addr(2) });
+        assert!(ev.contains(&Event::Retry { server: id("s2"), reason: "refused".into() }));
+        assert!(!ev.iter().any(|e| matches!(e, Event::Rediscover { .. })));
+    }
+
+    #[test]
+    fn it_fails_twice_and_dns_is_asked_again_without_it() {
+        let (mut s, mut ev) = (seq("g2"), Vec::new());
+        s.start();
+        s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+        s.on(Outcome::First(Ok((id("s1"), table(3)))), &mut ev);
+        s.on(Outcome::Chosen(Err("refused".into())), &mut ev);
+        s.on(Outcome::Waited, &mut ev);
+        assert_eq!(s.on(Outcome::Chosen(Err("refused again".into())), &mut ev), Cmd::Resolve);
+        assert_eq!(ev.last(), Some(&Event::Rediscover { excluded: vec![id("s2")] }));
+        // The fresh table still lists s2 as UP: it is excluded anyway.
+        s.on(Outcome::Resolved(Ok(vec![addr(3)])), &mut ev);
+        let next = s.on(Outcome::First(Ok((id("s3"), table(3)))), &mut ev);
+        assert!(matches!(next, Cmd::Ready { .. } | Cmd::ConnectChosen { .. }));
+        assert!(!matches!(next, Cmd::ConnectChosen { server, .. } if server == id("s2")));
+    }
+
+    #[test]
+    fn everything_fails_and_it_gives_up_after_the_bound() {
+        let limits = Limits { max_rounds: 3, ..Limits::default() };
+        let mut s = Sequence::new(Strategy::P2c, None, limits, 9);
+        let mut ev = Vec::new();
+        let mut cmd = s.start();
+        let mut resolves = 0;
+        let mut waits = Vec::new();
+        for _ in 0..100 {
+            cmd = match cmd {
+                Cmd::Resolve => {
+                    resolves += 1;
+                    s.on(Outcome::Resolved(Err("NXDOMAIN".into())), &mut ev)
+                }
+                Cmd::Wait(d) => {
+                    waits.push(d);
+                    s.on(Outcome::Waited, &mut ev)
+                }
+                Cmd::GiveUp(_) => break,
+                other => panic!("{other:?}"),
+            };
+        }
+        let Cmd::GiveUp(why) = cmd else { panic!("gave up") };
+        assert!(why.contains("3 rounds") && why.contains("NXDOMAIN"), "{why}");
+        assert_eq!(resolves, 3);
+        assert_eq!(waits.len(), 2);
+        assert!(waits[0] <= Duration::from_millis(400) && waits[1] <= Duration::from_millis(800), "{waits:?}");
+    }
+
+    #[test]
+    fn a_failed_redirect_target_falls_back_to_the_table_then_dns() {
+        let (mut s, mut ev) = (seq("g1"), Vec::new());
+        s.table = Some(table(3));
+        assert_eq!(s.start_redirect(id("s3"), addr(3), id("s1")), Cmd::ConnectChosen { server: id("s3"), addr: addr(3) });
+        // Not s1 (the drainer) nor s3 (just failed): s2 is all that is left.
+        assert_eq!(s.on(Outcome::Chosen(Err("refused".into())), &mut ev), Cmd::ConnectChosen { server: id("s2"), addr: addr(2) });
+        s.on(Outcome::Chosen(Err("refused".into())), &mut ev);
+        s.on(Outcome::Waited, &mut ev);
+        assert_eq!(s.on(Outcome::Chosen(Err("refused".into())), &mut ev), Cmd::Resolve);
+        assert!(matches!(ev.last(), Some(Event::Rediscover { .. })));
+    }
+
+    #[test]
+    fn a_lost_server_is_replaced_from_the_last_table_without_dns() {
+        let (mut s, mut ev) = (seq("g1"), Vec::new());
+        let cmd = s.start_from_table(table(3), &[id("s1")], &mut ev);
+        assert!(matches!(cmd, Cmd::ConnectChosen { server, .. } if server != id("s1")), "{cmd:?}");
+        assert!(!ev.iter().any(|e| matches!(e, Event::Resolved { .. })));
+    }
+
+    #[test]
+    fn a_dead_first_address_moves_to_the_next_one() {
+        let (mut s, mut ev) = (seq("g1"), Vec::new());
+        s.start();
+        s.on(Outcome::Resolved(Ok(vec![addr(1), addr(2)])), &mut ev);
+        assert_eq!(s.on(Outcome::First(Err("refused".into())), &mut ev), Cmd::ConnectFirst(addr(2)));
+    }
+
+    #[test]
+    fn no_up_server_in_the_table_is_a_failed_round() {
+        let (mut s, mut ev) = (seq("g1"), Vec::new());
+        s.start();
+        s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+        let mut t = table(2);
+        for e in &mut t.servers {
+            e.status = Status::Draining;
+        }
+        assert!(matches!(s.on(Outcome::First(Ok((id("s1"), t))), &mut ev), Cmd::Wait(_)));
+    }
+}

@@ -1,0 +1,119 @@
+//! What a client reports: every step of the farm method, and chat traffic.
+
+use std::net::SocketAddr;
+
+use rttp_proto::{FarmInfo, MsgId, Nick, Room, ServerId, Text};
+
+/// One thing that happened, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// DNS (or the bootstrap list) gave these addresses.
+    Resolved {
+        /// The addresses, in the order given.
+        addrs: Vec<SocketAddr>,
+    },
+    /// The first server answered HELLO; its table follows.
+    ConnectedFirst {
+        /// Its id.
+        server: ServerId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// The strategy chose the serving server from the table.
+    Selected {
+        /// The choice.
+        server: ServerId,
+        /// Its address.
+        addr: SocketAddr,
+        /// Whether it is the server the client is already on.
+        stay: bool,
+    },
+    /// A session is established on this server.
+    Connected {
+        /// Its id.
+        server: ServerId,
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// Connecting to the chosen server failed; trying it once more.
+    Retry {
+        /// The server.
+        server: ServerId,
+        /// Why the first try failed.
+        reason: String,
+    },
+    /// Asking DNS again, without these servers.
+    Rediscover {
+        /// Servers that just failed.
+        excluded: Vec<ServerId>,
+    },
+    /// The server sent the client elsewhere.
+    Redirected {
+        /// Where to.
+        server: ServerId,
+        /// Its address.
+        addr: SocketAddr,
+        /// `full`, `drain`, ...
+        reason: String,
+    },
+    /// The session's server was lost.
+    Disconnected {
+        /// Which.
+        server: ServerId,
+        /// Why.
+        reason: String,
+    },
+    /// After a move, back in a room (replaying after the last id seen).
+    Rejoined {
+        /// The room.
+        room: Room,
+        /// The last msg-id seen before the move.
+        after: Option<MsgId>,
+    },
+    /// A new farm table.
+    Table(FarmInfo),
+    /// A message, shown once even if replayed after a move.
+    Message {
+        /// The room.
+        room: Room,
+        /// Its id.
+        id: MsgId,
+        /// The sender.
+        nick: Nick,
+        /// The text.
+        text: Text,
+    },
+    /// Someone joined a room.
+    Joined {
+        /// The room.
+        room: Room,
+        /// Who.
+        nick: Nick,
+    },
+    /// Someone left a room.
+    Parted {
+        /// The room.
+        room: Room,
+        /// Who.
+        nick: Nick,
+    },
+    /// The members of a room (the answer to `who`).
+    Members {
+        /// The room.
+        room: Room,
+        /// Its members.
+        nicks: Vec<Nick>,
+    },
+    /// The server refused something.
+    ServerError {
+        /// The code.
+        code: u16,
+        /// Its reason.
+        reason: String,
+    },
+    /// The client gave up (bounded rounds exhausted) or was closed.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
