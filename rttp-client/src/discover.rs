@@ -48,7 +48,14 @@ impl Discovery {
                         }
                     }
                 }
-                let ips = resolver.lookup_ip(fqdn.as_str()).await.map_err(|e| fail(e.to_string()))?;
+                let ips = resolver.lookup_ip(fqdn.as_str()).await.map_err(|e| {
+                    let text = e.to_string();
+                    if text.contains("no records found") {
+                        fail("no such name, or it has no address".into())
+                    } else {
+                        fail(text)
+                    }
+                })?;
                 let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(ip, *port)).collect();
                 if addrs.is_empty() {
                     return Err(fail("no address".into()));
@@ -68,9 +75,13 @@ fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver> {
             tcp.port = s.port();
             let mut ns = NameServerConfig::udp_and_tcp(s.ip());
             ns.connections = vec![udp, tcp];
-            TokioResolver::builder_with_config(ResolverConfig::from_name_servers(vec![ns]), TokioRuntimeProvider::default())
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![ns]),
+                TokioRuntimeProvider::default(),
+            )
         }
-        None => TokioResolver::builder_tokio().map_err(|e| Error::Resolve { name: "system".into(), reason: e.to_string() })?,
+        None => TokioResolver::builder_tokio()
+            .map_err(|e| Error::Resolve { name: "system".into(), reason: e.to_string() })?,
     };
     let mut builder = builder;
     let opts = builder.options_mut();
@@ -82,7 +93,8 @@ fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver> {
 }
 
 async fn srv_addrs(resolver: &TokioResolver, name: &str) -> Result<Vec<SocketAddr>> {
-    let srv = resolver.srv_lookup(name).await.map_err(|e| Error::Resolve { name: name.into(), reason: e.to_string() })?;
+    let srv =
+        resolver.srv_lookup(name).await.map_err(|e| Error::Resolve { name: name.into(), reason: e.to_string() })?;
     let mut out = Vec::new();
     for r in srv.answers() {
         if let hickory_resolver::proto::rr::RData::SRV(s) = &r.data {

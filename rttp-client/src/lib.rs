@@ -1,5 +1,6 @@
 //! The farm-aware RTTP client.
 
+pub mod client;
 pub mod conn;
 pub mod connect;
 pub mod discover;
@@ -8,4 +9,7 @@ pub mod event;
 pub mod select;
 pub mod watch;
 
+pub use client::{Client, ClientBuilder, Timers};
 pub use error::{Error, Result};
+pub use event::Event;
+pub use rttp_proto::select::Strategy;

@@ -128,6 +128,26 @@ pub enum PeerFrame {
         /// Who.
         nick: Nick,
     },
+    /// `HISTORY <room> <after-msg-id>`: the sender's member rejoined after
+    /// a move and its history lacks that id: send what follows it.
+    History {
+        /// The room.
+        room: Room,
+        /// The last id the member saw.
+        after: MsgId,
+    },
+    /// `REPLAY <room> <msg-id> <nick> <N>` and a body: a message from the
+    /// sender's history, in answer to `HISTORY`.
+    Replay {
+        /// The room.
+        room: Room,
+        /// Its id.
+        id: MsgId,
+        /// Who said it.
+        nick: Nick,
+        /// The text.
+        text: Text,
+    },
     /// `ERR <code> <reason ...>`.
     Err {
         /// Three digits.
@@ -149,8 +169,8 @@ impl PeerFrame {
     pub(crate) fn verb_shape(verb: &[u8]) -> Option<Shape> {
         Some(match verb {
             b"PEER_HELLO" | b"PEER_CHALLENGE" | b"PEER_AUTH" | b"PEER_OK" | b"STATE" | b"MEMBER" | b"BEAT"
-            | b"INTEREST" | b"UNINTEREST" | b"RJOINED" | b"RPARTED" | b"RMEMBER" => Shape::Line,
-            b"RELAY" => Shape::Body,
+            | b"INTEREST" | b"UNINTEREST" | b"RJOINED" | b"RPARTED" | b"RMEMBER" | b"HISTORY" => Shape::Line,
+            b"RELAY" | b"REPLAY" => Shape::Body,
             b"ERR" => Shape::Trailing(1),
             _ => return None,
         })
@@ -171,6 +191,8 @@ impl PeerFrame {
             PeerFrame::Joined { .. } => "RJOINED",
             PeerFrame::Parted { .. } => "RPARTED",
             PeerFrame::RoomMember { .. } => "RMEMBER",
+            PeerFrame::History { .. } => "HISTORY",
+            PeerFrame::Replay { .. } => "REPLAY",
             PeerFrame::Err { .. } => "ERR",
         }
     }
@@ -214,9 +236,10 @@ impl PeerFrame {
                 put_line(dst, verb, &[id.as_str(), itoa_buf(*generation).as_str(), peer_addr.as_str()])
             }
             PeerFrame::Interest { room } | PeerFrame::Uninterest { room } => put_line(dst, verb, &[room.as_str()]),
-            PeerFrame::Relay { room, id, nick, text } => {
+            PeerFrame::Relay { room, id, nick, text } | PeerFrame::Replay { room, id, nick, text } => {
                 put_body(dst, verb, &[room.as_str(), id.as_str(), nick.as_str()], text.bytes())
             }
+            PeerFrame::History { room, after } => put_line(dst, verb, &[room.as_str(), after.as_str()]),
             PeerFrame::Joined { room, nick }
             | PeerFrame::Parted { room, nick }
             | PeerFrame::RoomMember { room, nick } => put_line(dst, verb, &[room.as_str(), nick.as_str()]),
@@ -275,6 +298,11 @@ impl Build for PeerFrame {
                 p.need(4)?;
                 PeerFrame::Relay { room: room(0)?, id: token(1)?, nick: nick(2)?, text: Text::from_bytes(p.body())? }
             }
+            b"REPLAY" => {
+                p.need(4)?;
+                PeerFrame::Replay { room: room(0)?, id: token(1)?, nick: nick(2)?, text: Text::from_bytes(p.body())? }
+            }
+            b"HISTORY" => PeerFrame::History { room: room(0)?, after: token(1)? },
             b"RJOINED" => PeerFrame::Joined { room: room(0)?, nick: nick(1)? },
             b"RPARTED" => PeerFrame::Parted { room: room(0)?, nick: nick(1)? },
             b"RMEMBER" => PeerFrame::RoomMember { room: room(0)?, nick: nick(1)? },

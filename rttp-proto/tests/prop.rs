@@ -95,6 +95,8 @@ fn peer_frame() -> impl Strategy<Value = PeerFrame> {
         (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| PeerFrame::Relay { room, id, nick, text }),
         (room(), nick()).prop_map(|(room, nick)| PeerFrame::Joined { room, nick }),
         (room(), nick()).prop_map(|(room, nick)| PeerFrame::RoomMember { room, nick }),
+        (room(), token()).prop_map(|(room, after)| PeerFrame::History { room, after }),
+        (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| PeerFrame::Replay { room, id, nick, text }),
     ]
 }
 

@@ -195,6 +195,11 @@ fn peer_frames() {
         (PeerFrame::Joined { room: room("#r"), nick: nick("bob") }, "RJOINED #r bob\r\n"),
         (PeerFrame::Parted { room: room("#r"), nick: nick("bob") }, "RPARTED #r bob\r\n"),
         (PeerFrame::RoomMember { room: room("#r"), nick: nick("bob") }, "RMEMBER #r bob\r\n"),
+        (PeerFrame::History { room: room("#r"), after: tok("s1:a:7") }, "HISTORY #r s1:a:7\r\n"),
+        (
+            PeerFrame::Replay { room: room("#r"), id: tok("s1:a:8"), nick: nick("bob"), text: Text::from("hi") },
+            "REPLAY #r s1:a:8 bob 2\r\nhi\r\n",
+        ),
         (PeerFrame::err(ErrCode::AuthFailed, "bad mac"), "ERR 511 bad mac\r\n"),
     ];
     for (v, w) in table {

@@ -266,6 +266,8 @@ async fn read_loop(mut rd: OwnedReadHalf, mut buf: BytesMut, cx: &LinkCtx) -> St
                 PeerFrame::Joined { room, nick } => rooms.remote_joined(peer.id, room, nick, true),
                 PeerFrame::RoomMember { room, nick } => rooms.remote_joined(peer.id, room, nick, false),
                 PeerFrame::Parted { room, nick } => rooms.remote_parted(peer.id, room, nick),
+                PeerFrame::History { room, after } => rooms.remote_history(peer.id, room, after),
+                PeerFrame::Replay { room, id, nick, text } => rooms.remote_replay(room, id, nick, text),
                 PeerFrame::Err { code, reason } => {
                     tracing::warn!(peer = %peer.id, code, reason, "peer sent ERR");
                     if code >= 500 {

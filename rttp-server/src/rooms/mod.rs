@@ -51,6 +51,8 @@ struct RoomState {
     remote: Vec<(ServerId, Nick)>,
     history: VecDeque<(MsgId, Bytes)>,
     history_bytes: usize,
+    /// Members that rejoined with a gap: REPLAYs from peers go to them.
+    replay_to: Vec<SessionId>,
 }
 
 impl RoomState {
@@ -157,6 +159,7 @@ impl Rooms {
     pub fn join(&self, room: &Room, member: Member, after: Option<&MsgId>) -> Joined {
         let mut st = self.map.entry(*room).or_default();
         let joined = ServerFrame::Joined { room: *room, nick: member.nick }.to_bytes();
+        let member_session = member.session;
         let new_member = !st.members.iter().any(|m| m.session == member.session);
         let first_local = new_member && st.members.is_empty();
         let out = member.out.clone();
@@ -182,6 +185,11 @@ impl Rooms {
                     gap = true;
                     let reason = format!("{after} is older than the history of {room}: replaying all it keeps");
                     out.push(ServerFrame::err(ErrCode::HistoryGap, reason).to_bytes());
+                    // Peers that had the room may hold what this server missed.
+                    if !st.replay_to.contains(&member_session) {
+                        st.replay_to.push(member_session);
+                    }
+                    self.to_peers(&st.interested, &PeerFrame::History { room: *room, after: *after });
                     0
                 }
             };
@@ -200,6 +208,7 @@ impl Rooms {
         let mut st = self.map.get_mut(room)?;
         let i = st.members.iter().position(|m| m.session == session)?;
         let leaver = st.members.swap_remove(i);
+        st.replay_to.retain(|s| *s != session);
         let parted = ServerFrame::Parted { room: *room, nick: leaver.nick }.to_bytes();
         st.broadcast(&parted);
         if tell_leaver {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rttp_proto::{Frame, MsgId, Nick, PeerFrame, Room, ServerFrame, ServerId, Text};
 
 use super::Rooms;
@@ -85,6 +86,40 @@ impl Rooms {
             st.remote.swap_remove(i);
         }
         st.broadcast(&ServerFrame::Parted { room, nick }.to_bytes());
+    }
+
+    /// `peer` asks for the messages after `after`: answer from our history
+    /// with REPLAY frames, if we know that id.
+    pub fn remote_history(&self, peer: ServerId, room: Room, after: MsgId) {
+        let frames: Vec<Bytes> = {
+            let Some(st) = self.map.get(&room) else { return };
+            let Some(i) = st.history.iter().rposition(|(id, _)| *id == after) else { return };
+            st.history.iter().skip(i + 1).map(|(_, f)| f.clone()).collect()
+        };
+        for f in frames {
+            // History holds encoded MSG frames: turn each back into a REPLAY.
+            if let Ok(Some((ServerFrame::Msg { room, id, nick, text }, _))) =
+                ServerFrame::decode(&f, &rttp_proto::Limits::default())
+            {
+                self.to_peers(&[peer], &PeerFrame::Replay { room, id, nick, text });
+            }
+        }
+    }
+
+    /// A message from a peer's history: kept once, and delivered only to the
+    /// members that rejoined with a gap (the others saw it live).
+    pub fn remote_replay(&self, room: Room, id: MsgId, nick: Nick, text: Text) {
+        let Some(mut st) = self.map.get_mut(&room) else { return };
+        if st.history.iter().any(|(h, _)| *h == id) {
+            return;
+        }
+        let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
+        let targets: Vec<Arc<Outbound>> =
+            st.members.iter().filter(|m| st.replay_to.contains(&m.session)).map(|m| m.out.clone()).collect();
+        for out in targets {
+            out.push(frame.clone());
+        }
+        st.remember(id, frame, self.limits);
     }
 
     /// A message said on `peer`: to local members only, and into history.

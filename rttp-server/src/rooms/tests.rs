@@ -108,3 +108,29 @@ fn history_is_bounded_in_bytes_too() {
     let j = r.join(&room, b, Some(&Token::new("nope").unwrap()));
     assert!(j.replayed <= 3, "about 70 bytes a frame, 200 kept: {}", j.replayed);
 }
+
+#[test]
+fn a_gap_asks_interested_peers_and_replays_reach_only_the_joiner_once() {
+    let r = rooms(10);
+    let room = Room::new("#r").unwrap();
+    let peer = rttp_proto::ServerId::new("s9").unwrap();
+    let link = Arc::new(Outbound::new(1 << 20));
+    r.link_up(peer, link.clone());
+    r.remote_interest(peer, room, true);
+    let old = member(1, "old");
+    r.join(&room, old.clone(), None);
+    frames(&old);
+    let _ = frames(&Member { session: 0, nick: Nick::new("x").unwrap(), out: link.clone() });
+    let newcomer = member(2, "new");
+    let j = r.join(&room, newcomer.clone(), Some(&Token::new("s9:g:5").unwrap()));
+    assert!(j.gap);
+    let sent: Vec<String> = frames(&Member { session: 0, nick: Nick::new("x").unwrap(), out: link.clone() });
+    assert!(sent.iter().any(|f| f == "HISTORY #r s9:g:5\r\n"), "{sent:?}");
+    frames(&old);
+    frames(&newcomer);
+    let id = Token::new("s9:g:6").unwrap();
+    r.remote_replay(room, id, Nick::new("bob").unwrap(), Text::from("missed"));
+    r.remote_replay(room, id, Nick::new("bob").unwrap(), Text::from("missed"));
+    assert_eq!(frames(&newcomer), vec!["MSG #r s9:g:6 bob 6\r\nmissed\r\n".to_string()], "once, to the joiner");
+    assert!(frames(&old).is_empty(), "the member who was there does not get it again");
+}

@@ -1,0 +1,175 @@
+//! The client library against a real farm found through farm-dns: the
+//! connect sequence, group selection, and moves (kill -9, drain).
+
+use std::time::Duration;
+
+use integration::{check_for, Farm, FarmSpec, Raw};
+use rttp_client::{Client, Event, Strategy};
+use rttp_proto::ServerFrame;
+use tokio::sync::mpsc::Receiver;
+
+const T: Duration = Duration::from_secs(10);
+
+async fn farm_with_dns(spec: FarmSpec) -> (Farm, std::net::SocketAddr) {
+    let mut farm = Farm::start(spec);
+    let dns = farm.start_dns();
+    check_for(T, "farm-dns answers with three servers", || async {
+        farm.dig(&["chat.farm.test", "A", "+short"]).lines().count() == 3
+    })
+    .await;
+    (farm, dns)
+}
+
+/// The next event matching `pred`, within 10 s; the skipped ones are returned too.
+async fn until(ev: &mut Receiver<Event>, mut pred: impl FnMut(&Event) -> bool) -> (Event, Vec<Event>) {
+    let mut skipped = Vec::new();
+    tokio::time::timeout(T, async {
+        loop {
+            let e = ev.recv().await.expect("event stream open");
+            if pred(&e) {
+                return (e, skipped);
+            }
+            skipped.push(e);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no matching event within {T:?}"))
+}
+
+fn drain(ev: &mut Receiver<Event>) -> Vec<Event> {
+    let mut v = Vec::new();
+    while let Ok(e) = ev.try_recv() {
+        v.push(e);
+    }
+    v
+}
+
+#[tokio::test]
+async fn the_events_follow_the_farm_method() {
+    let (farm, dns) = farm_with_dns(FarmSpec::default()).await;
+    let (client, mut ev) = Client::builder()
+        .service("chat.farm.test", 7000)
+        .dns(dns)
+        .strategy(Strategy::LeastUsers)
+        .nick("alice")
+        .connect()
+        .await
+        .unwrap();
+    let steps = drain(&mut ev);
+    let kinds: Vec<&str> = steps
+        .iter()
+        .map(|e| match e {
+            Event::Resolved { .. } => "resolved",
+            Event::ConnectedFirst { .. } => "first",
+            Event::Selected { .. } => "selected",
+            Event::Connected { .. } => "connected",
+            Event::Table(_) => "table",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["resolved", "first", "selected", "connected", "table"], "{steps:?}");
+    let Event::Resolved { addrs } = &steps[0] else { unreachable!() };
+    assert_eq!(addrs.len(), 3, "DNS gave the three servers");
+    let Event::ConnectedFirst { addr: first, .. } = &steps[1] else { unreachable!() };
+    assert_eq!(first, &addrs[0], "the first address DNS gave");
+    let Event::Table(t) = &steps[4] else { unreachable!() };
+    assert_eq!(t.servers.len(), 3);
+    drop(farm);
+    client.quit().await;
+}
+
+#[tokio::test]
+async fn the_group_strategy_lands_on_the_g2_server() {
+    let (farm, dns) = farm_with_dns(FarmSpec::default()).await;
+    for i in 0..3 {
+        let (client, mut ev) = Client::builder()
+            .service("chat.farm.test", 7000)
+            .dns(dns)
+            .strategy(Strategy::Group)
+            .group("g2")
+            .nick(&format!("g2user{i}"))
+            .connect()
+            .await
+            .unwrap();
+        let (e, _) = until(&mut ev, |e| matches!(e, Event::Connected { .. })).await;
+        let Event::Connected { server, addr } = e else { unreachable!() };
+        assert_eq!((server.as_str(), addr), ("s2", farm.servers[1].client));
+        client.quit().await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_moves_the_client_back_into_its_rooms_with_each_message_once() {
+    let groups = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    let (mut farm, _dns) = farm_with_dns(FarmSpec { groups, ..FarmSpec::default() }).await;
+    // bob talks from s3 and never moves.
+    let mut bob = Raw::hello(farm.servers[2].client, "bob").await;
+    bob.send("JOIN #r\r\n").await;
+    bob.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    // alice stays on s1: the only server of her group.
+    let (alice, mut ev) = Client::builder()
+        .bootstrap(vec![farm.servers[0].client])
+        .strategy(Strategy::Group)
+        .group("a")
+        .nick("alice")
+        .connect()
+        .await
+        .unwrap();
+    let (c, _) = until(&mut ev, |e| matches!(e, Event::Connected { .. })).await;
+    assert!(matches!(c, Event::Connected { server, .. } if server.as_str() == "s1"));
+    alice.join("#r").await.unwrap();
+    until(&mut ev, |e| matches!(e, Event::Joined { nick, .. } if nick.as_str() == "alice")).await;
+    bob.send("SAY #r 6\r\nbefore\r\n").await;
+    until(&mut ev, |e| matches!(e, Event::Message { text, .. } if text.as_str() == "before")).await;
+    farm.kill(0);
+    for i in 0..5 {
+        bob.send(&format!("SAY #r 7\r\nduring{i}\r\n")).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, skipped) = until(&mut ev, |e| matches!(e, Event::Rejoined { .. })).await;
+    assert!(
+        skipped.iter().any(|e| matches!(e, Event::Disconnected { server, .. } if server.as_str() == "s1")),
+        "{skipped:?}"
+    );
+    let moved_to =
+        skipped.iter().rev().find_map(|e| if let Event::Connected { server, .. } = e { Some(*server) } else { None });
+    assert!(moved_to.is_some_and(|s| s.as_str() != "s1"), "moved to a survivor: {skipped:?}");
+    bob.send("SAY #r 5\r\nafter\r\n").await;
+    let (_, seen) = until(&mut ev, |e| matches!(e, Event::Message { text, .. } if text.as_str() == "after")).await;
+    let texts: Vec<String> = seen
+        .iter()
+        .filter_map(|e| if let Event::Message { text, .. } = e { Some(text.as_str().to_string()) } else { None })
+        .collect();
+    for i in 0..5 {
+        let n = texts.iter().filter(|t| **t == format!("during{i}")).count();
+        assert_eq!(n, 1, "during{i} shown exactly once: {texts:?}");
+    }
+    assert!(!texts.contains(&"before".to_string()), "what was seen before the move is not shown again: {texts:?}");
+    alice.quit().await;
+}
+
+#[tokio::test]
+async fn a_drain_redirect_moves_the_client() {
+    let (farm, _dns) = farm_with_dns(FarmSpec { drain_window: 1.0, ..FarmSpec::default() }).await;
+    let (client, mut ev) = Client::builder()
+        .bootstrap(vec![farm.servers[0].client])
+        .strategy(Strategy::Group)
+        .group("g2")
+        .nick("mover")
+        .connect()
+        .await
+        .unwrap();
+    let (e, _) = until(&mut ev, |e| matches!(e, Event::Connected { .. })).await;
+    let Event::Connected { server, .. } = e else { unreachable!() };
+    assert_eq!(server.as_str(), "s2");
+    client.join("#r").await.unwrap();
+    until(&mut ev, |e| matches!(e, Event::Joined { .. })).await;
+    farm.term(1);
+    let (r, _) = until(&mut ev, |e| matches!(e, Event::Redirected { .. })).await;
+    let Event::Redirected { reason, .. } = r else { unreachable!() };
+    assert_eq!(reason, "drain");
+    let (c, _) = until(&mut ev, |e| matches!(e, Event::Connected { .. })).await;
+    assert!(matches!(c, Event::Connected { server, .. } if server.as_str() != "s2"));
+    until(&mut ev, |e| matches!(e, Event::Rejoined { room, .. } if room.as_str() == "#r")).await;
+    client.quit().await;
+}
