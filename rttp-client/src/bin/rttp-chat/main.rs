@@ -3,12 +3,13 @@
 
 mod commands;
 mod plain;
+mod tui;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rttp_client::{Client, Event, Strategy};
+use rttp_client::{Client, Strategy};
 
 /// Chat on an RTTP farm: find it by DNS, pick a server, stay connected.
 #[derive(Debug, Parser)]
@@ -97,8 +98,5 @@ async fn run(args: Args) -> ExitCode {
     if args.plain {
         return ExitCode::from(plain::run(client, events, backlog).await as u8);
     }
-    let _ = Event::Closed { reason: String::new() };
-    eprintln!("rttp-chat: the full-screen TUI is not built yet; use --plain");
-    client.quit().await;
-    ExitCode::from(2)
+    ExitCode::from(tui::run(client, events, backlog, &args.nick).await as u8)
 }
