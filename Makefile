@@ -3,7 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test bench bench-dns fuzz lint fmt clean
+.PHONY: all build test bench bench-dns farm chat fuzz lint fmt clean
+NICK ?= $(USER)
 
 all: build
 
@@ -23,6 +24,16 @@ bench:
 ## bench-dns: dnsperf for 10 s against farm-dns and against NSD in the same run (installs both)
 bench-dns:
 	scripts/bench-dns.sh
+
+## farm: build in release mode and run a local farm in the foreground (farm-dns + 3 servers)
+farm:
+	$(CARGO) build --release --workspace --bins
+	target/release/rttp-farm $(FARM_ARGS)
+
+## chat: the terminal client against the local farm (make chat NICK=you)
+chat:
+	$(CARGO) build --release -p rttp-client --bin rttp-chat
+	target/release/rttp-chat --service chat.farm.test:7000 --dns 127.0.0.1:5353 --nick $(NICK)
 
 ## fuzz: run the decode fuzzer for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing
 fuzz:
