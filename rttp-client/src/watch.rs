@@ -68,7 +68,7 @@ pub async fn watch_farm(
         tx.send_modify(|w| w.connected = false);
         match outcome {
             Ok(()) => {}
-            Err(e) if !warned || next % candidates.len() == 0 => {
+            Err(e) if !warned || next.is_multiple_of(candidates.len()) => {
                 tracing::warn!(%addr, error = %e, "farm watch lost; trying the next known server (keeping the last table)");
                 warned = true;
             }
