@@ -35,6 +35,8 @@ pub struct FarmSpec {
     pub drain_window: f64,
     /// More flags for every server.
     pub extra: Vec<String>,
+    /// More flags for one server: (index, flags).
+    pub extra_for: Vec<(usize, Vec<String>)>,
 }
 
 impl Default for FarmSpec {
@@ -45,6 +47,7 @@ impl Default for FarmSpec {
             capacity: 10_000,
             drain_window: 3.0,
             extra: Vec::new(),
+            extra_for: Vec::new(),
         }
     }
 }
@@ -147,6 +150,11 @@ impl Farm {
                 args.push(format!("127.{a}.{b}.1:{PEER_PORT}"));
             }
             args.extend(spec.extra.iter().cloned());
+            for (j, more) in &spec.extra_for {
+                if *j == i {
+                    args.extend(more.iter().cloned());
+                }
+            }
             servers.push(ServerProc {
                 id: id.clone(),
                 ip,
@@ -163,6 +171,11 @@ impl Farm {
             farm.launch(i);
         }
         farm
+    }
+
+    /// Adds flags to server `i` for its next launch.
+    pub fn set_extra(&mut self, i: usize, flags: &[&str]) {
+        self.servers[i].args.extend(flags.iter().map(|f| f.to_string()));
     }
 
     /// The address range's prefix, `127.A.B`.
