@@ -185,19 +185,32 @@ async fn a_refusing_chosen_server_is_retried_once_then_dns_is_asked_again() {
     farm.launch(1);
     let dns = farm.start_dns();
     check_for(T, "s2 listed at its dead address", || async {
-        farm.farm_info(0).await.is_some_and(|t| t.servers.iter().any(|e| e.id.as_str() == "s2" && e.addr.to_string() == dead))
+        farm.farm_info(0)
+            .await
+            .is_some_and(|t| t.servers.iter().any(|e| e.id.as_str() == "s2" && e.addr.to_string() == dead))
     })
     .await;
-    let (client, mut ev) =
-        Client::builder().service("chat.farm.test", 7000).dns(dns).strategy(Strategy::Group).group("g2").nick("stubborn").connect().await.unwrap();
+    let (client, mut ev) = Client::builder()
+        .service("chat.farm.test", 7000)
+        .dns(dns)
+        .strategy(Strategy::Group)
+        .group("g2")
+        .nick("stubborn")
+        .connect()
+        .await
+        .unwrap();
     let steps = drain(&mut ev);
     let retry = steps.iter().position(|e| matches!(e, Event::Retry { server, .. } if server.as_str() == "s2"));
-    let rediscover = steps.iter().position(|e| matches!(e, Event::Rediscover { excluded } if excluded.iter().any(|s| s.as_str() == "s2")));
-    let resolves: Vec<usize> = steps.iter().enumerate().filter(|(_, e)| matches!(e, Event::Resolved { .. })).map(|(i, _)| i).collect();
+    let rediscover = steps
+        .iter()
+        .position(|e| matches!(e, Event::Rediscover { excluded } if excluded.iter().any(|s| s.as_str() == "s2")));
+    let resolves: Vec<usize> =
+        steps.iter().enumerate().filter(|(_, e)| matches!(e, Event::Resolved { .. })).map(|(i, _)| i).collect();
     assert!(retry.is_some(), "retried s2 once: {steps:?}");
     assert!(rediscover > retry, "then asked DNS again: {steps:?}");
     assert!(resolves.len() >= 2 && resolves[1] > rediscover.unwrap(), "a fresh DNS answer after it: {steps:?}");
-    let connected = steps.iter().rev().find_map(|e| if let Event::Connected { server, .. } = e { Some(*server) } else { None });
+    let connected =
+        steps.iter().rev().find_map(|e| if let Event::Connected { server, .. } = e { Some(*server) } else { None });
     assert!(connected.is_some_and(|s| s.as_str() != "s2"), "served by another server: {steps:?}");
     client.quit().await;
 }

@@ -4,3 +4,4 @@
 mod client_tests;
 mod dns_tests;
 mod farm_tests;
+mod fault_tests;
