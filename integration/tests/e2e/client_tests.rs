@@ -119,6 +119,8 @@ async fn a_killed_server_moves_the_client_back_into_its_rooms_with_each_message_
     assert!(matches!(c, Event::Connected { server, .. } if server.as_str() == "s1"));
     alice.join("#r").await.unwrap();
     until(&mut ev, |e| matches!(e, Event::Joined { nick, .. } if nick.as_str() == "alice")).await;
+    // Once bob has seen alice join, his messages reach her (see PROTOCOL.md 8).
+    bob.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "alice")).await;
     bob.send("SAY #r 6\r\nbefore\r\n").await;
     until(&mut ev, |e| matches!(e, Event::Message { text, .. } if text.as_str() == "before")).await;
     farm.kill(0);
