@@ -79,6 +79,7 @@ enum Command {
     Part(Room),
     Say(Room, Text),
     Who(Room),
+    Nick(Nick),
     Quit(oneshot::Sender<()>),
 }
 
@@ -119,6 +120,13 @@ impl Client {
     /// Asks for a room's members; they arrive as [`Event::Members`].
     pub async fn who(&self, room: &str) -> Result<()> {
         self.cmd(Command::Who(room.parse().map_err(|e| Error::Invalid(format!("{e}")))?)).await
+    }
+
+    /// Changes nick: a new session under the new nick on the same server,
+    /// back in every room; the old session then ends. A taken nick is an
+    /// [`Event::ServerError`] 433 and the old session stays.
+    pub async fn nick(&self, nick: &str) -> Result<()> {
+        self.cmd(Command::Nick(Nick::new(nick).map_err(|e| Error::Invalid(format!("{e}")))?)).await
     }
 
     /// Ends the session and waits for the client's task.
@@ -443,6 +451,31 @@ impl Driver {
             }
             Command::Say(room, text) => live.conn.send(&ClientFrame::Say { room, text }).await,
             Command::Who(room) => live.conn.send(&ClientFrame::Who { room }).await,
+            Command::Nick(nick) => {
+                let old = std::mem::replace(&mut self.nick, nick);
+                match self.hello(live.addr).await {
+                    Ok((conn, server, table)) => {
+                        // JOIN under the new nick is sent before the old session
+                        // quits, so the new session does not miss messages.
+                        let mut next = Live { conn, server, addr: live.addr };
+                        self.seq.table = Some(table);
+                        self.rejoin(&mut next).await?;
+                        let mut old_live = std::mem::replace(live, next);
+                        let _ = old_live.conn.send(&ClientFrame::Quit).await;
+                        self.emit(Event::NickChanged { nick }).await;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.nick = old;
+                        let (code, reason) = match e {
+                            Error::NickInUse(n) => (433, format!("nick {n} is in use")),
+                            other => (0, other.to_string()),
+                        };
+                        self.emit(Event::ServerError { code, reason }).await;
+                        Ok(())
+                    }
+                }
+            }
             Command::Quit(_) => Ok(()),
         }
     }

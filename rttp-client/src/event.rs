@@ -104,6 +104,11 @@ pub enum Event {
         /// Its members.
         nicks: Vec<Nick>,
     },
+    /// The session now has this nick (after `Client::nick`).
+    NickChanged {
+        /// The new nick.
+        nick: Nick,
+    },
     /// The server refused something.
     ServerError {
         /// The code.

@@ -86,6 +86,8 @@ fn bad_flags_exit_2_with_a_message() {
         (&["--id", "s1", "--advertise", "nowhere"], "invalid --advertise"),
         (&["--id", "s1", "--config", "/nonexistent.toml"], "/nonexistent.toml"),
         (&["--id", "s1", "--frobnicate"], "unexpected argument '--frobnicate'"),
+        (&["--id", "s1", "--seed", "127.0.0.1:7100"], "needs the cluster secret"),
+        (&["--id", "s1", "--peer-listen", "127.0.0.1:7100"], "there is no insecure default"),
     ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

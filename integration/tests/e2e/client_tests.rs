@@ -216,3 +216,59 @@ async fn a_refusing_chosen_server_is_retried_once_then_dns_is_asked_again() {
     assert!(connected.is_some_and(|s| s.as_str() != "s2"), "served by another server: {steps:?}");
     client.quit().await;
 }
+
+#[tokio::test]
+async fn srv_discovery_finds_each_servers_own_port() {
+    let (farm, dns) = farm_with_dns(FarmSpec::default()).await;
+    // The A records would be tried with port 1 (nothing there): only SRV's
+    // ports lead anywhere.
+    let (client, mut ev) =
+        Client::builder().service("chat.farm.test", 1).dns(dns).srv(true).nick("srvuser").connect().await.unwrap();
+    let steps = drain(&mut ev);
+    let Some(Event::Resolved { addrs }) = steps.first() else { panic!("{steps:?}") };
+    assert_eq!(addrs.len(), 3);
+    assert!(addrs.iter().all(|a| a.port() == 7000), "ports from SRV: {addrs:?}");
+    drop(farm);
+    client.quit().await;
+}
+
+#[tokio::test]
+async fn nick_changes_keep_the_rooms_and_refuse_a_taken_nick() {
+    let groups = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    let (farm, _dns) = farm_with_dns(FarmSpec { groups, ..FarmSpec::default() }).await;
+    let mut taken = Raw::hello(farm.servers[0].client, "taken").await;
+    taken.send("JOIN #r\r\n").await;
+    taken.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    let (c, mut ev) = Client::builder()
+        .bootstrap(vec![farm.servers[0].client])
+        .strategy(Strategy::Group)
+        .group("a")
+        .nick("old")
+        .connect()
+        .await
+        .unwrap();
+    let (e, _) = until(&mut ev, |e| matches!(e, Event::Connected { .. })).await;
+    let Event::Connected { server, .. } = e else { unreachable!() };
+    assert_eq!(server.as_str(), "s1", "the only server of group a");
+    c.join("#r").await.unwrap();
+    until(&mut ev, |e| matches!(e, Event::Joined { nick, .. } if nick.as_str() == "old")).await;
+    c.nick("taken").await.unwrap();
+    let (e, _) = until(&mut ev, |e| matches!(e, Event::ServerError { .. })).await;
+    assert!(matches!(e, Event::ServerError { code: 433, .. }), "{e:?}");
+    c.nick("new").await.unwrap();
+    until(&mut ev, |e| matches!(e, Event::NickChanged { nick } if nick.as_str() == "new")).await;
+    // The room sees the new nick arrive and the old one leave (two
+    // connections: either may be processed first).
+    let (mut joined, mut parted) = (false, false);
+    while !(joined && parted) {
+        match taken.frame().await {
+            ServerFrame::Joined { nick, .. } if nick.as_str() == "new" => joined = true,
+            ServerFrame::Parted { nick, .. } if nick.as_str() == "old" => parted = true,
+            _ => {}
+        }
+    }
+    c.say("#r", "renamed").await.unwrap();
+    let m = taken.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    assert!(matches!(m, ServerFrame::Msg { nick, .. } if nick.as_str() == "new"));
+    c.quit().await;
+}

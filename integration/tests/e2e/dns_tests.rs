@@ -138,3 +138,18 @@ async fn malformed_packets_get_formerr_or_nothing_and_service_goes_on() {
     }
     assert!(farm.dig(&["chat.farm.test", "A"]).contains("ANSWER: 3"), "still answering");
 }
+
+#[test]
+fn bad_flags_exit_2_with_a_message() {
+    for (args, needle) in [
+        (&["--farm", "127.0.0.1:7000", "--zone", "farm.test", "--name", "chat.other.test"][..], "not inside the zone"),
+        (&["--zone", "farm.test"], "--farm"),
+        (&["--farm", "127.0.0.1:7000", "--ttl", "soon"], "invalid value 'soon'"),
+        (&["--farm", "127.0.0.1:7000", "--listen", "nowhere"], "invalid value 'nowhere'"),
+    ] {
+        let out = std::process::Command::new(integration::bin("farm-dns")).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

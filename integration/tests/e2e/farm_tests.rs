@@ -247,3 +247,22 @@ async fn a_watcher_gets_every_push_without_a_session() {
     assert!(next.epoch > first.epoch, "a pushed table has a higher epoch");
     assert_eq!(next.servers[1].users, 0, "the watcher is not a user of s2");
 }
+
+#[tokio::test]
+async fn sigusr1_drains_without_stopping_and_sigusr2_undoes_it() {
+    let farm = Farm::start(FarmSpec { drain_window: 1.0, ..FarmSpec::default() });
+    mesh(&farm).await;
+    let mut c = Raw::hello(farm.servers[0].client, "maint").await;
+    farm.signal(0, nix::sys::signal::Signal::SIGUSR1);
+    let f = c.until(|f| matches!(f, ServerFrame::Redirect { .. })).await;
+    assert!(matches!(f, ServerFrame::Redirect { reason, .. } if reason.as_str() == "drain"));
+    c.expect_closed().await;
+    check_for(T, "s1 DRAINING on s2", || async { farm.status_seen(1, "s1").await == Some(Status::Draining) }).await;
+    // Still running, and new sessions are sent elsewhere.
+    let mut d = Raw::connect(farm.servers[0].client).await;
+    d.send("HELLO 1 late\r\n").await;
+    assert!(matches!(d.frame().await, ServerFrame::Redirect { .. }));
+    farm.signal(0, nix::sys::signal::Signal::SIGUSR2);
+    check_for(T, "s1 UP again on s2", || async { farm.status_seen(1, "s1").await == Some(Status::Up) }).await;
+    let _e = Raw::hello(farm.servers[0].client, "back").await;
+}

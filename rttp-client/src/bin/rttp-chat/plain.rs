@@ -42,6 +42,7 @@ pub(crate) fn line(e: &Event) -> String {
         Event::Members { room, nicks } => {
             format!("members {room} {}", nicks.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" "))
         }
+        Event::NickChanged { nick } => format!("nick {nick}"),
         Event::ServerError { code, reason } => format!("error {code} {reason}"),
         Event::Closed { reason } => format!("closed {reason}"),
     }
@@ -80,7 +81,8 @@ pub(crate) async fn run(client: Client, mut events: mpsc::Receiver<Event>, mut b
                     Input::Say(r, t) => report(client.say(&r, &t).await),
                     Input::Servers => println!("{}", table.as_deref().unwrap_or("table -")),
                     Input::Help => println!("help {HELP}"),
-                    Input::Nick(_) => println!("error - changing nick needs a new session: /quit and start again"),
+                    Input::Nick(n) if n.is_empty() => println!("error - /nick needs a nick"),
+                    Input::Nick(n) => report(client.nick(&n).await),
                     Input::Nothing => {}
                     Input::Bad(why) => println!("error - {why}"),
                 }

@@ -37,6 +37,7 @@ pub(crate) enum Action {
     Part(String),
     Say(String, String),
     Who(String),
+    Nick(String),
     Quit,
 }
 
@@ -126,6 +127,10 @@ impl App {
             Event::Members { room, nicks } => {
                 self.room_mut(room.as_str()).members = nicks.iter().map(|n| n.to_string()).collect();
             }
+            Event::NickChanged { nick } => {
+                self.nick = nick.to_string();
+                self.notice = Some(format!("you are now {nick}"));
+            }
             Event::ServerError { code, reason } => self.notice = Some(format!("ERR {code} {reason}")),
             Event::Closed { reason } => {
                 self.state = "closed".into();
@@ -168,10 +173,11 @@ impl App {
                 self.show_servers = !self.show_servers;
                 None
             }
-            Input::Nick(_) => {
-                self.notice = Some("changing nick needs a new session: /quit and start again".into());
+            Input::Nick(n) if n.is_empty() => {
+                self.notice = Some("/nick needs a nick".into());
                 None
             }
+            Input::Nick(n) => Some(Action::Nick(n)),
             Input::Help => {
                 self.notice = Some(HELP.into());
                 None

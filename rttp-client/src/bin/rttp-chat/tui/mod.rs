@@ -84,6 +84,7 @@ pub(crate) async fn run(client: Client, mut events: mpsc::Receiver<Event>, backl
             Some(Action::Part(r)) => client.part(&r).await,
             Some(Action::Say(r, t)) => client.say(&r, &t).await,
             Some(Action::Who(r)) => client.who(&r).await,
+            Some(Action::Nick(n)) => client.nick(&n).await,
         };
         if let Err(e) = result {
             app.notice = Some(e.to_string());
