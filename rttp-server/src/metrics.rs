@@ -159,17 +159,7 @@ impl Metrics {
 /// Serves `/metrics` until `token` is cancelled.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
     loop {
-        let stream = tokio::select! {
-            _ = token.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+        let Some((stream, _)) = crate::net::accept(&listener, &token, "metrics").await else { break };
         let shared = shared.clone();
         let token = token.clone();
         tracker.spawn(async move {

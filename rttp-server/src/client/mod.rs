@@ -10,7 +10,7 @@ use rttp_proto::{ErrCode, Frame, ServerFrame};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use conn::{CLOSE_FLUSH, CLOSE_LINGER};
 
@@ -31,19 +31,7 @@ impl Drop for SlotGuard {
 /// Accepts client connections until `token` is cancelled.
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
     loop {
-        let (stream, addr) = tokio::select! {
-            _ = token.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+        let Some((stream, addr)) = crate::net::accept(&listener, &token, "clients").await else { break };
         if !shared.try_add_connection() {
             shared.metrics.refused_connections.inc();
             shared.metrics.err_reply(ErrCode::TooManyConnections.as_u16());

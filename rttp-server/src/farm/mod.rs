@@ -76,18 +76,7 @@ async fn accept_peers(
 ) {
     let secret = shared.config.farm.as_ref().map(|f| f.secret.clone()).expect("farm config");
     loop {
-        let (mut stream, addr) = tokio::select! {
-            _ = token.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    warn!(error = %e, "peer accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
+        let Some((mut stream, addr)) = crate::net::accept(&listener, &token, "peers").await else { break };
         let (shared, tx, ids, secret, token) = (shared.clone(), tx.clone(), ids.clone(), secret.clone(), token.clone());
         tracker.spawn(async move {
             let hs = tokio::select! {
