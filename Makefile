@@ -17,9 +17,17 @@ test:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-features
 
-## bench: the criterion benchmarks (protocol decode/encode against a memchr baseline)
+## bench: the standard set, under 5 minutes: the codec bench, then rttp-load's fanout
+## (max rate, 1000/s), rooms, idle, storm and failover on a farm of three on loopback
 bench:
-	$(CARGO) bench -p rttp-proto --bench codec -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) bench -p rttp-proto --bench codec -- --warm-up-time 1 --measurement-time 2 decode/
+	$(CARGO) build --release --workspace --bins
+	target/release/rttp-load fanout --seconds 10
+	target/release/rttp-load fanout --seconds 10 --rate 1000
+	target/release/rttp-load rooms --seconds 20
+	target/release/rttp-load idle
+	target/release/rttp-load storm
+	target/release/rttp-load failover
 
 ## bench-dns: dnsperf for 10 s against farm-dns and against NSD in the same run (installs both)
 bench-dns:

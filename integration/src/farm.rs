@@ -205,6 +205,11 @@ impl Farm {
         }
     }
 
+    /// The process id of server `i`, if it runs.
+    pub fn pid_of(&self, i: usize) -> Option<u32> {
+        self.servers[i].child.as_ref().map(Child::id)
+    }
+
     fn pid(&self, i: usize) -> Pid {
         Pid::from_raw(self.servers[i].child.as_ref().expect("running").id() as i32)
     }
