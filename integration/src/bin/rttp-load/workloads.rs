@@ -289,13 +289,17 @@ pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize
     )
 }
 
+/// What one failover client saw: messages, when it lost its server, when it
+/// was back in its room.
+type ClientLog = (Vec<String>, Option<Instant>, Option<Instant>);
+
 /// failover: `clients` clients on s1 (group a) in `rooms` rooms, senders on
 /// s2; s1 is killed mid-run. Time until each client is back in its room,
 /// and messages lost or duplicated.
 pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> String {
     let timers =
         Timers { silence: Duration::from_secs(2), ping_every: Duration::from_millis(500), ..Timers::default() };
-    let seen: Arc<Mutex<HashMap<usize, (Vec<String>, Option<Instant>, Option<Instant>)>>> = Default::default();
+    let seen: Arc<Mutex<HashMap<usize, ClientLog>>> = Default::default();
     let mut cs = Vec::new();
     for i in 0..clients {
         let (c, mut ev) = Client::builder()
@@ -343,7 +347,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> S
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let s = seen.lock().unwrap_or_else(|e| e.into_inner());
+    let s = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (mut lost, mut dup, mut times) = (0usize, 0usize, Vec::new());
     for i in 0..clients {
         let Some((msgs, down, back)) = s.get(&i) else {
@@ -376,7 +380,6 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> S
         times.last().copied().unwrap_or(f64::NAN),
         clients * per_room
     );
-    drop(s);
     for c in cs {
         c.quit().await;
     }
