@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test bench bench-dns farm chat fuzz lint fmt clean
+.PHONY: all build test bench bench-dns bench-nats farm chat fuzz lint fmt clean
 NICK ?= $(USER)
 
 all: build
@@ -42,6 +42,13 @@ farm:
 chat:
 	$(CARGO) build --release -p rttp-client --bin rttp-chat
 	target/release/rttp-chat --service chat.farm.test:7000 --dns 127.0.0.1:5353 --nick $(NICK)
+
+## bench-nats: rttp-load's fanout, rooms and idle against a 3-node NATS cluster (127.0.0.1-3:4222)
+## in the same run, with every ratio rttp/NATS (installs Debian's nats-server)
+bench-nats:
+	@command -v nats-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server)
+	$(CARGO) build --release --workspace --bins
+	target/release/rttp-load compare
 
 ## fuzz: run the decode fuzzer for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing
 fuzz:

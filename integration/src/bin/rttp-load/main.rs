@@ -11,6 +11,7 @@
 //! ```
 
 mod conn;
+mod nats;
 mod stats;
 mod workloads;
 
@@ -71,6 +72,9 @@ enum Workload {
         #[arg(long, default_value_t = 500.0)]
         rate: f64,
     },
+    /// RTTP against a 3-node NATS cluster on the same shapes, back to back:
+    /// fanout (max, 1,000/s), rooms, idle; prints every ratio rttp/NATS.
+    Compare,
     /// Kill one server mid-run: time back in rooms, messages lost or duplicated.
     Failover {
         /// Clients on the server that dies.
@@ -80,6 +84,51 @@ enum Workload {
         #[arg(long, default_value_t = 20)]
         rooms: usize,
     },
+}
+
+/// Runs the comparison; returns the JSON line.
+async fn compare(farm: Farm) -> String {
+    let mut rows: Vec<(String, f64, f64, bool)> = Vec::new();
+    let mut add = |name: &str, rttp: &[(&'static str, f64)], nats: &[f64], higher_is_better: &[bool]| {
+        for (((k, r), n), h) in rttp.iter().zip(nats).zip(higher_is_better) {
+            rows.push((format!("{name} {k}"), *r, *n, *h));
+        }
+    };
+    // Idle first, on fresh processes: memory freed by earlier workloads would
+    // be reused by the new sessions and hide their cost.
+    let (_, idle) = workloads::idle(&farm, 10_000).await;
+    let (_, f_max) = workloads::fanout(&farm, 300, 10.0, None).await;
+    let (_, f_1k) = workloads::fanout(&farm, 300, 10.0, Some(1000.0)).await;
+    let (_, rooms) = workloads::rooms(&farm, 2000, 3000, 20.0).await;
+    drop(farm);
+    let cluster = nats::Nats::start(3);
+    let ni = nats::idle(&cluster, 10_000).await;
+    println!("nats idle: {ni:.0} bytes per connection");
+    let nf_max = nats::fanout(&cluster, 300, 10.0, None).await;
+    println!("nats fanout max: {:.0} deliveries/s", nf_max.0);
+    let nf_1k = nats::fanout(&cluster, 300, 10.0, Some(1000.0)).await;
+    println!(
+        "nats fanout 1000/s: p50/p99 same {:.2}/{:.2} ms, others {:.2}/{:.2} ms",
+        nf_1k.1 .0, nf_1k.1 .1, nf_1k.2 .0, nf_1k.2 .1
+    );
+    let nr = nats::rooms(&cluster, 2000, 3000, 20.0).await;
+    println!(
+        "nats rooms: {:.0} deliveries/s, p50 {:.2} ms, p99 {:.2} ms, CPU {:.1} %, RSS {:.1} MiB",
+        nr.0, nr.1, nr.2, nr.3, nr.4
+    );
+    add("fanout max", &f_max[..1], &[nf_max.0], &[true]);
+    add("fanout 1000/s", &f_1k[1..], &[nf_1k.1 .0, nf_1k.1 .1, nf_1k.2 .0, nf_1k.2 .1], &[false; 4]);
+    add("rooms", &rooms, &[nr.0, nr.1, nr.2, nr.3, nr.4], &[true, false, false, false, false]);
+    add("idle", &idle, &[ni], &[false]);
+    println!("\n{:<34} {:>14} {:>14} {:>12}  goal", "figure", "rttp", "nats", "rttp/nats");
+    let mut json = Vec::new();
+    for (name, r, n, higher) in &rows {
+        let ratio = r / n;
+        let goal = if *higher { ">= 1.0" } else { "<= 1.0" };
+        println!("{name:<34} {r:>14.3} {n:>14.3} {ratio:>12.2}  {goal}");
+        json.push(format!("{{\"figure\":\"{name}\",\"rttp\":{r:.3},\"nats\":{n:.3},\"ratio\":{ratio:.3}}}"));
+    }
+    format!("{{\"workload\":\"compare\",\"rows\":[{}]}}", json.join(","))
 }
 
 fn raise_fd_limit() {
@@ -132,12 +181,13 @@ async fn main() -> ExitCode {
     .await;
     let (name, json) = match args.workload {
         Workload::Fanout { members, seconds, rate } => {
-            ("fanout", workloads::fanout(&farm, members, seconds, rate).await)
+            ("fanout", workloads::fanout(&farm, members, seconds, rate).await.0)
         }
         Workload::Rooms { rooms, clients, seconds } => {
-            ("rooms", workloads::rooms(&farm, rooms, clients, seconds).await)
+            ("rooms", workloads::rooms(&farm, rooms, clients, seconds).await.0)
         }
-        Workload::Idle { sessions } => ("idle", workloads::idle(&farm, sessions).await),
+        Workload::Idle { sessions } => ("idle", workloads::idle(&farm, sessions).await.0),
+        Workload::Compare => ("compare", compare(farm).await),
         Workload::Storm { clients, rate } => {
             let dns = farm.start_dns();
             ("storm", workloads::storm(&farm, dns, clients, rate).await)

@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::conn::{body, now_us, sent_at, LoadConn};
 use crate::stats::{cpu_seconds, histogram, p50_p99, rss_kib};
 
+/// Named figures of a run, for comparisons.
+pub(crate) type Figures = Vec<(&'static str, f64)>;
+
 /// Readers record latencies here.
 type Shared = Arc<Mutex<Histogram<u64>>>;
 
@@ -52,7 +55,7 @@ fn reader(
 
 /// fanout: one room, `members` spread over the servers, one sender on s1,
 /// 64-byte messages, at max rate (at most 1,000 in flight) or at `rate`/s.
-pub(crate) async fn fanout(farm: &Farm, members: usize, seconds: f64, rate: Option<f64>) -> String {
+pub(crate) async fn fanout(farm: &Farm, members: usize, seconds: f64, rate: Option<f64>) -> (String, Figures) {
     let n = farm.servers.len();
     let stop = CancellationToken::new();
     let (same, other) = (Arc::new(Mutex::new(histogram())), Arc::new(Mutex::new(histogram())));
@@ -126,16 +129,24 @@ pub(crate) async fn fanout(farm: &Farm, members: usize, seconds: f64, rate: Opti
         "fanout {mode}: {members} members on {n} servers, {sent} sent in {elapsed:.1} s, {delivered} deliveries = {rate_out:.0}/s; \
          p50/p99 same server {s50:.2}/{s99:.2} ms, other servers {o50:.2}/{o99:.2} ms"
     );
-    format!(
+    let figures = vec![
+        ("deliveries_per_s", rate_out),
+        ("p50_same_ms", s50),
+        ("p99_same_ms", s99),
+        ("p50_other_ms", o50),
+        ("p99_other_ms", o99),
+    ];
+    let json = format!(
         "{{\"workload\":\"fanout\",\"mode\":\"{mode}\",\"members\":{members},\"servers\":{n},\"seconds\":{elapsed:.2},\"sent\":{sent},\
          \"deliveries\":{delivered},\"deliveries_per_s\":{rate_out:.0},\"p50_same_ms\":{s50:.3},\"p99_same_ms\":{s99:.3},\
          \"p50_other_ms\":{o50:.3},\"p99_other_ms\":{o99:.3}}}"
-    )
+    );
+    (json, figures)
 }
 
 /// rooms: `rooms` rooms, `clients` clients over the servers, each in 2
 /// random rooms and saying 1 msg/s (jittered) in one of them.
-pub(crate) async fn rooms(farm: &Farm, rooms: usize, clients: usize, seconds: f64) -> String {
+pub(crate) async fn rooms(farm: &Farm, rooms: usize, clients: usize, seconds: f64) -> (String, Figures) {
     let n = farm.servers.len();
     let stop = CancellationToken::new();
     let hist = Arc::new(Mutex::new(histogram()));
@@ -204,15 +215,23 @@ pub(crate) async fn rooms(farm: &Farm, rooms: usize, clients: usize, seconds: f6
         "rooms: {rooms} rooms, {clients} clients, {elapsed:.1} s: {rate:.0} deliveries/s, p50 {p50:.2} ms, p99 {p99:.2} ms, \
          CPU {cpu_mean:.1} % of a core per server, RSS {rss_mean:.1} MiB per server"
     );
-    format!(
+    let figures = vec![
+        ("deliveries_per_s", rate),
+        ("p50_ms", p50),
+        ("p99_ms", p99),
+        ("cpu_percent", cpu_mean),
+        ("rss_mib", rss_mean),
+    ];
+    let json = format!(
         "{{\"workload\":\"rooms\",\"rooms\":{rooms},\"clients\":{clients},\"seconds\":{elapsed:.2},\"deliveries_per_s\":{rate:.0},\
          \"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"cpu_percent_per_server\":{cpu_mean:.1},\"rss_mib_per_server\":{rss_mean:.1}}}"
-    )
+    );
+    (json, figures)
 }
 
 /// idle: `sessions` idle sessions (HELLO and one JOIN) on s1; memory per
 /// session from its RSS.
-pub(crate) async fn idle(farm: &Farm, sessions: usize) -> String {
+pub(crate) async fn idle(farm: &Farm, sessions: usize) -> (String, Figures) {
     let pid = farm.pid_of(0).expect("s1 runs");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(pid);
@@ -227,7 +246,8 @@ pub(crate) async fn idle(farm: &Farm, sessions: usize) -> String {
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / sessions as f64;
     println!("idle: {sessions} sessions on s1: RSS {before} -> {after} KiB, {per:.0} bytes per session");
     drop(conns);
-    format!("{{\"workload\":\"idle\",\"sessions\":{sessions},\"rss_before_kib\":{before},\"rss_after_kib\":{after},\"bytes_per_session\":{per:.0}}}")
+    let json = format!("{{\"workload\":\"idle\",\"sessions\":{sessions},\"rss_before_kib\":{before},\"rss_after_kib\":{after},\"bytes_per_session\":{per:.0}}}");
+    (json, vec![("bytes_per_session", per)])
 }
 
 /// storm: `clients` clients connect through DNS at `rate`/s with p2c;
