@@ -5,3 +5,4 @@ mod client_tests;
 mod dns_tests;
 mod farm_tests;
 mod fault_tests;
+mod netns_tests;
