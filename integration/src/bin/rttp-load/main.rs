@@ -10,6 +10,7 @@
 //! rttp-load failover [--clients 100] [--rooms 20]
 //! ```
 
+mod charts;
 mod conn;
 mod nats;
 mod stats;
@@ -129,6 +130,27 @@ async fn compare(farm: Farm) -> String {
         json.push(format!("{{\"figure\":\"{name}\",\"rttp\":{r:.3},\"nats\":{n:.3},\"ratio\":{ratio:.3}}}"));
     }
     format!("{{\"workload\":\"compare\",\"rows\":[{}]}}", json.join(","))
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub(crate) fn progress(n: usize, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(n as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:>32} [{bar:40}] {pos}/{len}") {
+        pb.set_style(style);
+    }
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Draws a chart into bench/results/, reporting where (or why not).
+pub(crate) fn chart(name: &str, draw: impl FnOnce(&std::path::Path) -> Result<(), String>) {
+    let dir = std::path::Path::new("bench/results");
+    let _ = std::fs::create_dir_all(dir);
+    let path = dir.join(name);
+    match draw(&path) {
+        Ok(()) => println!("chart: {}", path.display()),
+        Err(e) => eprintln!("rttp-load: chart {}: {e}", path.display()),
+    }
 }
 
 fn raise_fd_limit() {

@@ -61,12 +61,15 @@ pub(crate) async fn fanout(farm: &Farm, members: usize, seconds: f64, rate: Opti
     let (same, other) = (Arc::new(Mutex::new(histogram())), Arc::new(Mutex::new(histogram())));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
+    let pb = crate::progress(members, "members joining");
     for i in 0..members {
+        pb.inc(1);
         let mut c = LoadConn::hello(farm.servers[i % n].client, &format!("m{i}")).await.expect("member");
         c.join("#fanout").await.expect("join");
         let h = if i % n == 0 { same.clone() } else { other.clone() };
         tasks.push(reader(c, h, count.clone(), stop.clone()));
     }
+    pb.finish_and_clear();
     let mut sender = LoadConn::hello(farm.servers[0].client, "sender").await.expect("sender");
     sender.join("#fanout").await.expect("join");
     let room: Room = "#fanout".parse().expect("room");
@@ -121,9 +124,18 @@ pub(crate) async fn fanout(farm: &Farm, members: usize, seconds: f64, rate: Opti
     }
     let _ = echo.await;
     let delivered = count.load(Ordering::Relaxed);
-    let (s50, s99) = p50_p99(&same.lock().unwrap_or_else(|e| e.into_inner()));
-    let (o50, o99) = p50_p99(&other.lock().unwrap_or_else(|e| e.into_inner()));
+    let same = same.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let other = other.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (s50, s99) = p50_p99(&same);
+    let (o50, o99) = p50_p99(&other);
     let mode = rate.map_or("max".to_string(), |r| format!("{r}/s"));
+    crate::chart(&format!("fanout-{}-latency.svg", rate.map_or("max".to_string(), |r| format!("{r}"))), |p| {
+        crate::charts::latency_cdf(
+            p,
+            &format!("fanout {mode}: latency CDF"),
+            &[("sender's server", &same), ("other servers", &other)],
+        )
+    });
     let rate_out = delivered as f64 / elapsed;
     println!(
         "fanout {mode}: {members} members on {n} servers, {sent} sent in {elapsed:.1} s, {delivered} deliveries = {rate_out:.0}/s; \
@@ -153,7 +165,9 @@ pub(crate) async fn rooms(farm: &Farm, rooms: usize, clients: usize, seconds: f6
     let count = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
+    let pb = crate::progress(clients, "clients joining");
     for i in 0..clients {
+        pb.inc(1);
         let mut c = LoadConn::hello(farm.servers[i % n].client, &format!("r{i}")).await.expect("client");
         let (a, b) = {
             let mut rng = rand::rng();
@@ -194,6 +208,7 @@ pub(crate) async fn rooms(farm: &Farm, rooms: usize, clients: usize, seconds: f6
             let _ = hist.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
         }));
     }
+    pb.finish_and_clear();
     let pids: Vec<u32> = (0..n).filter_map(|i| farm.pid_of(i)).collect();
     let cpu0: Vec<f64> = pids.iter().map(|p| cpu_seconds(*p)).collect();
     count.store(0, Ordering::Relaxed);
@@ -207,7 +222,11 @@ pub(crate) async fn rooms(farm: &Farm, rooms: usize, clients: usize, seconds: f6
     for t in tasks {
         let _ = t.await;
     }
-    let (p50, p99) = p50_p99(&hist.lock().unwrap_or_else(|e| e.into_inner()));
+    let hist = hist.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (p50, p99) = p50_p99(&hist);
+    crate::chart("rooms-latency.svg", |p| {
+        crate::charts::latency_cdf(p, "rooms: latency CDF", &[("all deliveries", &hist)])
+    });
     let cpu_mean = cpu.iter().sum::<f64>() / cpu.len().max(1) as f64;
     let rss_mean = rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64 / 1024.0;
     let rate = delivered as f64 / elapsed;
@@ -236,11 +255,14 @@ pub(crate) async fn idle(farm: &Farm, sessions: usize) -> (String, Figures) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(pid);
     let mut conns = Vec::with_capacity(sessions);
+    let pb = crate::progress(sessions, "idle sessions");
     for i in 0..sessions {
+        pb.inc(1);
         let mut c = LoadConn::hello(farm.servers[0].client, &format!("i{i}")).await.expect("session");
         c.join(&format!("#idle{}", i % 100)).await.expect("join");
         conns.push(c);
     }
+    pb.finish_and_clear();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(pid);
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / sessions as f64;
@@ -258,10 +280,14 @@ pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize
     let mut handles = Vec::new();
     let mut kept = Vec::new();
     let mut spread = Vec::new();
+    let mut samples: Vec<(f64, Vec<u32>)> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let started = Instant::now();
     let mut last_sample = Instant::now();
+    let pb = crate::progress(clients, "clients connecting through DNS");
     for i in 0..clients {
         tick.tick().await;
+        pb.inc(1);
         let hist = hist.clone();
         handles.push(tokio::spawn(async move {
             let t0 = Instant::now();
@@ -275,12 +301,14 @@ pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize
             last_sample = Instant::now();
             if let Some(t) = farm.farm_info(0).await {
                 let users: Vec<u32> = t.servers.iter().map(|e| e.users).collect();
+                samples.push((started.elapsed().as_secs_f64(), users.clone()));
                 let mean = users.iter().sum::<u32>() as f64 / n as f64;
                 let max = *users.iter().max().unwrap_or(&0) as f64;
                 spread.push(if mean > 0.0 { max / mean } else { 1.0 });
             }
         }
     }
+    pb.finish_and_clear();
     for h in handles {
         if let Ok(Some(c)) = h.await {
             kept.push(c);
@@ -289,6 +317,13 @@ pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let users: Vec<u32> =
         farm.farm_info(0).await.map(|t| t.servers.iter().map(|e| e.users).collect()).unwrap_or_default();
+    samples.push((started.elapsed().as_secs_f64(), users.clone()));
+    let per_server: Vec<(String, Vec<(f64, f64)>)> = (0..users.len())
+        .map(|k| {
+            (format!("s{}", k + 1), samples.iter().filter_map(|(t, u)| u.get(k).map(|v| (*t, f64::from(*v)))).collect())
+        })
+        .collect();
+    crate::chart("storm-users.svg", |p| crate::charts::users_over_time(p, "storm: users per server", &per_server));
     let mean = users.iter().sum::<u32>() as f64 / n as f64;
     let max_mean = *users.iter().max().unwrap_or(&0) as f64 / mean.max(1.0);
     let worst = spread.iter().copied().fold(max_mean, f64::max);
@@ -321,7 +356,9 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> S
         Timers { silence: Duration::from_secs(2), ping_every: Duration::from_millis(500), ..Timers::default() };
     let seen: Arc<Mutex<HashMap<usize, ClientLog>>> = Default::default();
     let mut cs = Vec::new();
+    let pb = crate::progress(clients, "clients on the server to kill");
     for i in 0..clients {
+        pb.inc(1);
         let (c, mut ev) = Client::builder()
             .bootstrap(vec![farm.servers[0].client])
             .strategy(Strategy::Group)
@@ -347,6 +384,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> S
         });
         cs.push(c);
     }
+    pb.finish_and_clear();
     let mut senders = Vec::new();
     for r in 0..rooms {
         let mut s = Raw::hello(farm.servers[1].client, &format!("fs{r}")).await;
