@@ -28,6 +28,10 @@ struct Args {
     /// Servers in the farm.
     #[arg(long, default_value_t = 3, global = true)]
     servers: usize,
+    /// What to load: our farm, or a 3-node NATS cluster on 127.0.0.1-3:4222
+    /// (fanout, rooms and idle; rooms are subjects).
+    #[arg(long, default_value = "rttp", value_parser = ["rttp", "nats"], global = true)]
+    target: String,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -153,6 +157,37 @@ pub(crate) fn chart(name: &str, draw: impl FnOnce(&std::path::Path) -> Result<()
     }
 }
 
+/// `--target nats`: the fanout, rooms and idle shapes on a NATS cluster.
+async fn run_nats(w: &Workload) -> ExitCode {
+    let cluster = nats::Nats::start(3);
+    match *w {
+        Workload::Fanout { members, seconds, rate } => {
+            let (d, s, o) = nats::fanout(&cluster, members, seconds, rate).await;
+            println!(
+                "nats fanout {}: {d:.0} deliveries/s; p50/p99 same node {:.2}/{:.2} ms, other nodes {:.2}/{:.2} ms",
+                rate.map_or("max".to_string(), |r| format!("{r}/s")),
+                s.0,
+                s.1,
+                o.0,
+                o.1
+            );
+        }
+        Workload::Rooms { rooms, clients, seconds } => {
+            let (d, p50, p99, cpu, rss) = nats::rooms(&cluster, rooms, clients, seconds).await;
+            println!("nats rooms: {d:.0} deliveries/s, p50 {p50:.2} ms, p99 {p99:.2} ms, CPU {cpu:.1} % per node, RSS {rss:.1} MiB per node");
+        }
+        Workload::Idle { sessions } => {
+            let b = nats::idle(&cluster, sessions).await;
+            println!("nats idle: {sessions} connections, {b:.0} bytes per connection");
+        }
+        _ => {
+            eprintln!("rttp-load: --target nats runs fanout, rooms and idle only");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
@@ -179,6 +214,9 @@ async fn main() -> ExitCode {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if args.target == "nats" {
+        return run_nats(&args.workload).await;
+    }
     let groups = vec!["a".to_string(), "b".to_string(), "c".to_string()];
     let mut farm = Farm::start(FarmSpec {
         servers: args.servers,
