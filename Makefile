@@ -1,6 +1,8 @@
 # The project's commands. `make farm` and `make test` are the two a new user runs.
 SHELL := /bin/bash
 CARGO ?= cargo
+# Where cargo puts binaries (respects CARGO_TARGET_DIR).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all build test bench bench-dns bench-nats farm chat fuzz lint fmt clean
@@ -22,12 +24,12 @@ test:
 bench:
 	$(CARGO) bench -p rttp-proto --bench codec -- --warm-up-time 1 --measurement-time 2 decode/
 	$(CARGO) build --release --workspace --bins
-	target/release/rttp-load fanout --seconds 10
-	target/release/rttp-load fanout --seconds 10 --rate 1000
-	target/release/rttp-load rooms --seconds 20
-	target/release/rttp-load idle
-	target/release/rttp-load storm
-	target/release/rttp-load failover
+	$(TARGET_DIR)/release/rttp-load fanout --seconds 10
+	$(TARGET_DIR)/release/rttp-load fanout --seconds 10 --rate 1000
+	$(TARGET_DIR)/release/rttp-load rooms --seconds 20
+	$(TARGET_DIR)/release/rttp-load idle
+	$(TARGET_DIR)/release/rttp-load storm
+	$(TARGET_DIR)/release/rttp-load failover
 
 ## bench-dns: dnsperf for 10 s against farm-dns and against NSD in the same run (installs both)
 bench-dns:
@@ -36,19 +38,19 @@ bench-dns:
 ## farm: build in release mode and run a local farm in the foreground (farm-dns + 3 servers)
 farm:
 	$(CARGO) build --release --workspace --bins
-	target/release/rttp-farm $(FARM_ARGS)
+	$(TARGET_DIR)/release/rttp-farm $(FARM_ARGS)
 
 ## chat: the terminal client against the local farm (make chat NICK=you)
 chat:
 	$(CARGO) build --release -p rttp-client --bin rttp-chat
-	target/release/rttp-chat --service chat.farm.test:7000 --dns 127.0.0.1:5353 --nick $(NICK)
+	$(TARGET_DIR)/release/rttp-chat --service chat.farm.test:7000 --dns 127.0.0.1:5353 --nick $(NICK)
 
 ## bench-nats: rttp-load's fanout, rooms and idle against a 3-node NATS cluster (127.0.0.1-3:4222)
 ## in the same run, with every ratio rttp/NATS (installs Debian's nats-server)
 bench-nats:
 	@command -v nats-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server)
 	$(CARGO) build --release --workspace --bins
-	target/release/rttp-load compare
+	$(TARGET_DIR)/release/rttp-load compare
 
 ## fuzz: run the decode fuzzer for FUZZ_SECONDS (default 60); installs cargo-fuzz if missing
 fuzz:

@@ -5,6 +5,7 @@
 # Prints both queries/s figures and their ratio; writes bench/results/dns-*.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BIN="${CARGO_TARGET_DIR:-target}/release"
 SECONDS_EACH=${SECONDS_EACH:-10}
 CLIENTS=${CLIENTS:-10}
 
@@ -21,11 +22,11 @@ trap cleanup EXIT
 head -c 32 /dev/urandom | base64 > "$work/secret"
 for i in 1 2 3; do
   seed=(); [ "$i" -gt 1 ] && seed=(--seed 127.77.0.1:7100)
-  target/release/rttp-server --id "s$i" --listen "127.77.0.$i:7000" --secret-file "$work/secret" "${seed[@]}" 2>"$work/s$i.log" &
+  "$BIN/rttp-server" --id "s$i" --listen "127.77.0.$i:7000" --secret-file "$work/secret" "${seed[@]}" 2>"$work/s$i.log" &
   pids+=($!)
 done
 sleep 1
-target/release/farm-dns --listen 127.77.0.250:5353 --farm 127.77.0.1:7000 --farm 127.77.0.2:7000 2>"$work/dns.log" &
+"$BIN/farm-dns" --listen 127.77.0.250:5353 --farm 127.77.0.1:7000 --farm 127.77.0.2:7000 2>"$work/dns.log" &
 pids+=($!)
 
 cat > "$work/farm.test.zone" <<ZONE
