@@ -163,9 +163,9 @@ impl Session {
         match self.shared.redirect_target() {
             Some((server, addr)) => {
                 self.shared.metrics.redirects.inc();
-                let reason = rttp_proto::Token::new(reason).expect("valid token");
-                self.send(&ServerFrame::Redirect { server, addr, reason });
-                Flow::Close(if reason.as_str() == "full" { "redirected: full" } else { "redirected: drain" })
+                let token = rttp_proto::Token::new(reason).expect("valid token");
+                self.send(&ServerFrame::Redirect { server, addr, reason: token });
+                Flow::Close(reason)
             }
             None => self.error(
                 ErrCode::Busy,

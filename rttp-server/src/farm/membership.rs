@@ -306,7 +306,7 @@ impl Membership {
                     t.backoff = (t.backoff * 2).min(self.timers.redial_max);
                 }
             }
-            Event::LinkClosed { link } => self.lose_link(link, "closed", now, &mut out),
+            Event::LinkClosed { link } => self.lose_link(link, now, &mut out),
             Event::Heard { link } => {
                 if let Some(l) = self.links.get_mut(&link) {
                     l.last_heard = now;
@@ -371,7 +371,7 @@ impl Membership {
             .collect();
         for link in silent {
             out.push(Action::Close { link, reason: "heartbeat timeout" });
-            self.lose_link(link, "heartbeat timeout", now, out);
+            self.lose_link(link, now, out);
         }
         for (addr, t) in self.targets.iter_mut() {
             let linked = t.peer.is_some_and(|p| self.by_peer.contains_key(&p));
@@ -439,7 +439,7 @@ impl Membership {
         }
     }
 
-    fn lose_link(&mut self, link: LinkId, _why: &str, now: Instant, out: &mut Vec<Action>) {
+    fn lose_link(&mut self, link: LinkId, now: Instant, out: &mut Vec<Action>) {
         let Some(l) = self.links.remove(&link) else { return };
         if self.by_peer.get(&l.peer) != Some(&link) {
             return;
