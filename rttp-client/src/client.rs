@@ -232,7 +232,7 @@ impl ClientBuilder {
             events: events_tx,
             rooms: Vec::new(),
             last_id: HashMap::new(),
-            seen: HashMap::new(),
+            seen: Dedup::default(),
             members: HashMap::new(),
         };
         let cmd = driver.seq.start();
@@ -240,6 +240,30 @@ impl ClientBuilder {
         let (tx, rx) = mpsc::channel(256);
         let task = tokio::spawn(driver.session(session, rx));
         Ok((Client { tx, task }, events_rx))
+    }
+}
+
+/// The msg-ids seen per room, to show each message once across moves; at
+/// most [`DEDUP_PER_ROOM`] per room, the oldest forgotten first.
+#[derive(Debug, Default)]
+struct Dedup {
+    rooms: HashMap<Room, (HashSet<MsgId>, VecDeque<MsgId>)>,
+}
+
+impl Dedup {
+    /// Whether a message is new (and remembers it).
+    fn first_sight(&mut self, room: Room, id: MsgId) -> bool {
+        let (set, order) = self.rooms.entry(room).or_default();
+        if !set.insert(id) {
+            return false;
+        }
+        order.push_back(id);
+        if order.len() > DEDUP_PER_ROOM {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        true
     }
 }
 
@@ -258,7 +282,7 @@ struct Driver {
     events: mpsc::Sender<Event>,
     rooms: Vec<Room>,
     last_id: HashMap<Room, MsgId>,
-    seen: HashMap<Room, (HashSet<MsgId>, VecDeque<MsgId>)>,
+    seen: Dedup,
     members: HashMap<Room, Vec<Nick>>,
 }
 
@@ -353,21 +377,6 @@ impl Driver {
             self.emit(Event::Rejoined { room, after }).await;
         }
         Ok(())
-    }
-
-    /// Whether a message is new (and remembers it).
-    fn first_sight(&mut self, room: Room, id: MsgId) -> bool {
-        let (set, order) = self.seen.entry(room).or_default();
-        if !set.insert(id) {
-            return false;
-        }
-        order.push_back(id);
-        if order.len() > DEDUP_PER_ROOM {
-            if let Some(old) = order.pop_front() {
-                set.remove(&old);
-            }
-        }
-        true
     }
 
     async fn session(mut self, mut live: Live, mut rx: mpsc::Receiver<Command>) {
@@ -483,7 +492,7 @@ impl Driver {
     async fn frame(&mut self, live: &mut Live, f: ServerFrame) -> Option<Move> {
         match f {
             ServerFrame::Msg { room, id, nick, text } => {
-                if self.first_sight(room, id) {
+                if self.seen.first_sight(room, id) {
                     self.last_id.insert(room, id);
                     self.emit(Event::Message { room, id, nick, text }).await;
                 }
@@ -530,4 +539,26 @@ enum Move {
 fn verb(f: &ServerFrame) -> &'static str {
     use rttp_proto::Frame;
     f.verb()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_are_dropped_per_room_within_the_bound() {
+        let mut d = Dedup::default();
+        let (a, b) = ("#a".parse::<Room>().unwrap(), "#b".parse::<Room>().unwrap());
+        let id = |n: usize| MsgId::new(&format!("s1:g:{n}")).unwrap();
+        assert!(d.first_sight(a, id(0)));
+        assert!(!d.first_sight(a, id(0)), "the same id twice in a room");
+        assert!(d.first_sight(b, id(0)), "rooms are separate");
+        for n in 1..=DEDUP_PER_ROOM {
+            assert!(d.first_sight(a, id(n)));
+        }
+        // id(0) was the oldest of DEDUP_PER_ROOM + 1: forgotten, memory bounded.
+        assert_eq!(d.rooms[&a].0.len(), DEDUP_PER_ROOM);
+        assert!(d.first_sight(a, id(0)));
+        assert!(!d.first_sight(a, id(DEDUP_PER_ROOM)), "recent ids are still remembered");
+    }
 }

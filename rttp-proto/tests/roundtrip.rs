@@ -126,6 +126,15 @@ fn unknown_trailing_arguments_are_ignored() {
 }
 
 #[test]
+fn a_long_err_reason_is_cut_to_max_reason() {
+    let f = ServerFrame::err(ErrCode::BadArgument, "x".repeat(10 * MAX_REASON));
+    let ServerFrame::Err { reason, .. } = &f else { panic!() };
+    assert_eq!(reason.len(), MAX_REASON);
+    let (back, _) = ServerFrame::decode(&f.to_bytes(), &Limits::default()).unwrap().unwrap();
+    assert_eq!(back, f, "it still fits a line and decodes");
+}
+
+#[test]
 fn err_reason_is_sanitised_and_codes_classify() {
     let f = ServerFrame::err(ErrCode::Busy, "full\r\nINJECT");
     assert_eq!(f.to_bytes(), Bytes::from_static(b"ERR 503 full??INJECT\r\n"));

@@ -115,3 +115,32 @@ async fn join_replays_after_a_msg_id() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn who_splits_a_big_room_into_lines_of_members_per_line() {
+    let (server, addr) = start(|_| {}).await;
+    let n = rttp_proto::MEMBERS_PER_LINE + 50;
+    let mut members = Vec::new();
+    for i in 0..n {
+        let mut c = Raw::hello(addr, &format!("m{i}")).await;
+        c.send("JOIN #big\r\n").await;
+        c.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == format!("m{i}"))).await;
+        members.push(c);
+    }
+    let who = &mut members[0];
+    who.send("WHO #big\r\n").await;
+    let mut lines = Vec::new();
+    let total = loop {
+        match who.frame().await {
+            ServerFrame::Members { nicks, .. } => lines.push(nicks),
+            ServerFrame::EndMembers { total, .. } => break total,
+            _ => {}
+        }
+    };
+    assert_eq!(lines.iter().map(Vec::len).collect::<Vec<_>>(), [rttp_proto::MEMBERS_PER_LINE, 50]);
+    let mut all: Vec<String> = lines.concat().iter().map(|n| n.to_string()).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!((all.len(), total as usize), (n, n), "every member once, and the total");
+    server.shutdown().await;
+}
