@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use rttp_proto::{Frame, Limits, ServerFrame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rttp_conn::hello::Opened;
+use rttp_conn::{ClientConn, ConnError};
+use rttp_proto::ServerFrame;
 use tokio::net::TcpStream;
 
 /// How long a read waits before the test fails.
@@ -15,48 +15,48 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// A client connection spoken to in raw bytes.
 #[derive(Debug)]
 pub struct Raw {
-    /// The socket.
-    pub stream: TcpStream,
-    buf: BytesMut,
+    /// The frame connection underneath.
+    pub conn: ClientConn<TcpStream>,
 }
 
 impl Raw {
+    fn over(stream: TcpStream) -> Raw {
+        Raw { conn: ClientConn::new(stream) }
+    }
+
     /// Connects.
     pub async fn connect(addr: SocketAddr) -> Raw {
-        Raw { stream: TcpStream::connect(addr).await.expect("connect"), buf: BytesMut::new() }
+        Raw::over(TcpStream::connect(addr).await.expect("connect"))
     }
 
     /// Connects, or `None` if nothing listens.
     pub async fn try_connect(addr: SocketAddr) -> Option<Raw> {
-        Some(Raw { stream: TcpStream::connect(addr).await.ok()?, buf: BytesMut::new() })
+        Some(Raw::over(TcpStream::connect(addr).await.ok()?))
     }
 
     /// Connects with a tiny receive buffer, so that not reading backs up fast.
     pub async fn connect_small_window(addr: SocketAddr) -> Raw {
         let sock = tokio::net::TcpSocket::new_v4().expect("socket");
         sock.set_recv_buffer_size(4096).expect("rcvbuf");
-        Raw { stream: sock.connect(addr).await.expect("connect"), buf: BytesMut::new() }
+        Raw::over(sock.connect(addr).await.expect("connect"))
     }
 
     /// Connects and opens a session as `nick`, consuming WELCOME and FARM_INFO.
     pub async fn hello(addr: SocketAddr, nick: &str) -> Raw {
         let mut c = Raw::connect(addr).await;
-        c.send(&format!("HELLO 1 {nick}\r\n")).await;
-        let w = c.frame().await;
-        assert!(matches!(w, ServerFrame::Welcome { .. }), "expected WELCOME, got {w:?}");
-        let f = c.frame().await;
-        assert!(matches!(f, ServerFrame::FarmInfo(_)), "expected FARM_INFO, got {f:?}");
+        let opened = c.conn.hello(nick.parse().expect("nick"), WAIT).await.expect("HELLO exchange");
+        assert!(matches!(opened, Opened::Session { .. }), "expected WELCOME and FARM_INFO, got {opened:?}");
         c
     }
 
     /// Sends text as is.
     pub async fn send(&mut self, s: &str) {
-        self.stream.write_all(s.as_bytes()).await.expect("write");
+        self.conn.write_raw(s.as_bytes()).await.expect("write");
     }
 
     /// Sends bytes as is.
     pub async fn send_bytes(&mut self, b: &[u8]) {
-        self.stream.write_all(b).await.expect("write");
+        self.conn.write_raw(b).await.expect("write");
     }
 
     /// The next frame; panics after [`WAIT`] or at end of stream.
@@ -69,21 +69,15 @@ impl Raw {
         self.frame_within(WAIT).await.expect("no frame within the wait")
     }
 
-    /// The next frame within `d`: `Err(())` on time-out, `Ok(None)` at end of stream.
+    /// The next frame within `d`: `Err(())` on time-out, `Ok(None)` at end of
+    /// stream (or a reset); panics on bytes that are not a valid frame.
     pub async fn frame_within(&mut self, d: Duration) -> Result<Option<ServerFrame>, ()> {
-        tokio::time::timeout(d, async {
-            loop {
-                if let Some(f) = ServerFrame::decode_buf(&mut self.buf, &Limits::default()).expect("valid frame") {
-                    return Some(f);
-                }
-                match self.stream.read_buf(&mut self.buf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .map_err(|_| ())
+        match self.conn.read_within(d).await {
+            Ok(f) => Ok(Some(f)),
+            Err(ConnError::Timeout(_)) => Err(()),
+            Err(ConnError::Closed | ConnError::Truncated | ConnError::Io(_)) => Ok(None),
+            Err(e @ ConnError::Decode(_)) => panic!("the server sent an invalid frame: {e}"),
+        }
     }
 
     /// Skips frames until one matches `pred`, and returns it.
@@ -99,15 +93,16 @@ impl Raw {
     /// The next `n` bytes as text.
     pub async fn bytes(&mut self, n: usize) -> String {
         tokio::time::timeout(WAIT, async {
-            while self.buf.len() < n {
-                if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
+            while self.conn.buffer().len() < n {
+                if self.conn.fill().await.expect("read") == 0 {
                     break;
                 }
             }
         })
         .await
         .expect("bytes within the wait");
-        String::from_utf8_lossy(&self.buf.split_to(n.min(self.buf.len()))).into_owned()
+        let buf = self.conn.buffer();
+        String::from_utf8_lossy(&buf.split_to(n.min(buf.len()))).into_owned()
     }
 
     /// Expects exactly these bytes next.

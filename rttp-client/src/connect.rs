@@ -88,9 +88,23 @@ pub enum Outcome {
     First(Result<(ServerId, FarmInfo), String>),
     /// The chosen server accepted the session, or did not.
     Chosen(Result<(), String>),
+    /// The server answered `HELLO` with a `REDIRECT` instead of a session.
+    Redirected {
+        /// Where it sends the client.
+        server: ServerId,
+        /// Its address.
+        addr: SocketAddr,
+        /// `full`, `drain`, ...
+        reason: String,
+    },
     /// The wait is over.
     Waited,
 }
+
+/// REDIRECTs in answer to `HELLO` followed within one round; past it the
+/// round counts as failed, so two servers that send clients to each other
+/// cannot hold one in a loop.
+pub const MAX_REDIRECTS_PER_ROUND: u32 = 3;
 
 #[derive(Debug, Clone)]
 enum State {
@@ -113,6 +127,8 @@ pub struct Sequence {
     exclude: Vec<ServerId>,
     rng: SmallRng,
     last_error: String,
+    /// REDIRECTs followed in this round.
+    redirects: u32,
     /// A failed REDIRECT target falls back to selecting from the table.
     table_fallback: bool,
     /// The most recent table, for reconnecting without DNS.
@@ -131,6 +147,7 @@ impl Sequence {
             exclude: Vec::new(),
             rng: SmallRng::seed_from_u64(seed),
             last_error: String::new(),
+            redirects: 0,
             table_fallback: false,
             table: None,
         }
@@ -164,6 +181,19 @@ impl Sequence {
     /// Applies an outcome; returns the next command, and pushes the events.
     pub fn on(&mut self, outcome: Outcome, events: &mut Vec<Event>) -> Cmd {
         match (std::mem::replace(&mut self.state, State::Done), outcome) {
+            (State::First { .. } | State::Chosen { .. }, Outcome::Redirected { server, addr, reason }) => {
+                events.push(Event::Redirected { server, addr, reason: reason.clone() });
+                self.redirects += 1;
+                if self.redirects > MAX_REDIRECTS_PER_ROUND {
+                    self.last_error = format!("more than {MAX_REDIRECTS_PER_ROUND} REDIRECTs (last: {reason})");
+                    return self.next_round();
+                }
+                // As a REDIRECT during a session: no retry of the target; if it
+                // fails, select from the table we have, then DNS.
+                self.table_fallback = true;
+                self.state = State::Chosen { server, addr, attempt: 2 };
+                Cmd::ConnectChosen { server, addr }
+            }
             (State::Resolving, Outcome::Resolved(Ok(addrs))) if !addrs.is_empty() => {
                 events.push(Event::Resolved { addrs: addrs.clone() });
                 let mut queue = addrs;
@@ -262,6 +292,7 @@ impl Sequence {
         // Exponential backoff with full jitter: uniform in [0, base * 2^round].
         let cap = self.limits.backoff_base.saturating_mul(1 << self.round.min(16)).min(self.limits.backoff_max);
         self.round += 1;
+        self.redirects = 0;
         self.state = State::Backoff;
         Cmd::Wait(cap.mul_f64(self.rng.random_range(0.0..1.0)))
     }
@@ -432,5 +463,27 @@ mod tests {
             e.status = Status::Draining;
         }
         assert!(matches!(s.on(Outcome::First(Ok((id("s1"), t))), &mut ev), Cmd::Wait(_)));
+    }
+
+    #[test]
+    fn a_redirect_in_answer_to_hello_is_followed_and_bounded() {
+        let (mut s, mut ev) = (seq("g1"), Vec::new());
+        s.start();
+        s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+        let to = |i: u8| Outcome::Redirected { server: id(&format!("s{i}")), addr: addr(i), reason: "full".into() };
+        assert_eq!(s.on(to(2), &mut ev), Cmd::ConnectChosen { server: id("s2"), addr: addr(2) });
+        assert!(matches!(ev.last(), Some(Event::Redirected { server, .. }) if *server == id("s2")));
+        assert_eq!(s.on(to(3), &mut ev), Cmd::ConnectChosen { server: id("s3"), addr: addr(3) });
+        assert_eq!(s.on(Outcome::Chosen(Ok(())), &mut ev), Cmd::Ready { server: id("s3"), addr: addr(3) });
+
+        // Servers that keep sending the client on: a failed round, not a loop.
+        let (mut s, mut ev) = (seq("g1"), Vec::new());
+        s.start();
+        s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+        for i in 0..MAX_REDIRECTS_PER_ROUND {
+            assert!(matches!(s.on(to(2 + (i % 2) as u8), &mut ev), Cmd::ConnectChosen { .. }));
+        }
+        assert!(matches!(s.on(to(2), &mut ev), Cmd::Wait(_)), "the round failed and backs off");
+        assert_eq!(s.on(Outcome::Waited, &mut ev), Cmd::Resolve);
     }
 }

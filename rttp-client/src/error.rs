@@ -2,6 +2,10 @@
 
 use std::net::SocketAddr;
 
+use rttp_conn::hello::HelloError;
+use rttp_conn::ConnError;
+use rttp_proto::ServerId;
+
 /// Everything that can go wrong for a client.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,9 +43,19 @@ pub enum Error {
     Refused {
         /// Where.
         addr: SocketAddr,
-        /// The code.
+        /// The code (`rttp_proto::ErrCode::from_u16` names ours).
         code: u16,
         /// Its reason.
+        reason: String,
+    },
+    /// The server sent the client to another server instead of serving it.
+    #[error("{addr}: redirected to {server} ({reason})")]
+    Redirected {
+        /// The server that redirected.
+        addr: SocketAddr,
+        /// Where it sends the client.
+        server: ServerId,
+        /// `full`, `drain`, ...
         reason: String,
     },
     /// DNS could not resolve the service.
@@ -72,6 +86,26 @@ pub enum Error {
     /// The client was closed.
     #[error("the client is closed")]
     ClientClosed,
+}
+
+impl Error {
+    /// A frame-connection failure at `addr`, in the client's terms.
+    pub fn conn(addr: SocketAddr, e: ConnError) -> Error {
+        match e {
+            ConnError::Io(source) => Error::Io { addr, source },
+            ConnError::Timeout(_) => Error::Timeout { addr },
+            ConnError::Closed | ConnError::Truncated => Error::Closed { addr },
+            ConnError::Decode(d) => Error::Protocol { addr, reason: d.to_string() },
+        }
+    }
+
+    /// A broken HELLO exchange at `addr`.
+    pub fn hello(addr: SocketAddr, e: HelloError) -> Error {
+        match e {
+            HelloError::Conn(c) => Error::conn(addr, c),
+            other => Error::Protocol { addr, reason: other.to_string() },
+        }
+    }
 }
 
 /// The client's result alias.

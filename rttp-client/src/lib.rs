@@ -38,12 +38,13 @@
 //! most 250 ms). Strategies and the herding simulation are in [`select`].
 
 pub mod client;
-pub mod conn;
 pub mod connect;
 pub mod discover;
+mod driver;
 pub mod error;
 pub mod event;
 pub mod select;
+pub mod session;
 pub mod watch;
 
 pub use client::{Client, ClientBuilder, Timers};

@@ -5,11 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rttp_conn::ClientConn;
 use rttp_proto::{ClientFrame, FarmInfo, ServerFrame, Status, Token};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::conn::Conn;
 use crate::error::{Error, Result};
 
 /// Timers of a watcher.
@@ -100,23 +100,24 @@ pub fn candidates(seeds: &[SocketAddr], table: &Option<FarmInfo>) -> Vec<SocketA
 
 /// Watches one server until it is lost.
 async fn follow(addr: SocketAddr, timers: WatchTimers, tx: &watch::Sender<Watched>) -> Result<()> {
-    let mut conn = Conn::connect(addr, timers.connect).await?;
-    conn.send(&ClientFrame::Farm { watch: true }).await?;
+    let at = |e| Error::conn(addr, e);
+    let mut conn: ClientConn<_> = ClientConn::connect(addr, timers.connect).await.map_err(at)?;
+    conn.write_frame(&ClientFrame::Farm { watch: true }).await.map_err(at)?;
     let mut ping = tokio::time::interval(timers.ping_every);
     let mut last_heard = tokio::time::Instant::now();
     let token = Token::new("w").expect("valid token");
     loop {
         tokio::select! {
-            f = conn.recv() => {
+            f = conn.read_frame() => {
                 last_heard = tokio::time::Instant::now();
-                match f? {
+                match f.map_err(at)?.ok_or(Error::Closed { addr })? {
                     ServerFrame::FarmInfo(t) => {
                         tracing::debug!(%addr, epoch = t.epoch, servers = t.servers.len(), "farm table");
                         tx.send_modify(|w| { w.table = Some(t); w.source = Some(addr); w.connected = true; });
                     }
-                    ServerFrame::Ping { token } => conn.send(&ClientFrame::Pong { token }).await?,
-                    ServerFrame::Redirect { server, .. } => {
-                        return Err(Error::Refused { addr, code: 0, reason: format!("redirected to {server}") })
+                    ServerFrame::Ping { token } => conn.write_frame(&ClientFrame::Pong { token }).await.map_err(at)?,
+                    ServerFrame::Redirect { server, reason, .. } => {
+                        return Err(Error::Redirected { addr, server, reason: reason.to_string() })
                     }
                     ServerFrame::Err { code, reason } if code >= 500 => return Err(Error::Refused { addr, code, reason }),
                     _ => {}
@@ -126,7 +127,7 @@ async fn follow(addr: SocketAddr, timers: WatchTimers, tx: &watch::Sender<Watche
                 if last_heard.elapsed() > timers.silence {
                     return Err(Error::Timeout { addr });
                 }
-                conn.send(&ClientFrame::Ping { token }).await?;
+                conn.write_frame(&ClientFrame::Ping { token }).await.map_err(at)?;
             }
         }
     }

@@ -25,8 +25,6 @@
 //! The normative spec is `docs/PROTOCOL.md`.
 
 mod client;
-#[cfg(feature = "codec")]
-pub mod codec;
 mod error;
 mod frame;
 mod limits;

@@ -160,10 +160,7 @@ pub enum PeerFrame {
 impl PeerFrame {
     /// An `ERR` frame with a sanitised reason.
     pub fn err(code: ErrCode, reason: impl AsRef<str>) -> PeerFrame {
-        match crate::server::ServerFrame::err(code, reason) {
-            crate::server::ServerFrame::Err { code, reason } => PeerFrame::Err { code, reason },
-            _ => unreachable!("ServerFrame::err builds an Err"),
-        }
+        PeerFrame::Err { code: code.as_u16(), reason: crate::server::err_reason(code, reason.as_ref()) }
     }
 
     pub(crate) fn verb_shape(verb: &[u8]) -> Option<Shape> {

@@ -118,15 +118,21 @@ pub enum ServerFrame {
     },
 }
 
+/// An `ERR` reason as it goes on the wire, on any link: printable ASCII,
+/// at most [`MAX_REASON`] characters, never empty.
+pub(crate) fn err_reason(code: ErrCode, reason: &str) -> String {
+    let r: String = reason.chars().map(|c| if (' '..='~').contains(&c) { c } else { '?' }).take(MAX_REASON).collect();
+    if r.trim().is_empty() {
+        code.label().replace('_', " ")
+    } else {
+        r
+    }
+}
+
 impl ServerFrame {
     /// An `ERR` frame; the reason is made printable and cut to [`MAX_REASON`].
     pub fn err(code: ErrCode, reason: impl AsRef<str>) -> ServerFrame {
-        let mut r: String =
-            reason.as_ref().chars().map(|c| if (' '..='~').contains(&c) { c } else { '?' }).take(MAX_REASON).collect();
-        if r.trim().is_empty() {
-            r = code.label().replace('_', " ");
-        }
-        ServerFrame::Err { code: code.as_u16(), reason: r }
+        ServerFrame::Err { code: code.as_u16(), reason: err_reason(code, reason.as_ref()) }
     }
 
     /// The known code of an `ERR` frame.

@@ -44,6 +44,7 @@ pub struct Server {
     shared: Arc<Shared>,
     token: CancellationToken,
     tracker: TaskTracker,
+    farm: Option<farm::FarmHandle>,
 }
 
 impl Server {
@@ -76,15 +77,25 @@ impl Server {
         let tracker = TaskTracker::new();
         tracker.spawn(client::accept_loop(l.client, shared.clone(), token.clone(), tracker.clone()));
         if let Some(m) = l.metrics {
-            tracker.spawn(metrics::serve(m, shared.clone(), token.clone(), tracker.clone()));
+            let s = shared.clone();
+            tracker.spawn(metrics::serve(
+                m,
+                shared.metrics.clone(),
+                move || s.gauges(),
+                token.clone(),
+                tracker.clone(),
+            ));
         }
-        match (l.peer, shared.config.farm.is_some()) {
-            (Some(p), true) => farm::spawn(shared.clone(), p, token.clone(), tracker.clone()),
-            (None, true) => tracing::error!("a farm member was started without a peer listener"),
-            _ => {}
-        }
+        let farm = match (l.peer, shared.config.farm.is_some()) {
+            (Some(p), true) => Some(farm::spawn(shared.clone(), p, &token)),
+            (None, true) => {
+                tracing::error!("a farm member was started without a peer listener");
+                None
+            }
+            _ => None,
+        };
         tracing::info!(id = %shared.config.id, advertise = %shared.config.advertise, group = %shared.config.group, "server started");
-        Server { shared, token, tracker }
+        Server { shared, token, tracker, farm }
     }
 
     /// The shared state, for inspection.
@@ -102,6 +113,9 @@ impl Server {
         self.token.cancelled().await;
         self.tracker.close();
         self.tracker.wait().await;
+        if let Some(f) = &self.farm {
+            f.join().await;
+        }
     }
 
     /// Drains: REDIRECTs spread over the drain window, then waits for the

@@ -17,8 +17,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::state::Shared;
-
 /// A verb label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VerbLabel {
@@ -143,12 +141,12 @@ impl Metrics {
         self.err_replies.get_or_create(&CodeLabel { code }).inc();
     }
 
-    /// The Prometheus text exposition, with gauges read from `shared`.
-    pub fn render(&self, shared: &Shared) -> String {
-        self.sessions.set(i64::from(shared.users()));
-        self.connections.set(i64::from(shared.connections()));
-        self.rooms.set(shared.rooms.len() as i64);
-        self.peers_up.set(shared.peers_up() as i64);
+    /// The Prometheus text exposition, with the gauges as given.
+    pub fn render(&self, g: Gauges) -> String {
+        self.sessions.set(i64::from(g.sessions));
+        self.connections.set(i64::from(g.connections));
+        self.rooms.set(g.rooms as i64);
+        self.peers_up.set(i64::from(g.peers_up));
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -156,20 +154,41 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` until `token` is cancelled.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
+/// Values read at scrape time rather than counted as they change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    /// Sessions past HELLO.
+    pub sessions: u32,
+    /// Open client connections.
+    pub connections: u32,
+    /// Rooms with a member here.
+    pub rooms: usize,
+    /// Peers with a live link.
+    pub peers_up: u32,
+}
+
+/// Serves `/metrics` until `token` is cancelled; `gauges` is read at each scrape.
+pub async fn serve<G>(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    gauges: G,
+    token: CancellationToken,
+    tracker: TaskTracker,
+) where
+    G: Fn() -> Gauges + Clone + Send + Sync + 'static,
+{
     loop {
         let Some((stream, _)) = crate::net::accept(&listener, &token, "metrics").await else { break };
-        let shared = shared.clone();
+        let (metrics, gauges) = (metrics.clone(), gauges.clone());
         let token = token.clone();
         tracker.spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let shared = shared.clone();
+                let (metrics, gauges) = (metrics.clone(), gauges.clone());
                 async move {
                     let resp = if req.uri().path() == "/metrics" {
                         Response::builder()
                             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                            .body(Full::new(Bytes::from(shared.metrics.render(&shared))))
+                            .body(Full::new(Bytes::from(metrics.render(gauges()))))
                     } else {
                         Response::builder()
                             .status(StatusCode::NOT_FOUND)

@@ -7,11 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use dashmap::DashMap;
 use rttp_proto::select::{select, Strategy};
 use rttp_proto::{FarmInfo, HostPort, Nick, PeerStateMsg, ServerEntry, ServerId, Status};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
-use crate::farm::membership::PeerState;
-use crate::metrics::Metrics;
+use crate::metrics::{Gauges, Metrics};
 use crate::outbound::Outbound;
 use crate::rooms::{HistoryLimits, Rooms, SessionId};
 
@@ -28,8 +27,9 @@ pub struct Shared {
     pub nicks: DashMap<Nick, SessionId>,
     /// Every session past HELLO, for pushing `FARM_INFO` and for drains.
     pub sessions: DashMap<SessionId, Arc<Outbound>>,
-    /// Every server of the farm, this one included.
-    pub table: Arc<DashMap<ServerId, PeerState>>,
+    /// The farm table as membership last published it (empty for a server
+    /// on its own); [`Shared::farm_info`] adds this server's live row.
+    pub table: watch::Sender<Arc<FarmInfo>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Wakes the farm loop when users or status change.
@@ -39,7 +39,9 @@ pub struct Shared {
     connections: AtomicU32,
     peers_up: AtomicU32,
     next_session: AtomicU64,
-    epoch: AtomicU64,
+    /// Changes of this server's own row (users, status); with the published
+    /// table's epoch it makes the epoch clients see, which only grows.
+    own_changes: AtomicU64,
 }
 
 impl Shared {
@@ -55,7 +57,7 @@ impl Shared {
             generation,
             nicks: DashMap::new(),
             sessions: DashMap::new(),
-            table: Arc::new(DashMap::new()),
+            table: watch::Sender::new(Arc::new(FarmInfo { epoch: 1, servers: Vec::new() })),
             metrics,
             local_changed: Notify::new(),
             draining: AtomicBool::new(false),
@@ -63,7 +65,7 @@ impl Shared {
             connections: AtomicU32::new(0),
             peers_up: AtomicU32::new(0),
             next_session: AtomicU64::new(0),
-            epoch: AtomicU64::new(1),
+            own_changes: AtomicU64::new(0),
         }
     }
 
@@ -110,14 +112,20 @@ impl Shared {
         }
     }
 
+    /// Wakes the farm driver: users or status changed.
     fn changed(&self) {
-        self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.own_changes.fetch_add(1, Ordering::Relaxed);
         self.local_changed.notify_one();
     }
 
-    /// Marks the farm table changed: the next `FARM_INFO` has a new epoch.
-    pub fn table_changed(&self) {
-        self.epoch.fetch_add(1, Ordering::Relaxed);
+    /// The gauges a metrics scrape reads.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            sessions: self.users(),
+            connections: self.connections(),
+            rooms: self.rooms.len(),
+            peers_up: self.peers_up(),
+        }
     }
 
     /// Takes a user slot unless the server is full.
@@ -180,13 +188,15 @@ impl Shared {
     }
 
     /// The farm table as this server knows it: every server, DOWN ones
-    /// included (marked DOWN), sorted by id; its own row is live.
+    /// included (marked DOWN), sorted by id; its own row is live. The epoch
+    /// is membership's (the one owner of the rest of the table) plus the
+    /// changes of the own row, so it grows with every change either makes.
     pub fn farm_info(&self) -> FarmInfo {
-        let mut servers: Vec<ServerEntry> =
-            self.table.iter().filter(|p| p.id != self.config.id).map(|p| p.entry()).collect();
+        let table = self.table.borrow().clone();
+        let mut servers: Vec<ServerEntry> = table.servers.iter().filter(|e| e.id != self.config.id).cloned().collect();
         servers.push(self.own_entry());
         servers.sort_by_key(|e| e.id);
-        FarmInfo { epoch: self.epoch.load(Ordering::Relaxed), servers }
+        FarmInfo { epoch: table.epoch + self.own_changes.load(Ordering::Relaxed), servers }
     }
 
     /// A server to send a client to instead of this one: power of two

@@ -120,7 +120,7 @@ async fn say_flood_is_rate_limited_and_the_session_kept() {
         server
             .shared()
             .metrics
-            .render(server.shared())
+            .render(server.shared().gauges())
             .lines()
             .find(|l| l.starts_with("rttp_rate_limited_frames_total")),
         Some("rttp_rate_limited_frames_total 3")
@@ -183,7 +183,7 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
     }
     assert_eq!(got, n, "the reading member got every message");
     assert!(stalled_parted, "the others saw the stalled member leave");
-    let text = server.shared().metrics.render(server.shared());
+    let text = server.shared().metrics.render(server.shared().gauges());
     assert!(text.contains("rttp_slow_consumer_disconnects_total 1\n"), "{text}");
     let members = server.shared().rooms.members(&"#busy".parse().unwrap());
     assert!(members.iter().all(|n| n.as_str() != "stalled"), "{members:?}");

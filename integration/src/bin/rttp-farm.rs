@@ -16,7 +16,8 @@ use clap::Parser;
 use integration::{bin, die_with_parent};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use rttp_proto::{Frame, Limits, ServerFrame};
+use rttp_conn::ClientConn;
+use rttp_proto::{ClientFrame, ServerFrame};
 
 /// Runs a local RTTP farm in the foreground.
 #[derive(Debug, Parser)]
@@ -77,22 +78,17 @@ fn secret_file() -> std::io::Result<std::path::PathBuf> {
 }
 
 async fn table(addr: SocketAddr) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"FARM\r\n").await.ok()?;
-        let mut buf = bytes::BytesMut::new();
+        let mut c = ClientConn::connect(addr, Duration::from_secs(1)).await.ok()?;
+        c.write_frame(&ClientFrame::Farm { watch: false }).await.ok()?;
         loop {
-            if let Ok(Some(ServerFrame::FarmInfo(t))) = ServerFrame::decode_buf(&mut buf, &Limits::default()) {
+            if let ServerFrame::FarmInfo(t) = c.read_frame().await.ok()?? {
                 let rows: Vec<String> = t
                     .servers
                     .iter()
                     .map(|e| format!("{} {} {} {}/{} {}", e.id, e.addr, e.status, e.users, e.capacity, e.group))
                     .collect();
                 return Some(rows.join("  |  "));
-            }
-            if s.read_buf(&mut buf).await.ok()? == 0 {
-                return None;
             }
         }
     };

@@ -1,18 +1,20 @@
-//! Membership and failure detection as a state machine with no I/O:
-//! [`Membership::handle`] takes an event and the time, and returns actions
-//! for the driver (dial, send, close, tell the rooms, push the table).
-//! The table itself is the shared `DashMap` every session reads.
+//! Membership as a state machine with no I/O: [`Membership::handle`] takes
+//! an event and the time, and returns actions for the driver (dial, send,
+//! close, tell the rooms, publish the table). It is the one owner of the
+//! farm table and of its epoch: every change leaves as one
+//! [`Action::Publish`], which the driver hands to sessions, farm-dns's
+//! watchers and metrics. Silence is judged by [`Detector`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use rttp_proto::{Group, HostPort, PeerFrame, PeerStateMsg, ServerEntry, ServerId, Status};
+use rttp_proto::{FarmInfo, Group, HostPort, PeerFrame, PeerStateMsg, ServerEntry, ServerId, Status};
 use tokio::time::Instant;
+
+use super::detector::Detector;
 
 /// A link's number, unique within one server run.
 pub type LinkId = u64;
@@ -198,15 +200,31 @@ pub enum Action {
         /// The peer.
         peer: ServerId,
     },
-    /// A server joined, left or changed status: push `FARM_INFO` now.
-    TableChanged,
+    /// The table changed: publish it. `push` when a server joined, left or
+    /// changed status, so clients get `FARM_INFO` now; user counts alone
+    /// wait for the driver's periodic push.
+    Publish {
+        /// The whole table, sorted by id, with its new epoch.
+        table: FarmInfo,
+        /// Whether clients must hear of it at once.
+        push: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
 struct Link {
     peer: ServerId,
     generation: u64,
-    last_heard: Instant,
+}
+
+/// What changed in the table during one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Change {
+    None,
+    /// Only numbers (users): publish, push later.
+    Quiet,
+    /// Membership or status: publish and push.
+    Loud,
 }
 
 #[derive(Debug, Clone)]
@@ -223,7 +241,10 @@ struct Target {
 pub struct Membership {
     me: PeerStateMsg,
     timers: Timers,
-    table: Arc<DashMap<ServerId, PeerState>>,
+    table: HashMap<ServerId, PeerState>,
+    epoch: u64,
+    change: Change,
+    detector: Detector,
     links: HashMap<LinkId, Link>,
     by_peer: HashMap<ServerId, LinkId>,
     targets: HashMap<SocketAddr, Target>,
@@ -234,15 +255,8 @@ pub struct Membership {
 
 impl Membership {
     /// A server that knows only itself and its seeds.
-    pub fn new(
-        me: PeerStateMsg,
-        seeds: &[SocketAddr],
-        timers: Timers,
-        table: Arc<DashMap<ServerId, PeerState>>,
-        now: Instant,
-        rng_seed: u64,
-    ) -> Membership {
-        table.insert(me.id, PeerState::from_msg(&me, now));
+    pub fn new(me: PeerStateMsg, seeds: &[SocketAddr], timers: Timers, now: Instant, rng_seed: u64) -> Membership {
+        let table = HashMap::from([(me.id, PeerState::from_msg(&me, now))]);
         let own_peer = me.peer_addr.as_str().parse::<SocketAddr>().ok();
         let targets = seeds
             .iter()
@@ -253,6 +267,9 @@ impl Membership {
             me,
             timers,
             table,
+            epoch: 1,
+            change: Change::None,
+            detector: Detector::new(timers.down_after),
             links: HashMap::new(),
             by_peer: HashMap::new(),
             targets,
@@ -262,9 +279,20 @@ impl Membership {
         }
     }
 
-    /// The shared table.
-    pub fn table(&self) -> &Arc<DashMap<ServerId, PeerState>> {
+    /// The table as this server knows it, itself included.
+    pub fn table(&self) -> &HashMap<ServerId, PeerState> {
         &self.table
+    }
+
+    /// The table as clients see it: every row, sorted by id, with the epoch.
+    pub fn farm_info(&self) -> FarmInfo {
+        let mut servers: Vec<ServerEntry> = self.table.values().map(PeerState::entry).collect();
+        servers.sort_by_key(|e| e.id);
+        FarmInfo { epoch: self.epoch, servers }
+    }
+
+    fn changed(&mut self, c: Change) {
+        self.change = self.change.max(c);
     }
 
     /// The peer an established link belongs to.
@@ -287,17 +315,30 @@ impl Membership {
     /// Applies one event.
     pub fn handle(&mut self, ev: Event, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
+        self.apply(ev, now, &mut out);
+        match std::mem::replace(&mut self.change, Change::None) {
+            Change::None => {}
+            c => {
+                // The one place the epoch moves: once per published change.
+                self.epoch += 1;
+                out.push(Action::Publish { table: self.farm_info(), push: c == Change::Loud });
+            }
+        }
+        out
+    }
+
+    fn apply(&mut self, ev: Event, now: Instant, out: &mut Vec<Action>) {
         match ev {
-            Event::Tick => self.tick(now, &mut out),
+            Event::Tick => self.tick(now, out),
             Event::Dialed { addr, link, peer, generation } => {
                 if let Some(t) = self.targets.get_mut(&addr) {
                     t.in_flight = false;
                     t.peer = Some(peer);
                     t.backoff = self.timers.redial_min;
                 }
-                self.link_ready(link, peer, generation, true, now, &mut out);
+                self.link_ready(link, peer, generation, true, now, out);
             }
-            Event::Accepted { link, peer, generation } => self.link_ready(link, peer, generation, false, now, &mut out),
+            Event::Accepted { link, peer, generation } => self.link_ready(link, peer, generation, false, now, out),
             Event::DialFailed { addr } => {
                 let jitter = self.rng.random_range(0.5..1.0);
                 if let Some(t) = self.targets.get_mut(&addr) {
@@ -306,16 +347,14 @@ impl Membership {
                     t.backoff = (t.backoff * 2).min(self.timers.redial_max);
                 }
             }
-            Event::LinkClosed { link } => self.lose_link(link, now, &mut out),
+            Event::LinkClosed { link } => self.lose_link(link, now, out),
             Event::Heard { link } => {
-                if let Some(l) = self.links.get_mut(&link) {
-                    l.last_heard = now;
-                    if let Some(mut p) = self.table.get_mut(&l.peer) {
-                        p.last_heard = now;
-                    }
+                self.detector.heard(link, now);
+                if let Some(p) = self.links.get(&link).and_then(|l| self.table.get_mut(&l.peer)) {
+                    p.last_heard = now;
                 }
             }
-            Event::State { link, state } => self.peer_state(link, state, now, &mut out),
+            Event::State { link, state } => self.peer_state(link, state, now, out),
             Event::Member { id, generation, peer_addr } => {
                 let known_newer = self.table.get(&id).is_some_and(|p| p.generation > generation);
                 if id != self.me.id && !self.by_peer.contains_key(&id) && !known_newer {
@@ -336,14 +375,16 @@ impl Membership {
                 self.me = state;
                 self.table.insert(self.me.id, PeerState::from_msg(&self.me, now));
                 if status_changed {
-                    self.broadcast_state(&mut out);
-                    out.push(Action::TableChanged);
-                } else if users_changed && self.state_due.is_none() {
-                    self.state_due = Some(now + self.timers.coalesce);
+                    self.broadcast_state(out);
+                    self.changed(Change::Loud);
+                } else if users_changed {
+                    self.changed(Change::Quiet);
+                    if self.state_due.is_none() {
+                        self.state_due = Some(now + self.timers.coalesce);
+                    }
                 }
             }
         }
-        out
     }
 
     fn broadcast_state(&mut self, out: &mut Vec<Action>) {
@@ -363,13 +404,7 @@ impl Membership {
                 out.push(Action::Send { link, frame: PeerFrame::Beat });
             }
         }
-        let silent: Vec<LinkId> = self
-            .by_peer
-            .values()
-            .copied()
-            .filter(|l| self.links.get(l).is_some_and(|l| now.duration_since(l.last_heard) > self.timers.down_after))
-            .collect();
-        for link in silent {
+        for link in self.detector.suspects(now) {
             out.push(Action::Close { link, reason: "heartbeat timeout" });
             self.lose_link(link, now, out);
         }
@@ -385,7 +420,7 @@ impl Membership {
         self.table
             .retain(|id, p| *id == self.me.id || p.status != Status::Down || now.duration_since(p.last_heard) < forget);
         if self.table.len() != before {
-            out.push(Action::TableChanged);
+            self.changed(Change::Loud);
         }
     }
 
@@ -408,7 +443,7 @@ impl Membership {
             out.push(Action::Close { link, reason: "stale generation" });
             return;
         }
-        let new = Link { peer, generation, last_heard: now };
+        let new = Link { peer, generation };
         if let Some(&old) = self.by_peer.get(&peer) {
             let old_link = self.links[&old].clone();
             // Same run on both sides: the link dialed by the smaller id survives.
@@ -420,6 +455,7 @@ impl Membership {
             }
             out.push(Action::Close { link: old, reason: "replaced by a newer link" });
             self.links.remove(&old);
+            self.detector.forget(old);
             if generation > old_link.generation {
                 // A restart: the old run's members are gone.
                 out.push(Action::PeerDown { peer });
@@ -427,9 +463,10 @@ impl Membership {
         }
         self.links.insert(link, new);
         self.by_peer.insert(peer, link);
+        self.detector.watch(link, now);
         out.push(Action::LinkUp { link, peer });
         out.push(Action::Send { link, frame: PeerFrame::State(Box::new(self.me.clone())) });
-        for p in self.table.iter() {
+        for p in self.table.values() {
             if p.id != self.me.id && p.id != peer && p.status != Status::Down {
                 out.push(Action::Send {
                     link,
@@ -441,17 +478,19 @@ impl Membership {
 
     fn lose_link(&mut self, link: LinkId, now: Instant, out: &mut Vec<Action>) {
         let Some(l) = self.links.remove(&link) else { return };
+        self.detector.forget(link);
         if self.by_peer.get(&l.peer) != Some(&link) {
             return;
         }
         self.by_peer.remove(&l.peer);
         let mut redial = None;
-        if let Some(mut p) = self.table.get_mut(&l.peer) {
+        if let Some(p) = self.table.get_mut(&l.peer) {
             p.status = Status::Down;
+            p.last_heard = now;
             redial = p.peer_addr.as_str().parse::<SocketAddr>().ok();
         }
         out.push(Action::PeerDown { peer: l.peer });
-        out.push(Action::TableChanged);
+        self.changed(Change::Loud);
         if let Some(addr) = redial {
             let jitter = self.rng.random_range(0.5..1.0);
             let min = self.timers.redial_min;
@@ -494,6 +533,7 @@ impl Membership {
                 }
             }
         }
+        let users_changed = self.table.get(&st.id).is_none_or(|p| p.users != st.users || p.capacity != st.capacity);
         self.table.insert(st.id, PeerState::from_msg(&st, now));
         if let Ok(addr) = st.peer_addr.as_str().parse::<SocketAddr>() {
             let min = self.timers.redial_min;
@@ -503,7 +543,9 @@ impl Membership {
                 .peer = Some(st.id);
         }
         if changed {
-            out.push(Action::TableChanged);
+            self.changed(Change::Loud);
+        } else if users_changed {
+            self.changed(Change::Quiet);
         }
     }
 }

@@ -3,11 +3,10 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
-use rttp_proto::{Group, HostPort, PeerFrame, PeerStateMsg, ServerId, Status};
+use bytes::BytesMut;
+use rttp_proto::{Frame, Group, HostPort, Limits, PeerFrame, PeerStateMsg, ServerId, Status};
 use tokio::time::Instant;
 
 use super::membership::{Action, Event, LinkId, Membership, Timers};
@@ -53,14 +52,7 @@ impl Net {
         let addr: SocketAddr = format!("127.0.0.{}:7100", i + 1).parse().unwrap();
         let seeds: Vec<SocketAddr> =
             seeds.iter().map(|&s| format!("127.0.0.{}:7100", s + 1).parse().unwrap()).collect();
-        let m = Membership::new(
-            msg(id, generation, addr),
-            &seeds,
-            Timers::default(),
-            Arc::new(DashMap::new()),
-            Instant::now(),
-            i as u64,
-        );
+        let m = Membership::new(msg(id, generation, addr), &seeds, Timers::default(), Instant::now(), i as u64);
         self.nodes.push(Node { m, id: ServerId::new(id).unwrap(), generation, addr, log: Vec::new() });
         i
     }
@@ -72,14 +64,7 @@ impl Net {
         let addr = self.nodes[i].addr;
         let seeds: Vec<SocketAddr> =
             seeds.iter().map(|&s| format!("127.0.0.{}:7100", s + 1).parse().unwrap()).collect();
-        let m = Membership::new(
-            msg(&id, generation, addr),
-            &seeds,
-            Timers::default(),
-            Arc::new(DashMap::new()),
-            Instant::now(),
-            99,
-        );
+        let m = Membership::new(msg(&id, generation, addr), &seeds, Timers::default(), Instant::now(), 99);
         self.nodes[i] = Node { m, id: ServerId::new(&id).unwrap(), generation, addr, log: Vec::new() };
     }
 
@@ -116,6 +101,10 @@ impl Net {
                         continue;
                     }
                     feed(self, j, Event::Heard { link: lj }, &mut q);
+                    // Through the wire format, so that a test network catches wire bugs too.
+                    let mut wire = BytesMut::from(&frame.to_bytes()[..]);
+                    let frame = PeerFrame::decode_buf(&mut wire, &Limits::default()).unwrap().unwrap();
+                    assert!(wire.is_empty(), "one frame, whole");
                     match frame {
                         PeerFrame::State(state) => feed(self, j, Event::State { link: lj, state: *state }, &mut q),
                         PeerFrame::Member { id, generation, peer_addr } => {
@@ -277,5 +266,28 @@ async fn user_counts_are_coalesced_and_status_changes_sent_at_once() {
     assert!(acts
         .iter()
         .any(|a| matches!(a, Action::Send { frame: PeerFrame::State(s), .. } if s.status == Status::Draining)));
-    assert!(acts.contains(&Action::TableChanged));
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, Action::Publish { push: true, table } if table.servers[0].status == Status::Draining)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_change_is_published_once_with_a_new_epoch_and_only_status_pushes() {
+    let addr: SocketAddr = "127.0.0.1:7100".parse().unwrap();
+    let mut m = Membership::new(msg("s1", 1, addr), &[], Timers::default(), Instant::now(), 1);
+    let publishes = |acts: &[Action]| -> Vec<(u64, bool)> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Publish { table, push } => Some((table.epoch, *push)),
+                _ => None,
+            })
+            .collect()
+    };
+    let e0 = m.farm_info().epoch;
+    let users = m.handle(Event::Local { state: PeerStateMsg { users: 3, ..msg("s1", 1, addr) } }, Instant::now());
+    assert_eq!(publishes(&users), vec![(e0 + 1, false)], "users: published, pushed later");
+    assert!(publishes(&m.handle(Event::Tick, Instant::now())).is_empty(), "nothing changed: nothing published");
+    let drain = PeerStateMsg { users: 3, status: Status::Draining, ..msg("s1", 1, addr) };
+    assert_eq!(publishes(&m.handle(Event::Local { state: drain }, Instant::now())), vec![(e0 + 2, true)]);
+    assert_eq!(m.farm_info().servers[0].users, 3);
 }

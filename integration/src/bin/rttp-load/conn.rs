@@ -4,10 +4,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
-use rttp_proto::{ClientFrame, Frame, Limits, Nick, Room, ServerFrame, Text};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use rttp_conn::hello::Opened;
+use rttp_conn::ClientConn;
+use rttp_proto::{ClientFrame, Nick, Room, ServerFrame, Text};
 use tokio::net::TcpStream;
 
 /// Now, in microseconds since the epoch (all load processes share a clock).
@@ -29,37 +28,25 @@ pub(crate) fn sent_at(text: &Text) -> Option<u64> {
     text.as_str().split(' ').next()?.parse().ok()
 }
 
+/// A load client: the shared frame connection plus the two steps every
+/// workload takes (HELLO, JOIN and wait for it).
 pub(crate) struct LoadConn {
-    pub(crate) rd: OwnedReadHalf,
-    pub(crate) wr: OwnedWriteHalf,
-    pub(crate) buf: BytesMut,
-    out: BytesMut,
+    pub(crate) conn: ClientConn<TcpStream>,
 }
 
 impl LoadConn {
     /// Connects, sends HELLO, and waits for WELCOME and FARM_INFO.
     pub(crate) async fn hello(addr: SocketAddr, nick: &str) -> std::io::Result<LoadConn> {
-        let s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-            .await
-            .map_err(|_| std::io::Error::other("connect timed out"))??;
-        let _ = s.set_nodelay(true);
-        let (rd, wr) = s.into_split();
-        let mut c = LoadConn { rd, wr, buf: BytesMut::new(), out: BytesMut::new() };
+        let mut conn = ClientConn::connect(addr, Duration::from_secs(5)).await.map_err(std::io::Error::other)?;
         let nick = Nick::new(nick).map_err(std::io::Error::other)?;
-        c.send(&ClientFrame::Hello { version: 1, nick }).await?;
-        loop {
-            match c.next().await? {
-                ServerFrame::FarmInfo(_) => return Ok(c),
-                ServerFrame::Err { code, reason } => return Err(std::io::Error::other(format!("ERR {code} {reason}"))),
-                _ => {}
-            }
+        match conn.hello(nick, Duration::from_secs(10)).await.map_err(std::io::Error::other)? {
+            Opened::Session { .. } => Ok(LoadConn { conn }),
+            other => Err(std::io::Error::other(format!("no session: {other:?}"))),
         }
     }
 
     pub(crate) async fn send(&mut self, f: &ClientFrame) -> std::io::Result<()> {
-        self.out.clear();
-        f.encode(&mut self.out);
-        self.wr.write_all(&self.out).await
+        self.conn.write_frame(f).await.map_err(std::io::Error::other)
     }
 
     /// Joins and waits for its own JOINED.
@@ -77,15 +64,9 @@ impl LoadConn {
 
     /// The next frame.
     pub(crate) async fn next(&mut self) -> std::io::Result<ServerFrame> {
-        loop {
-            match ServerFrame::decode_buf(&mut self.buf, &Limits::default()) {
-                Ok(Some(f)) => return Ok(f),
-                Ok(None) => {}
-                Err(e) => return Err(std::io::Error::other(e.to_string())),
-            }
-            if self.rd.read_buf(&mut self.buf).await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
+        match self.conn.read_frame().await.map_err(std::io::Error::other)? {
+            Some(f) => Ok(f),
+            None => Err(std::io::ErrorKind::UnexpectedEof.into()),
         }
     }
 }

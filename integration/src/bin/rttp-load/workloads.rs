@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use integration::{Farm, Raw};
 use rand::Rng;
 use rttp_client::{Client, Event, Strategy, Timers};
-use rttp_proto::{ClientFrame, Frame, Room, ServerFrame};
+use rttp_proto::{ClientFrame, Room, ServerFrame};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -74,21 +74,18 @@ pub(crate) async fn fanout(farm: &Farm, members: usize, seconds: f64, rate: Opti
     sender.join("#fanout").await.expect("join");
     let room: Room = "#fanout".parse().expect("room");
     let permits = Arc::new(Semaphore::new(1000));
-    let (mut rd, mut wr) = (sender.rd, sender.wr);
-    let mut sbuf = sender.buf;
+    let (mut rd, mut wr) = sender.conn.into_split();
     // The sender's own copies come back: each returns a permit.
     let echo_permits = permits.clone();
     let echo_stop = stop.clone();
     let echo = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
         loop {
-            while let Ok(Some(f)) = ServerFrame::decode_buf(&mut sbuf, &rttp_proto::Limits::default()) {
-                if let ServerFrame::Msg { .. } = f {
-                    echo_permits.add_permits(1);
-                }
-            }
             tokio::select! {
-                r = rd.read_buf(&mut sbuf) => if !matches!(r, Ok(n) if n > 0) { break },
+                f = rd.read_frame() => match f {
+                    Ok(Some(ServerFrame::Msg { .. })) => echo_permits.add_permits(1),
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                },
                 _ = echo_stop.cancelled() => break,
             }
         }
@@ -96,7 +93,6 @@ pub(crate) async fn fanout(farm: &Farm, members: usize, seconds: f64, rate: Opti
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(seconds);
     let mut sent = 0u64;
-    let mut out = bytes::BytesMut::new();
     let mut tick = rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / r)));
     while Instant::now() < end {
         match &mut tick {
@@ -108,10 +104,7 @@ pub(crate) async fn fanout(farm: &Farm, members: usize, seconds: f64, rate: Opti
                 _ => continue,
             },
         }
-        out.clear();
-        rttp_proto::Frame::encode(&ClientFrame::Say { room, text: body(sent) }, &mut out);
-        use tokio::io::AsyncWriteExt;
-        if wr.write_all(&out).await.is_err() {
+        if wr.write_frame(&ClientFrame::Say { room, text: body(sent) }).await.is_err() {
             break;
         }
         sent += 1;

@@ -1,0 +1,53 @@
+//! The one dispatcher from a peer frame to what handles it: room traffic
+//! goes straight to the rooms (never forwarded to another peer: the
+//! one-hop rule, PROTOCOL.md §7), membership frames become events for the
+//! farm driver, and the rest is answered or closes the link.
+
+use rttp_proto::{ErrCode, PeerFrame, ServerId};
+
+use super::membership::{Event, LinkId};
+use crate::rooms::Rooms;
+
+/// What the link must do after a frame.
+// Returned and consumed at once, never stored: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Routed {
+    /// Handled here.
+    Done,
+    /// Hand this to membership.
+    Membership(Event),
+    /// Send this back on the same link.
+    Reply(PeerFrame),
+    /// Close the link, for this reason.
+    Close(String),
+}
+
+/// Routes one frame that arrived from `peer` on `link`.
+pub fn route(frame: PeerFrame, peer: ServerId, link: LinkId, rooms: &Rooms) -> Routed {
+    match frame {
+        PeerFrame::Beat => {}
+        PeerFrame::State(state) => return Routed::Membership(Event::State { link, state: *state }),
+        PeerFrame::Member { id, generation, peer_addr } => {
+            return Routed::Membership(Event::Member { id, generation, peer_addr })
+        }
+        PeerFrame::Interest { room } => rooms.remote_interest(peer, room, true),
+        PeerFrame::Uninterest { room } => rooms.remote_interest(peer, room, false),
+        PeerFrame::Relay { room, id, nick, text } => rooms.remote_say(peer, room, id, nick, text),
+        PeerFrame::Joined { room, nick } => rooms.remote_joined(peer, room, nick, true),
+        PeerFrame::RoomMember { room, nick } => rooms.remote_joined(peer, room, nick, false),
+        PeerFrame::Parted { room, nick } => rooms.remote_parted(peer, room, nick),
+        PeerFrame::History { room, after } => rooms.remote_history(peer, room, after),
+        PeerFrame::Replay { room, id, nick, text } => rooms.remote_replay(room, id, nick, text),
+        PeerFrame::Err { code, reason } => {
+            tracing::warn!(%peer, code, reason, "peer sent ERR");
+            if code >= 500 {
+                return Routed::Close(format!("peer sent ERR {code}"));
+            }
+        }
+        PeerFrame::Hello { .. } | PeerFrame::Challenge { .. } | PeerFrame::Auth { .. } | PeerFrame::Ok => {
+            return Routed::Reply(PeerFrame::err(ErrCode::BadFrame, "handshake frames are over"))
+        }
+    }
+    Routed::Done
+}

@@ -1,0 +1,225 @@
+//! The farm driver: accepts and dials peer links, runs each through the
+//! handshake, feeds membership its events and does what it returns.
+//! [`spawn`] gives a [`FarmHandle`] to stop it and wait for every task.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rttp_conn::PeerConn;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::handshake::{self, HandshakeError, Me, Peer};
+use super::membership::{Action, Event, LinkId, Membership};
+use super::peer::{run_link, LinkCtx, LinkHandle};
+use super::publish::Publisher;
+use super::{FarmEvent, DIAL_TIMEOUT, EVENT_QUEUE, TICK};
+use crate::config::FarmConfig;
+use crate::state::Shared;
+
+/// A running farm driver.
+#[derive(Debug)]
+pub struct FarmHandle {
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl FarmHandle {
+    /// Closes every link and stops every task of the farm.
+    pub fn shutdown(&self) {
+        self.token.cancel();
+    }
+
+    /// Waits until every task has ended (after [`Self::shutdown`] or the
+    /// parent token's cancellation).
+    pub async fn join(&self) {
+        self.token.cancelled().await;
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// What every task of the driver shares.
+#[derive(Clone)]
+struct Ctx {
+    shared: Arc<Shared>,
+    farm: Arc<FarmConfig>,
+    events: mpsc::Sender<FarmEvent>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    next_link: Arc<AtomicU64>,
+}
+
+impl Ctx {
+    fn me(&self) -> Me<'_> {
+        Me { id: self.shared.config.id, generation: self.shared.generation, secret: &self.farm.secret }
+    }
+
+    /// Numbers a link that passed its handshake and hands it to the loop.
+    async fn ready(&self, conn: PeerConn<TcpStream>, peer: Peer, addr: SocketAddr, dialed: bool) {
+        let link = self.next_link.fetch_add(1, Ordering::Relaxed) + 1;
+        info!(peer = %peer.id, %addr, link, dialed, "peer link up");
+        let dialed = dialed.then_some(addr);
+        let _ = self.events.send(FarmEvent::LinkReady { link, peer, conn, dialed }).await;
+    }
+
+    fn refused(&self, addr: SocketAddr, e: &HandshakeError) {
+        if let HandshakeError::Refused(why) = e {
+            self.shared.metrics.peer_auth_failures.inc();
+            warn!(%addr, reason = %why, "peer link refused");
+        } else {
+            tracing::debug!(%addr, error = %e, "peer handshake failed");
+        }
+    }
+}
+
+/// Starts the farm on `listener`, stopped by `parent` or the handle.
+pub fn spawn(shared: Arc<Shared>, listener: TcpListener, parent: &CancellationToken) -> FarmHandle {
+    let farm = Arc::new(shared.config.farm.clone().expect("a farm member has a farm config"));
+    let (events, rx) = mpsc::channel(EVENT_QUEUE);
+    let cx = Ctx {
+        shared,
+        farm,
+        events,
+        token: parent.child_token(),
+        tracker: TaskTracker::new(),
+        next_link: Arc::new(AtomicU64::new(0)),
+    };
+    cx.tracker.spawn(accept_peers(listener, cx.clone()));
+    cx.tracker.spawn(run(cx.clone(), rx));
+    FarmHandle { token: cx.token, tracker: cx.tracker }
+}
+
+async fn accept_peers(listener: TcpListener, cx: Ctx) {
+    while let Some((stream, addr)) = crate::net::accept(&listener, &cx.token, "peers").await {
+        let cx = cx.clone();
+        cx.tracker.clone().spawn(async move {
+            let mut conn = PeerConn::new(stream);
+            let r = tokio::select! {
+                r = handshake::accept(&mut conn, cx.me()) => r,
+                _ = cx.token.cancelled() => return,
+            };
+            match r {
+                Ok(peer) => cx.ready(conn, peer, addr, false).await,
+                Err(e) => cx.refused(addr, &e),
+            }
+        });
+    }
+}
+
+fn dial(cx: &Ctx, addr: SocketAddr) {
+    let cx = cx.clone();
+    cx.tracker.clone().spawn(async move {
+        let attempt = async {
+            let stream = tokio::time::timeout(DIAL_TIMEOUT, connect_from(cx.farm.peer_listen.ip(), addr))
+                .await
+                .map_err(|_| HandshakeError::Timeout)?
+                .map_err(|e| HandshakeError::Conn(e.into()))?;
+            let _ = stream.set_nodelay(true);
+            let mut conn = PeerConn::new(stream);
+            let peer = handshake::dial(&mut conn, cx.me()).await?;
+            Ok::<_, HandshakeError>((conn, peer))
+        };
+        tokio::select! {
+            r = attempt => match r {
+                Ok((conn, peer)) => cx.ready(conn, peer, addr, true).await,
+                Err(e) => {
+                    cx.refused(addr, &e);
+                    let _ = cx.events.send(FarmEvent::Membership(Event::DialFailed { addr })).await;
+                }
+            },
+            _ = cx.token.cancelled() => {}
+        }
+    });
+}
+
+/// Connects from our own peer IP (unless unspecified), as a separate host would.
+async fn connect_from(ip: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    if ip.is_unspecified() {
+        return TcpStream::connect(addr).await;
+    }
+    let sock = if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    sock.bind(SocketAddr::new(ip, 0))?;
+    sock.connect(addr).await
+}
+
+/// The driver's loop: one input at a time into membership, then its actions.
+async fn run(cx: Ctx, mut rx: mpsc::Receiver<FarmEvent>) {
+    let shared = cx.shared.clone();
+    let mut m = Membership::new(shared.own_state(), &cx.farm.seeds, cx.farm.timers, Instant::now(), shared.generation);
+    let mut links: HashMap<LinkId, LinkHandle> = HashMap::new();
+    let mut publisher = Publisher::new(Instant::now());
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    publisher.publish(&shared, m.farm_info(), false);
+    loop {
+        let state_due = m.state_due();
+        let event = tokio::select! {
+            _ = cx.token.cancelled() => break,
+            ev = rx.recv() => match ev {
+                None => break,
+                Some(FarmEvent::Membership(e)) => e,
+                Some(FarmEvent::LinkReady { link, peer, conn, dialed }) => {
+                    let handle = LinkHandle::new(&cx.token);
+                    links.insert(link, handle.clone());
+                    let lcx = LinkCtx { peer, link, handle, shared: shared.clone(), events: cx.events.clone() };
+                    cx.tracker.spawn(run_link(conn, lcx));
+                    match dialed {
+                        Some(addr) => Event::Dialed { addr, link, peer: peer.id, generation: peer.generation },
+                        None => Event::Accepted { link, peer: peer.id, generation: peer.generation },
+                    }
+                }
+            },
+            _ = shared.local_changed.notified() => Event::Local { state: shared.own_state() },
+            // Coalesced user counts leave on their own deadline, not a tick later.
+            _ = tokio::time::sleep_until(state_due.unwrap_or_else(Instant::now)), if state_due.is_some() => Event::Tick,
+            _ = tick.tick() => {
+                publisher.tick(&shared, Instant::now());
+                Event::Tick
+            }
+        };
+        if let Event::LinkClosed { link } = &event {
+            links.remove(link);
+        }
+        for a in m.handle(event, Instant::now()) {
+            act(&cx, &mut links, &mut publisher, a);
+        }
+        shared.set_peers_up(m.linked().len() as u32);
+    }
+}
+
+fn act(cx: &Ctx, links: &mut HashMap<LinkId, LinkHandle>, publisher: &mut Publisher, a: Action) {
+    let shared = &cx.shared;
+    match a {
+        Action::Dial { addr } => dial(cx, addr),
+        Action::Close { link, reason } => {
+            if let Some(h) = links.remove(&link) {
+                info!(link, reason, "closing peer link");
+                h.token.cancel();
+            }
+        }
+        Action::Send { link, frame } => {
+            if let Some(h) = links.get(&link) {
+                shared.metrics.peer_frames_out(rttp_proto::Frame::verb(&frame), 1);
+                h.out.push(rttp_proto::Frame::to_bytes(&frame));
+            }
+        }
+        Action::LinkUp { link, peer } => {
+            if let Some(h) = links.get(&link) {
+                info!(%peer, link, "peer up");
+                shared.rooms.link_up(peer, h.out.clone());
+            }
+        }
+        Action::PeerDown { peer } => {
+            warn!(%peer, "peer down");
+            shared.rooms.peer_down(peer);
+        }
+        Action::Publish { table, push } => publisher.publish(shared, table, push),
+    }
+}

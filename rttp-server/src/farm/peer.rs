@@ -1,0 +1,138 @@
+//! The peer connection of an authenticated link: a reader that hands each
+//! frame to [`super::dispatch`] and a writer that drains the link's bounded
+//! outbound queue in vectored batches. It decides nothing about membership.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rttp_conn::{ConnError, FrameReader, PeerConn};
+use rttp_proto::{Frame, PeerFrame};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::dispatch::{route, Routed};
+use super::handshake::Peer;
+use super::membership::{Event, LinkId};
+use super::FarmEvent;
+use crate::outbound::Outbound;
+use crate::state::Shared;
+
+/// Bytes queued to one peer before the link is cut as too slow.
+pub const PEER_OUTBOUND_LIMIT: usize = 64 << 20;
+/// How often, at most, a link tells the failure detector it heard a frame:
+/// well under the heartbeat, so a live link is never suspected, and far
+/// fewer events than frames.
+pub const HEARD_EVERY: Duration = Duration::from_millis(100);
+
+/// What the driver holds of a live link.
+#[derive(Debug, Clone)]
+pub struct LinkHandle {
+    /// Frames to send.
+    pub out: Arc<Outbound>,
+    /// Cancel to close the link.
+    pub token: CancellationToken,
+}
+
+impl LinkHandle {
+    /// A handle for a new link, closed with its parent.
+    pub fn new(parent: &CancellationToken) -> LinkHandle {
+        LinkHandle { out: Arc::new(Outbound::new(PEER_OUTBOUND_LIMIT)), token: parent.child_token() }
+    }
+}
+
+/// Everything a link task needs besides its connection.
+#[derive(Debug)]
+pub struct LinkCtx {
+    /// Who is on the other end.
+    pub peer: Peer,
+    /// The link's number.
+    pub link: LinkId,
+    /// Its queue and cancellation.
+    pub handle: LinkHandle,
+    /// The server's state.
+    pub shared: Arc<Shared>,
+    /// Where membership events go.
+    pub events: mpsc::Sender<FarmEvent>,
+}
+
+/// Serves an authenticated link until it closes, then reports it closed.
+pub async fn run_link(conn: PeerConn<TcpStream>, cx: LinkCtx) {
+    let (rd, wr) = conn.into_split();
+    let reason = tokio::select! {
+        r = read_loop(rd, &cx) => r,
+        r = write_loop(wr.into_inner(), &cx.handle, &cx.shared) => r,
+        _ = cx.handle.token.cancelled() => "closed by us".to_string(),
+    };
+    cx.handle.token.cancel();
+    tracing::info!(peer = %cx.peer.id, link = cx.link, reason, "peer link closed");
+    let _ = cx.events.send(FarmEvent::Membership(Event::LinkClosed { link: cx.link })).await;
+}
+
+async fn read_loop(mut rd: FrameReader<OwnedReadHalf, PeerFrame>, cx: &LinkCtx) -> String {
+    let mut reported = Instant::now();
+    loop {
+        let frame = match rd.read_frame().await {
+            Ok(Some(f)) => f,
+            Ok(None) => return "eof".into(),
+            Err(ConnError::Decode(e)) => {
+                cx.handle.out.push(PeerFrame::err(e.error.code(), e.error.to_string()).to_bytes());
+                if e.is_fatal() {
+                    return format!("framing lost: {e}");
+                }
+                continue;
+            }
+            Err(e) => return format!("read error: {e}"),
+        };
+        if reported.elapsed() >= HEARD_EVERY {
+            reported = Instant::now();
+            if cx.events.send(FarmEvent::Membership(Event::Heard { link: cx.link })).await.is_err() {
+                return "farm driver gone".into();
+            }
+        }
+        cx.shared.metrics.peer_frame_in(frame.verb());
+        match route(frame, cx.peer.id, cx.link, &cx.shared.rooms) {
+            Routed::Done => {}
+            Routed::Membership(ev) => {
+                if cx.events.send(FarmEvent::Membership(ev)).await.is_err() {
+                    return "farm driver gone".into();
+                }
+            }
+            Routed::Reply(f) => {
+                cx.handle.out.push(f.to_bytes());
+            }
+            Routed::Close(why) => return why,
+        }
+    }
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, handle: &LinkHandle, shared: &Arc<Shared>) -> String {
+    let mut wq: VecDeque<Bytes> = VecDeque::new();
+    loop {
+        handle.out.drain_into(&mut wq);
+        if handle.out.overflowed() {
+            return "peer too slow: outbound queue overflowed".into();
+        }
+        if wq.is_empty() {
+            handle.out.notified().await;
+            continue;
+        }
+        while !wq.is_empty() {
+            let slices: Vec<IoSlice<'_>> = wq.iter().take(64).map(|b| IoSlice::new(b)).collect();
+            let n = match wr.write_vectored(&slices).await {
+                Ok(0) => return "write returned 0".into(),
+                Ok(n) => n,
+                Err(e) => return format!("write error: {e}"),
+            };
+            handle.out.written(n);
+            shared.metrics.peer_bytes_out.inc_by(n as u64);
+            crate::outbound::consume(&mut wq, n);
+        }
+    }
+}
