@@ -40,11 +40,14 @@ pub async fn redirect_all(shared: Arc<Shared>, window: Duration, cancel: Cancell
                 shared.metrics.redirects.inc();
                 ServerFrame::Redirect { server, addr, reason: Token::new("drain").expect("valid token") }
             }
-            None => ServerFrame::err(
-                ErrCode::ShuttingDown,
-                "server shutting down, and no other server is UP: reconnect later",
-            ),
+            None => {
+                let why = "server shutting down, and no other server is UP: reconnect later";
+                shared.metrics.frames_out("ERR", 1);
+                out.push_final(shared.metrics.err(ErrCode::ShuttingDown, why));
+                continue;
+            }
         };
+        shared.metrics.frames_out("REDIRECT", 1);
         out.push_final(frame.to_bytes());
     }
 }

@@ -13,6 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use rttp_proto::{ErrCode, Frame, ServerFrame};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -136,9 +137,12 @@ impl Metrics {
         }
     }
 
-    /// Counts an `ERR` reply.
-    pub fn err_reply(&self, code: u16) {
-        self.err_replies.get_or_create(&CodeLabel { code }).inc();
+    /// An `ERR` for a client, encoded and counted: the one place such a
+    /// frame is made, so `rttp_err_replies_total` sees every one, whichever
+    /// path (session, accept loop, slow consumer, drain, rooms) sends it.
+    pub fn err(&self, code: ErrCode, reason: impl AsRef<str>) -> Bytes {
+        self.err_replies.get_or_create(&CodeLabel { code: code.as_u16() }).inc();
+        ServerFrame::err(code, reason).to_bytes()
     }
 
     /// The Prometheus text exposition, with the gauges as given.

@@ -111,12 +111,11 @@ impl ClientConn {
             };
             if self.out.overflowed() {
                 self.shared.metrics.slow_consumers.inc();
-                self.shared.metrics.err_reply(ErrCode::SlowConsumer.as_u16());
                 self.wq.clear();
                 if !self.mid_frame {
-                    let err = ServerFrame::err(ErrCode::SlowConsumer, "outbound queue overflowed: read faster");
+                    let err = self.shared.metrics.err(ErrCode::SlowConsumer, "outbound queue overflowed: read faster");
                     // Best effort: a stalled reader's socket buffer is likely full.
-                    let _ = self.stream.try_write(&err.to_bytes());
+                    let _ = self.stream.try_write(&err);
                 }
                 break "slow consumer";
             }

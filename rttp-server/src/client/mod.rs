@@ -6,7 +6,7 @@ mod session;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rttp_proto::{ErrCode, Frame, ServerFrame};
+use rttp_proto::ErrCode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,9 +34,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Canc
         let Some((stream, addr)) = crate::net::accept(&listener, &token, "clients").await else { break };
         if !shared.try_add_connection() {
             shared.metrics.refused_connections.inc();
-            shared.metrics.err_reply(ErrCode::TooManyConnections.as_u16());
-            let err =
-                ServerFrame::err(ErrCode::TooManyConnections, "too many connections: try another server").to_bytes();
+            let err = shared.metrics.err(ErrCode::TooManyConnections, "too many connections: try another server");
             tracker.spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {
                     use tokio::io::AsyncWriteExt;

@@ -51,16 +51,19 @@ impl Session {
 
     /// Queues a frame to this session.
     pub(crate) fn send(&self, f: &ServerFrame) {
-        if let ServerFrame::Err { code, .. } = f {
-            self.shared.metrics.err_reply(*code);
-        }
         self.shared.metrics.frames_out(f.verb(), 1);
         self.out.push(f.to_bytes());
     }
 
+    /// Queues an `ERR` (made and counted by the metrics, the one place).
+    fn send_err(&self, code: ErrCode, reason: impl AsRef<str>) {
+        self.shared.metrics.frames_out("ERR", 1);
+        self.out.push(self.shared.metrics.err(code, reason));
+    }
+
     /// Queues an `ERR`, and says whether the connection closes after it.
     pub(crate) fn error(&self, code: ErrCode, reason: impl AsRef<str>) -> Flow {
-        self.send(&ServerFrame::err(code, reason));
+        self.send_err(code, reason);
         if code.closes() {
             Flow::Close(code.label())
         } else {
@@ -74,12 +77,12 @@ impl Session {
         let code = e.error.code();
         if e.is_fatal() {
             // Framing is lost: the code is 5xx or we make it close anyway.
-            self.send(&ServerFrame::err(code, e.error.to_string()));
+            self.send_err(code, e.error.to_string());
             return Flow::Close(code.label());
         }
         self.bad_in_row += 1;
         if self.bad_in_row >= self.shared.config.max_bad_frames {
-            self.send(&ServerFrame::err(code, e.error.to_string()));
+            self.send_err(code, e.error.to_string());
             return self.error(ErrCode::TooManyErrors, format!("{} malformed frames in a row", self.bad_in_row));
         }
         self.error(code, e.error.to_string())
@@ -186,9 +189,6 @@ impl Session {
             // Grow one room at a time: most sessions are in very few rooms.
             self.rooms.reserve_exact(1);
             self.rooms.push(room);
-        }
-        if j.gap {
-            self.shared.metrics.err_reply(ErrCode::HistoryGap.as_u16());
         }
         Flow::Continue
     }

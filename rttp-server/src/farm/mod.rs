@@ -13,8 +13,6 @@ pub mod dispatch;
 pub mod driver;
 pub mod handshake;
 pub mod membership;
-#[cfg(test)]
-mod membership_tests;
 pub mod peer;
 pub mod publish;
 

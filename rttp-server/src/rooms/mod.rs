@@ -184,7 +184,7 @@ impl Rooms {
                 None => {
                     gap = true;
                     let reason = format!("{after} is older than the history of {room}: replaying all it keeps");
-                    out.push(ServerFrame::err(ErrCode::HistoryGap, reason).to_bytes());
+                    out.push(self.metrics.err(ErrCode::HistoryGap, reason));
                     // Peers that had the room may hold what this server missed.
                     if !st.replay_to.contains(&member_session) {
                         st.replay_to.push(member_session);

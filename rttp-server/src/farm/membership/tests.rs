@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use rttp_proto::{Frame, Group, HostPort, Limits, PeerFrame, PeerStateMsg, ServerId, Status};
 use tokio::time::Instant;
 
-use super::membership::{Action, Event, LinkId, Membership, Timers};
+use super::{Action, Event, LinkId, Membership, Timers};
 
 struct Node {
     m: Membership,

@@ -1,0 +1,127 @@
+//! A farm of three `Server`s in one test process, on listeners bound to
+//! port 0: the farm driver (handshake, mesh, failure of a link, a drain)
+//! without spawning processes.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{check_for, Raw};
+use rttp_proto::{ServerFrame, Status};
+use rttp_server::config::FarmConfig;
+use rttp_server::farm::auth::Secret;
+use rttp_server::farm::membership::Timers;
+use rttp_server::{Config, Listeners, Server};
+use tokio::net::TcpListener;
+
+const T: Duration = Duration::from_secs(10);
+
+/// One server of the in-process farm, joining through `seed`.
+async fn member(id: &str, seed: Option<SocketAddr>) -> (Server, SocketAddr, SocketAddr) {
+    member_with(id, seed, |_| {}).await
+}
+
+async fn member_with(
+    id: &str,
+    seed: Option<SocketAddr>,
+    tweak: impl FnOnce(&mut Config),
+) -> (Server, SocketAddr, SocketAddr) {
+    let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (caddr, paddr) = (client.local_addr().unwrap(), peer.local_addr().unwrap());
+    let mut cfg = Config::new(id).unwrap();
+    cfg.listen = caddr;
+    cfg.advertise = caddr.into();
+    cfg.drain_window = Duration::from_millis(200);
+    cfg.farm = Some(FarmConfig {
+        peer_listen: paddr,
+        peer_advertise: paddr.into(),
+        seeds: seed.into_iter().collect(),
+        secret: Secret::new("in-process-farm-secret").unwrap(),
+        timers: Timers::default(),
+    });
+    tweak(&mut cfg);
+    (Server::start_with(cfg, Listeners { client, metrics: None, peer: Some(peer) }), caddr, paddr)
+}
+
+fn status(s: &Server, of: &str) -> Option<Status> {
+    s.shared().farm_info().servers.iter().find(|e| e.id.as_str() == of).map(|e| e.status)
+}
+
+fn all_up(servers: &[&Server], n: usize) -> bool {
+    servers.iter().all(|s| {
+        let t = s.shared().farm_info();
+        t.servers.len() == n && t.servers.iter().all(|e| e.status == Status::Up)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_mesh_lose_a_link_and_drain_in_one_process() {
+    let (s1, c1, p1) = member("s1", None).await;
+    let (s2, c2, _) = member("s2", Some(p1)).await;
+    let (s3, _, _) = member("s3", Some(p1)).await;
+    check_for(T, "a full mesh: every server sees three UP", || all_up(&[&s1, &s2, &s3], 3)).await;
+    assert_eq!(s1.shared().peers_up(), 2, "s1 has a link to each of the others");
+
+    // A room across the farm, through the driver's links.
+    let mut a = Raw::hello(c1, "alice").await;
+    let mut b = Raw::hello(c2, "bob").await;
+    a.send("JOIN #r\r\n").await;
+    a.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    b.send("JOIN #r\r\n").await;
+    a.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "bob")).await;
+    a.send("SAY #r 2\r\nhi\r\n").await;
+    let m = b.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    assert!(matches!(m, ServerFrame::Msg { nick, .. } if nick.as_str() == "alice"));
+
+    // s3 stops: its links close, the others mark it DOWN and keep each other.
+    s3.shutdown().await;
+    check_for(T, "s3 DOWN on s1 and s2", || {
+        status(&s1, "s3") == Some(Status::Down) && status(&s2, "s3") == Some(Status::Down)
+    })
+    .await;
+    check_for(T, "s1 keeps exactly one live link", || s1.shared().peers_up() == 1).await;
+    assert_eq!(status(&s1, "s2"), Some(Status::Up));
+
+    // s2 drains: s1 sees DRAINING, bob is sent to s1, the only other UP server.
+    let drain = tokio::spawn(async move {
+        s2.drain().await;
+        s2
+    });
+    let r = b.until(|f| matches!(f, ServerFrame::Redirect { .. })).await;
+    assert!(
+        matches!(&r, ServerFrame::Redirect { server, reason, .. } if server.as_str() == "s1" && reason.as_str() == "drain"),
+        "{r:?}"
+    );
+    check_for(T, "s1 sees s2 DRAINING", || status(&s1, "s2") == Some(Status::Draining)).await;
+    let s2 = drain.await.unwrap();
+    s2.shutdown().await;
+    s1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_library_follows_a_redirect_that_answers_hello() {
+    let (s1, c1, p1) = member_with("s1", None, |c| c.capacity = 1).await;
+    let (s2, c2, _) = member("s2", Some(p1)).await;
+    check_for(T, "a mesh of two", || all_up(&[&s1, &s2], 2)).await;
+    let _holder = Raw::hello(c1, "alice").await;
+    check_for(T, "s2 sees s1 FULL", || status(&s2, "s1") == Some(Status::Full)).await;
+
+    // The only address the client knows is the full server.
+    let (client, mut events) =
+        rttp_client::Client::builder().bootstrap(vec![c1]).nick("carol").seed(1).connect().await.expect("a session");
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    let redirected = seen.iter().position(
+        |e| matches!(e, rttp_client::Event::Redirected { server, reason, .. } if server.as_str() == "s2" && reason == "full"),
+    );
+    let connected = seen.iter().position(|e| matches!(e, rttp_client::Event::Connected { addr, .. } if *addr == c2));
+    assert!(redirected.is_some() && connected > redirected, "REDIRECT followed to s2, then connected there: {seen:?}");
+    check_for(T, "carol's session is on s2", || s2.shared().users() == 1).await;
+    client.quit().await;
+    s2.shutdown().await;
+    s1.shutdown().await;
+}
