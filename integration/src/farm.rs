@@ -4,14 +4,14 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use rttp_proto::{FarmInfo, ServerFrame};
+use rttp_proto::{FarmInfo, ServerFrame, Status};
 
 use crate::raw::Raw;
 
@@ -21,6 +21,8 @@ pub const CLIENT_PORT: u16 = 7000;
 pub const PEER_PORT: u16 = 7100;
 /// Metrics port.
 pub const METRICS_PORT: u16 = 9100;
+/// How long [`Farm::wait_mesh`] waits: joining takes a few redial rounds at most.
+pub const MESH_WAIT: Duration = Duration::from_secs(15);
 
 /// What farm to start.
 #[derive(Debug, Clone)]
@@ -37,18 +39,70 @@ pub struct FarmSpec {
     pub extra: Vec<String>,
     /// More flags for one server: (index, flags).
     pub extra_for: Vec<(usize, Vec<String>)>,
+    /// Whether each server serves metrics on its IP at [`METRICS_PORT`].
+    pub metrics: bool,
 }
 
 impl Default for FarmSpec {
     fn default() -> FarmSpec {
         FarmSpec {
             servers: 3,
-            groups: vec!["g1".into(), "g2".into(), "g1".into()],
+            groups: vec!["g1".into(), "g2".into()],
             capacity: 10_000,
             drain_window: 3.0,
             extra: Vec::new(),
             extra_for: Vec::new(),
+            metrics: true,
         }
+    }
+}
+
+impl FarmSpec {
+    /// The flags of server `i` (s1 is `i = 0`) on its own `ip`; every server
+    /// but s1 joins through `seed_ip`. Used by the fixture and by `rttp-farm`.
+    pub fn server_args(&self, i: usize, ip: Ipv4Addr, seed_ip: Ipv4Addr, secret: &Path) -> Vec<String> {
+        let group = self.groups.get(i % self.groups.len().max(1)).cloned().unwrap_or_else(|| "g1".into());
+        let mut args: Vec<String> = vec![
+            "--id".into(),
+            format!("s{}", i + 1),
+            "--listen".into(),
+            format!("{ip}:{CLIENT_PORT}"),
+            "--peer-listen".into(),
+            format!("{ip}:{PEER_PORT}"),
+            "--group".into(),
+            group,
+            "--capacity".into(),
+            self.capacity.to_string(),
+            "--drain-window".into(),
+            self.drain_window.to_string(),
+            "--secret-file".into(),
+            secret.display().to_string(),
+        ];
+        if self.metrics {
+            args.extend(["--metrics".into(), format!("{ip}:{METRICS_PORT}")]);
+        }
+        if i > 0 {
+            args.extend(["--seed".into(), format!("{seed_ip}:{PEER_PORT}")]);
+        }
+        args.extend(self.extra.iter().cloned());
+        for (j, more) in &self.extra_for {
+            if *j == i {
+                args.extend(more.iter().cloned());
+            }
+        }
+        args
+    }
+
+    /// The flags of farm-dns on `listen` for `chat.farm.test`, following the farm through `farm`.
+    pub fn dns_args(listen: SocketAddr, farm: &[SocketAddr]) -> Vec<String> {
+        let mut args: Vec<String> =
+            ["--listen", &listen.to_string(), "--zone", "farm.test", "--name", "chat.farm.test"]
+                .map(String::from)
+                .into();
+        for c in farm {
+            args.extend(["--farm".into(), c.to_string()]);
+        }
+        args
     }
 }
 
@@ -126,35 +180,7 @@ impl Farm {
         for i in 0..spec.servers {
             let ip = Ipv4Addr::new(127, a, b, (i + 1) as u8);
             let id = format!("s{}", i + 1);
-            let group = spec.groups.get(i % spec.groups.len().max(1)).cloned().unwrap_or_else(|| "g1".into());
-            let mut args = vec![
-                "--id".into(),
-                id.clone(),
-                "--listen".into(),
-                format!("{ip}:{CLIENT_PORT}"),
-                "--peer-listen".into(),
-                format!("{ip}:{PEER_PORT}"),
-                "--metrics".into(),
-                format!("{ip}:{METRICS_PORT}"),
-                "--group".into(),
-                group,
-                "--capacity".into(),
-                spec.capacity.to_string(),
-                "--drain-window".into(),
-                spec.drain_window.to_string(),
-                "--secret-file".into(),
-                secret_file.display().to_string(),
-            ];
-            if i > 0 {
-                args.push("--seed".into());
-                args.push(format!("127.{a}.{b}.1:{PEER_PORT}"));
-            }
-            args.extend(spec.extra.iter().cloned());
-            for (j, more) in &spec.extra_for {
-                if *j == i {
-                    args.extend(more.iter().cloned());
-                }
-            }
+            let args = spec.server_args(i, ip, Ipv4Addr::new(127, a, b, 1), &secret_file);
             servers.push(ServerProc {
                 id: id.clone(),
                 ip,
@@ -286,6 +312,33 @@ impl Farm {
         self.farm_info(at).await?.servers.iter().find(|e| e.id.as_str() == of).map(|e| e.status)
     }
 
+    /// Whether server `i` lists every server of the farm, each UP.
+    pub async fn sees_all_up(&self, i: usize) -> bool {
+        let n = self.servers.len();
+        self.farm_info(i)
+            .await
+            .is_some_and(|t| t.servers.len() == n && t.servers.iter().all(|e| e.status == Status::Up))
+    }
+
+    /// Whether every running server lists every server UP.
+    pub async fn all_up(&self) -> bool {
+        for i in 0..self.servers.len() {
+            if !self.sees_all_up(i).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Waits until every server lists every server UP (a full mesh);
+    /// panics after [`MESH_WAIT`], naming the server that does not.
+    pub async fn wait_mesh(&self) {
+        for i in 0..self.servers.len() {
+            let what = format!("s{} lists all {} servers UP", i + 1, self.servers.len());
+            crate::check_for(MESH_WAIT, &what, || self.sees_all_up(i)).await;
+        }
+    }
+
     /// Server `i`'s Prometheus text.
     pub fn metrics(&self, i: usize) -> String {
         let mut s =
@@ -316,14 +369,12 @@ impl Farm {
         ));
         let log = std::fs::File::create(self.dir.join("farm-dns.log")).expect("log");
         let mut cmd = Command::new(bin("farm-dns"));
-        cmd.args(["--listen", &addr.to_string(), "--zone", "farm.test", "--name", "chat.farm.test"])
+        let farm: Vec<SocketAddr> = self.servers.iter().take(2).map(|s| s.client).collect();
+        cmd.args(FarmSpec::dns_args(addr, &farm))
             .env("RUST_LOG", std::env::var("RTTP_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
-        for s in self.servers.iter().take(2) {
-            cmd.args(["--farm", &s.client.to_string()]);
-        }
         die_with_parent(&mut cmd);
         let child = cmd.spawn().expect("spawn farm-dns");
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
-use integration::{bin, die_with_parent};
+use integration::{bin, die_with_parent, FarmSpec, CLIENT_PORT};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rttp_conn::ClientConn;
@@ -113,45 +113,23 @@ async fn main() -> ExitCode {
     };
     let mut procs = Vec::new();
     let mut clients = Vec::new();
-    for i in 1..=args.servers {
-        let ip = Ipv4Addr::new(127, 0, 0, i);
-        let mut a: Vec<String> = vec![
-            "--id".into(),
-            format!("s{i}"),
-            "--listen".into(),
-            format!("{ip}:7000"),
-            "--peer-listen".into(),
-            format!("{ip}:7100"),
-            "--group".into(),
-            if i % 2 == 1 { "g1".into() } else { "g2".into() },
-            "--secret-file".into(),
-            secret.display().to_string(),
-        ];
-        if i > 1 {
-            a.extend(["--seed".into(), "127.0.0.1:7100".into()]);
-        }
-        match spawn(&format!("s{i}"), "rttp-server", &a) {
+    let spec =
+        FarmSpec { servers: usize::from(args.servers), drain_window: 10.0, metrics: false, ..FarmSpec::default() };
+    for i in 0..spec.servers {
+        let ip = Ipv4Addr::new(127, 0, 0, i as u8 + 1);
+        let a = spec.server_args(i, ip, Ipv4Addr::LOCALHOST, &secret);
+        match spawn(&format!("s{}", i + 1), "rttp-server", &a) {
             Ok(p) => procs.push(p),
             Err(e) => {
-                eprintln!("rttp-farm: cannot start s{i}: {e}");
+                eprintln!("rttp-farm: cannot start s{}: {e}", i + 1);
                 signal_all(&procs, Signal::SIGKILL);
                 return ExitCode::from(1);
             }
         }
-        clients.push(SocketAddr::from((ip, 7000)));
+        clients.push(SocketAddr::from((ip, CLIENT_PORT)));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut dns_args = vec![
-        "--listen".to_string(),
-        args.dns.to_string(),
-        "--zone".into(),
-        "farm.test".into(),
-        "--name".into(),
-        "chat.farm.test".into(),
-    ];
-    for c in clients.iter().take(2) {
-        dns_args.extend(["--farm".to_string(), c.to_string()]);
-    }
+    let dns_args = FarmSpec::dns_args(args.dns, &clients[..clients.len().min(2)]);
     match spawn("farm-dns", "farm-dns", &dns_args) {
         Ok(p) => procs.push(p),
         Err(e) => {

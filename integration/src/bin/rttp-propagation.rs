@@ -36,17 +36,6 @@ where
     t0.elapsed()
 }
 
-/// Every server sees every server UP.
-async fn all_up(farm: &Farm) -> bool {
-    for i in 0..farm.servers.len() {
-        let ok = farm.farm_info(i).await.is_some_and(|t| t.servers.iter().all(|e| e.status == Status::Up));
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let rounds: usize = std::env::args()
@@ -55,7 +44,7 @@ async fn main() {
         .map(|r| r.parse().expect("--rounds takes a number"))
         .unwrap_or(10);
     let mut farm = Farm::start(FarmSpec::default());
-    time_until(|| all_up(&farm)).await;
+    time_until(|| farm.all_up()).await;
     let mut users = Vec::new();
     let mut sessions = Vec::new();
     for r in 0..rounds {
@@ -68,7 +57,7 @@ async fn main() {
     summary("user count s1 -> s2 table", users);
     let mut downs = Vec::new();
     for _ in 0..rounds.min(5) {
-        time_until(|| all_up(&farm)).await;
+        time_until(|| farm.all_up()).await;
         let t0 = Instant::now();
         farm.kill(1);
         time_until(|| async { farm.status_seen(0, "s2").await == Some(Status::Down) }).await;

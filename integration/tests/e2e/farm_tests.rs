@@ -8,24 +8,10 @@ use rttp_proto::{ServerFrame, Status};
 
 const T: Duration = Duration::from_secs(10);
 
-/// Waits until every server sees every server UP.
-async fn mesh(farm: &Farm) {
-    let n = farm.servers.len();
-    for i in 0..n {
-        check_for(T, &format!("s{} sees {n} servers UP", i + 1), || all_up(farm, i, n)).await;
-    }
-}
-
-async fn all_up(farm: &Farm, at: usize, n: usize) -> bool {
-    farm.farm_info(at).await.is_some_and(|t| t.servers.len() == n && t.servers.iter().all(|e| e.status == Status::Up))
-}
-
 #[tokio::test]
 async fn three_servers_with_one_seed_each_form_a_full_mesh() {
     let farm = Farm::start(FarmSpec::default());
-    for i in 0..3 {
-        check_for(T, &format!("s{} lists three servers UP", i + 1), || all_up(&farm, i, 3)).await;
-    }
+    farm.wait_mesh().await;
     let t = farm.farm_info(1).await.unwrap();
     let ids: Vec<String> = t.servers.iter().map(|e| format!("{}@{}/{}", e.id, e.addr, e.group)).collect();
     let p = farm.prefix();
@@ -38,7 +24,7 @@ async fn three_servers_with_one_seed_each_form_a_full_mesh() {
 #[tokio::test]
 async fn user_counts_reach_every_server() {
     let farm = Farm::start(FarmSpec::default());
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     let mut users = Vec::new();
     for i in 0..5 {
         users.push(Raw::hello(farm.servers[0].client, &format!("u{i}")).await);
@@ -55,7 +41,7 @@ async fn user_counts_reach_every_server() {
 #[tokio::test]
 async fn a_killed_server_goes_down_and_a_restart_comes_back() {
     let mut farm = Farm::start(FarmSpec::default());
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     farm.kill(1);
     check_for(Duration::from_secs(3), "s2 DOWN on s1 after kill -9", || async {
         farm.status_seen(0, "s2").await == Some(Status::Down)
@@ -63,13 +49,13 @@ async fn a_killed_server_goes_down_and_a_restart_comes_back() {
     .await;
     farm.launch(1);
     check_for(T, "s2 UP again after restart", || async { farm.status_seen(0, "s2").await == Some(Status::Up) }).await;
-    check_for(T, "and it sees everyone", || all_up(&farm, 1, 3)).await;
+    check_for(T, "and it sees everyone", || farm.sees_all_up(1)).await;
 }
 
 #[tokio::test]
 async fn a_stopped_server_goes_down_by_heartbeat_and_returns_on_cont() {
     let farm = Farm::start(FarmSpec::default());
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     farm.stop(1);
     check_for(Duration::from_secs(3), "s2 DOWN on s1 after SIGSTOP", || async {
         farm.status_seen(0, "s2").await == Some(Status::Down)
@@ -87,7 +73,7 @@ async fn a_stopped_server_goes_down_by_heartbeat_and_returns_on_cont() {
 #[tokio::test]
 async fn rooms_span_the_farm_and_relay_only_where_interested() {
     let farm = Farm::start(FarmSpec::default());
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     let mut a = Raw::hello(farm.servers[0].client, "alice").await;
     let mut c = Raw::hello(farm.servers[2].client, "carol").await;
     let mut b = Raw::hello(farm.servers[1].client, "bob").await;
@@ -144,7 +130,7 @@ async fn rooms_span_the_farm_and_relay_only_where_interested() {
 #[tokio::test]
 async fn members_of_a_lost_server_leave_its_rooms() {
     let mut farm = Farm::start(FarmSpec::default());
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     let mut a = Raw::hello(farm.servers[0].client, "alice").await;
     let mut b = Raw::hello(farm.servers[1].client, "bob").await;
     a.send("JOIN #r\r\n").await;
@@ -159,7 +145,7 @@ async fn members_of_a_lost_server_leave_its_rooms() {
 #[tokio::test]
 async fn a_peer_with_the_wrong_secret_is_refused() {
     let farm = Farm::start(FarmSpec::default());
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     let bad_secret = farm.dir.join("bad-secret");
     std::fs::write(&bad_secret, "not-the-cluster-secret-at-all\n").unwrap();
     let p = farm.prefix();
@@ -191,7 +177,7 @@ async fn a_peer_with_the_wrong_secret_is_refused() {
 #[tokio::test]
 async fn sigterm_drains_with_redirects_spread_over_the_window() {
     let mut farm = Farm::start(FarmSpec { drain_window: 3.0, ..FarmSpec::default() });
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     let mut clients = Vec::new();
     for i in 0..30 {
         clients.push(Raw::hello(farm.servers[2].client, &format!("c{i}")).await);
@@ -220,7 +206,7 @@ async fn sigterm_drains_with_redirects_spread_over_the_window() {
 #[tokio::test]
 async fn a_full_server_redirects_hello_to_its_group_first() {
     let farm = Farm::start(FarmSpec { capacity: 1, ..FarmSpec::default() });
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     let _a = Raw::hello(farm.servers[0].client, "a").await;
     check_for(T, "s1 FULL on s3", || async { farm.status_seen(2, "s1").await == Some(Status::Full) }).await;
     let mut b = Raw::connect(farm.servers[0].client).await;
@@ -239,7 +225,7 @@ async fn a_full_server_redirects_hello_to_its_group_first() {
 #[tokio::test]
 async fn a_watcher_gets_every_push_without_a_session() {
     let farm = Farm::start(FarmSpec { extra: vec!["--hello-timeout".into(), "0.5".into()], ..FarmSpec::default() });
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     let mut w = Raw::connect(farm.servers[1].client).await;
     w.send("FARM watch\r\n").await;
     let ServerFrame::FarmInfo(first) = w.frame().await else { panic!("expected FARM_INFO") };
@@ -255,7 +241,7 @@ async fn a_watcher_gets_every_push_without_a_session() {
 #[tokio::test]
 async fn sigusr1_drains_without_stopping_and_sigusr2_undoes_it() {
     let farm = Farm::start(FarmSpec { drain_window: 1.0, ..FarmSpec::default() });
-    mesh(&farm).await;
+    farm.wait_mesh().await;
     let mut c = Raw::hello(farm.servers[0].client, "maint").await;
     farm.signal(0, nix::sys::signal::Signal::SIGUSR1);
     let f = c.until(|f| matches!(f, ServerFrame::Redirect { .. })).await;

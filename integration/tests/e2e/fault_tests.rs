@@ -88,16 +88,6 @@ async fn senders(on: std::net::SocketAddr, rooms: usize, count: usize, every: Du
     tokio::time::sleep(Duration::from_millis(500)).await;
 }
 
-/// Every server sees every server UP.
-async fn all_up(farm: &Farm) -> bool {
-    for i in 0..farm.servers.len() {
-        if !farm.farm_info(i).await.is_some_and(|t| t.servers.iter().all(|e| e.status == rttp_proto::Status::Up)) {
-            return false;
-        }
-    }
-    true
-}
-
 /// Lost and duplicated messages over all clients.
 fn count(seen: &[Arc<Mutex<Seen>>], rooms: usize, sent: usize) -> (usize, usize) {
     let (mut lost, mut dup) = (0, 0);
@@ -223,7 +213,7 @@ async fn sigstop_moves_clients_by_heartbeat_and_farm_dns_drops_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_leaves_no_client_disconnected() {
     let mut farm = Farm::start(FarmSpec { drain_window: 1.0, ..FarmSpec::default() });
-    check_for(T, "mesh", || all_up(&farm)).await;
+    farm.wait_mesh().await;
     let mut cs = Vec::new();
     let mut seen = Vec::new();
     for first in 0..3 {
@@ -236,7 +226,7 @@ async fn a_rolling_restart_leaves_no_client_disconnected() {
         let status = farm.wait_exit(i, Duration::from_secs(15)).expect("the drained server exits");
         assert_eq!(status.code(), Some(0), "s{} exits 0 after its drain", i + 1);
         farm.launch(i);
-        check_for(T, &format!("s{} UP everywhere after its restart", i + 1), || all_up(&farm)).await;
+        check_for(T, &format!("s{} UP everywhere after its restart", i + 1), || farm.all_up()).await;
     }
     // Everyone is still connected: a message from anywhere reaches all nine.
     let mut s = Raw::hello(farm.servers[1].client, "last").await;
