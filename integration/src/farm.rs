@@ -216,6 +216,7 @@ impl Farm {
         let s = &mut self.servers[i];
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&s.log).expect("log file");
         let mut cmd = Command::new(bin("rttp-server"));
+        clean_env(&mut cmd);
         cmd.args(&s.args)
             .env("RUST_LOG", std::env::var("RTTP_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
@@ -350,14 +351,14 @@ impl Farm {
         out
     }
 
-    /// One metric's value from server `i` (0 if absent).
-    pub fn metric(&self, i: usize, line_prefix: &str) -> f64 {
-        self.metrics(i)
-            .lines()
-            .find(|l| l.starts_with(line_prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+    /// One sample of server `i`'s metrics, by the start of its line
+    /// (`rttp_peers_up `, `rttp_err_replies_total{code="508"}`). `None` when
+    /// the metric's family is not exposed at all (no `# TYPE` line: a typo or
+    /// a metric that does not exist), so an assertion on it cannot pass by
+    /// accident; `Some(0.0)` when the family exists but this labelled sample
+    /// was never counted.
+    pub fn metric(&self, i: usize, line_prefix: &str) -> Option<f64> {
+        parse_metric(&self.metrics(i), line_prefix)
     }
 
     /// Starts farm-dns on `127.A.B.250:5353` for `chat.farm.test`, learning
@@ -369,6 +370,7 @@ impl Farm {
         ));
         let log = std::fs::File::create(self.dir.join("farm-dns.log")).expect("log");
         let mut cmd = Command::new(bin("farm-dns"));
+        clean_env(&mut cmd);
         let farm: Vec<SocketAddr> = self.servers.iter().take(2).map(|s| s.client).collect();
         cmd.args(FarmSpec::dns_args(addr, &farm))
             .env("RUST_LOG", std::env::var("RTTP_TEST_LOG").unwrap_or_else(|_| "info".into()))
@@ -425,6 +427,17 @@ impl Drop for Farm {
     }
 }
 
+/// Removes every `RTTP_*` variable from a child's environment: a server
+/// under test takes its settings from the test's flags, not from whatever
+/// the person running the tests exported.
+pub fn clean_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("RTTP_") {
+            cmd.env_remove(k);
+        }
+    }
+}
+
 /// Makes the child die with this thread: no server outlives a test, even
 /// when the test process itself is killed.
 pub fn die_with_parent(cmd: &mut Command) {
@@ -434,5 +447,33 @@ pub fn die_with_parent(cmd: &mut Command) {
     // which is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+    }
+}
+
+/// [`Farm::metric`] over a scraped text.
+pub fn parse_metric(text: &str, line_prefix: &str) -> Option<f64> {
+    let name = line_prefix.split(['{', ' ']).next().unwrap_or(line_prefix);
+    let family = name.strip_suffix("_total").unwrap_or(name);
+    let typed = text.lines().any(|l| l.strip_prefix("# TYPE ").is_some_and(|t| t.split(' ').next() == Some(family)));
+    if !typed {
+        return None;
+    }
+    let sample = text.lines().find(|l| l.starts_with(line_prefix));
+    Some(sample.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_metric;
+
+    #[test]
+    fn a_metric_needs_its_family_and_an_uncounted_label_is_zero() {
+        let text = "# HELP rttp_peers_up Peers.\n# TYPE rttp_peers_up gauge\nrttp_peers_up 2\n\
+                    # TYPE rttp_err_replies counter\nrttp_err_replies_total{code=\"429\"} 3\n";
+        assert_eq!(parse_metric(text, "rttp_peers_up "), Some(2.0));
+        assert_eq!(parse_metric(text, "rttp_err_replies_total{code=\"429\"}"), Some(3.0));
+        assert_eq!(parse_metric(text, "rttp_err_replies_total{code=\"508\"}"), Some(0.0));
+        assert_eq!(parse_metric(text, "rttp_peer_up "), None, "a misspelled name is not a zero");
+        assert_eq!(parse_metric("", "rttp_peers_up "), None, "an empty scrape is not a zero");
     }
 }

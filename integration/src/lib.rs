@@ -16,6 +16,9 @@ mod farm;
 mod raw;
 mod wait;
 
-pub use farm::{bin, die_with_parent, Farm, FarmSpec, ServerProc, CLIENT_PORT, MESH_WAIT, METRICS_PORT, PEER_PORT};
+pub use farm::{
+    bin, clean_env, die_with_parent, parse_metric, Farm, FarmSpec, ServerProc, CLIENT_PORT, MESH_WAIT, METRICS_PORT,
+    PEER_PORT,
+};
 pub use raw::{Raw, WAIT};
 pub use wait::check_for;

@@ -80,6 +80,21 @@ impl Raw {
         }
     }
 
+    /// Reads for `d` and returns the first frame that arrives other than a
+    /// `FARM_INFO` push (which may come at any time), or `None` if the
+    /// connection stayed quiet: for asserting that nothing else came.
+    pub async fn quiet_for(&mut self, d: Duration) -> Option<ServerFrame> {
+        let end = tokio::time::Instant::now() + d;
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            match self.frame_within(left).await {
+                Err(()) => return None,
+                Ok(Some(ServerFrame::FarmInfo(_))) => continue,
+                Ok(other) => return other.or_else(|| panic!("the connection closed while it should stay quiet")),
+            }
+        }
+    }
+
     /// Skips frames until one matches `pred`, and returns it.
     pub async fn until(&mut self, mut pred: impl FnMut(&ServerFrame) -> bool) -> ServerFrame {
         loop {

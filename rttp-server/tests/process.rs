@@ -13,9 +13,35 @@ use nix::unistd::Pid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rttp-server");
 
-/// Starts the binary and returns it with the addresses it logged.
-fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(BIN)
+/// A server process that is killed when the test ends, passing or failing.
+struct Proc(Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary (with none of the caller's `RTTP_*` variables) and
+/// returns it with its log lines.
+fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Proc, mpsc::Receiver<String>) {
+    let mut cmd = Command::new(BIN);
+    integration::clean_env(&mut cmd);
+    let mut child = cmd
         .args(args)
         .envs(envs.iter().copied())
         .env("RUST_LOG", "info")
@@ -30,7 +56,7 @@ fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (Proc(child), rx)
 }
 
 /// Waits for a log line containing `what` and returns the `addr=` in it.

@@ -1,12 +1,15 @@
 //! The farm across hosts: one network namespace per server, joined by veth
-//! pairs to a bridge (needs root; CI runs as root). One host is cut off and
-//! healed, and the tables converge again: nothing assumes a single host.
+//! pairs to a bridge. One host is cut off and healed, and the tables
+//! converge again: nothing assumes a single host.
+//!
+//! It needs root and `ip` (iproute2). Without them it is skipped with a
+//! message, unless `RTTP_NETNS=1` (set by `.ci/run`) makes it mandatory.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use integration::{bin, check_for, die_with_parent, Raw};
+use integration::{bin, check_for, clean_env, die_with_parent, Raw};
 use rttp_proto::{ServerFrame, Status};
 
 const T: Duration = Duration::from_secs(15);
@@ -40,6 +43,7 @@ impl Hosts {
     fn create(n: usize) -> Hosts {
         let id = std::process::id() % 10_000;
         let h = Hosts { tag: format!("rt{id}"), n, subnet: (id % 250) as u8, procs: Vec::new() };
+        h.remove_all();
         let br = format!("{}br", h.tag);
         ip(&["link", "add", &br, "type", "bridge"]);
         ip(&["addr", "add", &format!("10.251.{}.254/24", h.subnet), "dev", &br]);
@@ -57,10 +61,22 @@ impl Hosts {
         h
     }
 
-    fn start_servers(&mut self, secret: &std::path::Path) {
+    /// Removes this tag's namespaces and bridge, left over by a killed run
+    /// that had the same process id, or by this one.
+    fn remove_all(&self) {
+        for i in 1..=self.n {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns(i)]).stderr(Stdio::null()).status();
+        }
+        let _ = Command::new("ip").args(["link", "del", &format!("{}br", self.tag)]).stderr(Stdio::null()).status();
+    }
+
+    fn start_servers(&mut self, dir: &std::path::Path) {
+        let secret = dir.join("secret");
         for i in 1..=self.n {
             let a = self.addr(i);
+            let log = std::fs::File::create(dir.join(format!("h{i}.log"))).expect("log file");
             let mut cmd = Command::new("ip");
+            clean_env(&mut cmd);
             cmd.args(["netns", "exec", &self.ns(i)])
                 .arg(bin("rttp-server"))
                 .args([
@@ -72,9 +88,10 @@ impl Hosts {
                     secret.to_str().unwrap(),
                 ])
                 .args(["--peer-listen", &format!("{a}:7100")])
+                .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log);
             if i > 1 {
                 cmd.args(["--seed", &format!("{}:7100", self.addr(1))]);
             }
@@ -83,15 +100,15 @@ impl Hosts {
         }
     }
 
-    /// Host `i`'s view: status of every server, or None if unreachable.
-    async fn view(&self, i: usize) -> Option<Vec<(String, Status)>> {
+    /// Host `i`'s view: id, status and client address of every server, or None if unreachable.
+    async fn view(&self, i: usize) -> Option<Vec<(String, Status, String)>> {
         let addr = SocketAddr::from((self.addr(i), 7000));
         tokio::time::timeout(Duration::from_secs(2), async {
             let mut c = Raw::try_connect(addr).await?;
             c.send("FARM\r\n").await;
             match c.frame_within(Duration::from_secs(1)).await {
                 Ok(Some(ServerFrame::FarmInfo(t))) => {
-                    Some(t.servers.iter().map(|e| (e.id.to_string(), e.status)).collect())
+                    Some(t.servers.iter().map(|e| (e.id.to_string(), e.status, e.addr.to_string())).collect())
                 }
                 _ => None,
             }
@@ -102,7 +119,7 @@ impl Hosts {
     }
 
     async fn all_up_at(&self, i: usize) -> bool {
-        self.view(i).await.is_some_and(|v| v.len() == self.n && v.iter().all(|(_, s)| *s == Status::Up))
+        self.view(i).await.is_some_and(|v| v.len() == self.n && v.iter().all(|(_, s, _)| *s == Status::Up))
     }
 }
 
@@ -112,36 +129,53 @@ impl Drop for Hosts {
             let _ = p.kill();
             let _ = p.wait();
         }
-        for i in 1..=self.n {
-            let _ = Command::new("ip").args(["netns", "del", &self.ns(i)]).status();
-        }
-        let _ = Command::new("ip").args(["link", "del", &format!("{}br", self.tag)]).status();
+        self.remove_all();
     }
+}
+
+/// Whether this run can create namespaces; panics when `RTTP_NETNS=1`
+/// demands it and it cannot.
+fn can_run() -> bool {
+    let root = nix::unistd::Uid::effective().is_root();
+    let ip =
+        Command::new("ip").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let why = match (root, ip) {
+        (true, true) => return true,
+        (false, _) => "it needs root to create network namespaces",
+        (true, false) => "it needs `ip` (Debian package iproute2)",
+    };
+    if std::env::var("RTTP_NETNS").as_deref() == Ok("1") {
+        panic!("RTTP_NETNS=1 but the multi-host test cannot run: {why}");
+    }
+    eprintln!("skipped: the multi-host test: {why} (RTTP_NETNS=1 makes it mandatory; CI sets it)");
+    false
 }
 
 #[tokio::test]
 async fn a_farm_across_hosts_survives_a_cut_link() {
-    if !nix::unistd::Uid::effective().is_root() {
-        panic!("the multi-host test creates network namespaces and needs root (CI runs as root)");
+    if !can_run() {
+        return;
     }
     let dir = std::env::temp_dir().join(format!("rttp-netns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let secret = dir.join("secret");
-    std::fs::write(&secret, "netns-test-secret-0123456789\n").unwrap();
+    std::fs::write(dir.join("secret"), "netns-test-secret-0123456789\n").unwrap();
     let mut hosts = Hosts::create(3);
-    hosts.start_servers(&secret);
+    hosts.start_servers(&dir);
     for i in 1..=3 {
-        check_for(T, &format!("host {i} sees three servers UP"), || hosts.all_up_at(i)).await;
+        check_for(T, &format!("host {i} sees three servers UP (logs: {})", dir.display()), || hosts.all_up_at(i)).await;
     }
     // The peers really are other hosts: h2's table lists h1 at h1's own address.
+    let v2 = hosts.view(2).await.expect("h2 answers");
+    let h1 = v2.iter().find(|(id, _, _)| id == "h1").map(|(_, _, a)| a.clone());
+    assert_eq!(h1, Some(format!("{}:7000", hosts.addr(1))), "h2 lists h1 at h1's own address: {v2:?}");
     // Cut h3 off (its link down) and see both sides notice.
     ip(&["link", "set", &hosts.veth(3), "down"]);
     check_for(T, "h1 sees h3 DOWN", || async {
-        hosts.view(1).await.is_some_and(|v| v.iter().any(|(id, s)| id == "h3" && *s == Status::Down))
+        hosts.view(1).await.is_some_and(|v| v.iter().any(|(id, s, _)| id == "h3" && *s == Status::Down))
     })
     .await;
     check_for(T, "h2 sees h3 DOWN", || async {
-        hosts.view(2).await.is_some_and(|v| v.iter().any(|(id, s)| id == "h3" && *s == Status::Down))
+        hosts.view(2).await.is_some_and(|v| v.iter().any(|(id, s, _)| id == "h3" && *s == Status::Down))
     })
     .await;
     assert!(hosts.view(3).await.is_none(), "h3 is unreachable from here while cut off");
@@ -151,7 +185,7 @@ async fn a_farm_across_hosts_survives_a_cut_link() {
         check_for(T, &format!("host {i} sees three servers UP after the heal"), || hosts.all_up_at(i)).await;
     }
     let v = hosts.view(3).await.unwrap();
-    assert!(v.iter().all(|(_, s)| *s == Status::Up), "h3's own view converged: {v:?}");
+    assert!(v.iter().all(|(_, s, _)| *s == Status::Up), "h3's own view converged: {v:?}");
     drop(hosts);
     let _ = std::fs::remove_dir_all(dir);
 }

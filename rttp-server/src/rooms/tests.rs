@@ -100,13 +100,17 @@ fn history_is_bounded_in_bytes_too() {
     let room = Room::new("#r").unwrap();
     let a = member(1, "a");
     r.join(&room, a.clone(), None);
-    for _ in 0..10 {
-        r.say(&room, 1, a.nick, Text::from("y".repeat(50))).unwrap();
+    for i in 0..10 {
+        r.say(&room, 1, a.nick, Text::from(format!("{i:02}{}", "y".repeat(48)))).unwrap();
     }
     frames(&a);
     let b = member(2, "b");
-    let j = r.join(&room, b, Some(&Token::new("nope").unwrap()));
-    assert!(j.replayed <= 3, "about 70 bytes a frame, 200 kept: {}", j.replayed);
+    let j = r.join(&room, b.clone(), Some(&Token::new("nope").unwrap()));
+    // About 70 bytes a message, 200 kept: two, and they are the newest.
+    assert_eq!(j.replayed, 2, "about 70 bytes a frame, 200 kept");
+    let replayed: Vec<String> = frames(&b).into_iter().filter(|f| f.starts_with("MSG ")).collect();
+    assert_eq!(replayed.len(), 2);
+    assert!(replayed[0].contains("\r\n08y") && replayed[1].contains("\r\n09y"), "{replayed:?}");
 }
 
 #[test]
@@ -133,4 +137,40 @@ fn a_gap_asks_interested_peers_and_replays_reach_only_the_joiner_once() {
     r.remote_replay(room, id, Nick::new("bob").unwrap(), Text::from("missed"));
     assert_eq!(frames(&newcomer), vec!["MSG #r s9:g:6 bob 6\r\nmissed\r\n".to_string()], "once, to the joiner");
     assert!(frames(&old).is_empty(), "the member who was there does not get it again");
+}
+
+/// PROTOCOL.md §7, the one-hop rule: what came from a peer goes to local
+/// members only, never to another peer, or a full mesh would loop.
+#[test]
+fn a_relayed_message_reaches_local_members_and_no_peer() {
+    let r = rooms(10);
+    let room = Room::new("#r").unwrap();
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    let (p2, p3) = (ServerId::new("s2").unwrap(), ServerId::new("s3").unwrap());
+    let (q2, q3) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    r.link_up(p2, q2.clone());
+    r.link_up(p3, q3.clone());
+    r.remote_interest(p2, room, true);
+    r.remote_interest(p3, room, true);
+    let drain = |q: &Outbound| {
+        let mut v = VecDeque::new();
+        q.drain_into(&mut v);
+        v.iter().map(|b: &Bytes| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>()
+    };
+    // What link_up and our own member sent so far is not the point here.
+    drain(&q2);
+    drain(&q3);
+    frames(&a);
+
+    let id = MsgId::new("s2:g:7").unwrap();
+    r.remote_say(p2, room, id, Nick::new("bob").unwrap(), Text::from("hi"));
+    assert_eq!(frames(&a), vec![format!("MSG #r {id} bob 2\r\nhi\r\n")], "the local member got it");
+    assert_eq!(drain(&q3), Vec::<String>::new(), "not forwarded to the other interested peer");
+    assert_eq!(drain(&q2), Vec::<String>::new(), "nor back to the one it came from");
+
+    // Our own member's message, by contrast, goes to both interested peers once.
+    r.say(&room, 1, a.nick, Text::from("yo")).unwrap();
+    assert_eq!(drain(&q2).iter().filter(|f| f.starts_with("RELAY ")).count(), 1);
+    assert_eq!(drain(&q3).iter().filter(|f| f.starts_with("RELAY ")).count(), 1);
 }
