@@ -6,14 +6,16 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rttp_proto::{FarmInfo, ServerFrame, Status};
 
+use crate::claim::{Range, Slot};
+use crate::process::{bin, clean_env, die_with_parent};
 use crate::raw::Raw;
+use crate::text::parse_metric;
 
 /// Client, peer and metrics ports of every server.
 pub const CLIENT_PORT: u16 = 7000;
@@ -135,41 +137,17 @@ pub struct Farm {
     pub secret_file: PathBuf,
     /// farm-dns, once started.
     dns: Option<(SocketAddr, Child)>,
-}
-
-/// The path of a workspace binary, next to the test executable (or in
-/// `RTTP_BIN_DIR`). Tests never build it: `cargo test` holds the build lock
-/// while tests run, so `make test` builds every binary first.
-pub fn bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("RTTP_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
-        let exe = std::env::current_exe().expect("current exe");
-        let dir = exe.parent().expect("exe dir");
-        if dir.ends_with("deps") { dir.parent().unwrap_or(dir) } else { dir }.to_path_buf()
-    });
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `make test` (or `cargo build --workspace --bins` first)",
-        path.display()
-    );
-    path
-}
-
-fn next_range() -> (u8, u8) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    // 127.0.0.x is left to `make farm`; the process id spreads concurrent runs.
-    let a = 10 + (std::process::id() % 200) as u8;
-    let b = 1 + (n % 250) as u8;
-    (a, b)
+    /// The loopback range and the slot it holds; released after the processes are gone.
+    _claim: (Range, Slot),
 }
 
 impl Farm {
     /// Starts the servers (s1 first, every other one seeded with s1) and
     /// waits until each accepts connections.
     pub fn start(spec: FarmSpec) -> Farm {
-        let (a, b) = next_range();
+        let slot = Slot::take();
+        let range = Range::claim();
+        let (a, b) = range.octets;
         let dir = std::env::temp_dir().join(format!("rttp-farm-{}-{a}-{b}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("farm dir");
@@ -192,7 +170,7 @@ impl Farm {
                 child: None,
             });
         }
-        let mut farm = Farm { servers, dir, secret_file, dns: None };
+        let mut farm = Farm { servers, dir, secret_file, dns: None, _claim: (range, slot) };
         for i in 0..spec.servers {
             farm.launch(i);
         }
@@ -224,9 +202,18 @@ impl Farm {
             .stderr(log);
         die_with_parent(&mut cmd);
         s.child = Some(cmd.spawn().expect("spawn rttp-server"));
-        let addr = s.client;
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        // Ours, and alive: the child still runs and `FARM` names it at its address.
+        loop {
+            if let Some(Ok(Some(status))) = s.child.as_mut().map(Child::try_wait) {
+                panic!("{} exited at start ({status}); see {}", s.id, s.log.display());
+            }
+            // The row it publishes for itself: at its --advertise address if it has one.
+            let published = s.args.iter().rposition(|a| a == "--advertise").and_then(|i| s.args.get(i + 1));
+            let published = published.cloned().unwrap_or_else(|| s.client.to_string());
+            if answers_as(s.client, &s.id, &published) {
+                return;
+            }
             assert!(Instant::now() < deadline, "{} did not start; see {}", s.id, s.log.display());
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -388,16 +375,26 @@ impl Farm {
         addr
     }
 
-    /// Runs `dig @farm-dns -p PORT <args>` and returns its output.
-    pub fn dig(&self, args: &[&str]) -> String {
+    /// Runs `dig @farm-dns -p PORT <args>` without blocking the runtime and
+    /// returns its output. Each try waits 1 s and dig tries 3 times, so a
+    /// lost UDP datagram is not a failed test; when dig itself fails, its
+    /// stderr follows as `;;` lines (which [`short`] skips).
+    pub async fn dig(&self, args: &[&str]) -> String {
         let (addr, _) = self.dns.as_ref().expect("start_dns first");
-        let out = Command::new("dig")
+        let out = tokio::process::Command::new("dig")
             .arg(format!("@{}", addr.ip()))
-            .args(["-p", &addr.port().to_string(), "+time=2", "+tries=1"])
+            .args(["-p", &addr.port().to_string(), "+time=1", "+tries=3"])
             .args(args)
             .output()
+            .await
             .expect("dig is installed (Debian package dnsutils; .ci/run installs it)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            for l in String::from_utf8_lossy(&out.stderr).lines() {
+                text.push_str(&format!("\n;; dig failed ({}): {l}", out.status));
+            }
+        }
+        text
     }
 
     /// Server `i`'s log so far.
@@ -427,53 +424,30 @@ impl Drop for Farm {
     }
 }
 
-/// Removes every `RTTP_*` variable from a child's environment: a server
-/// under test takes its settings from the test's flags, not from whatever
-/// the person running the tests exported.
-pub fn clean_env(cmd: &mut Command) {
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("RTTP_") {
-            cmd.env_remove(k);
+/// Whether the server at `addr` answers `FARM` with a table that has a row
+/// `id` at `published` (and not some other process that holds the port).
+fn answers_as(addr: SocketAddr, id: &str, published: &str) -> bool {
+    use bytes::BytesMut;
+    use rttp_proto::{Frame, Limits};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"FARM\r\n").is_err() {
+        return false;
+    }
+    let mut buf = BytesMut::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match ServerFrame::decode_buf(&mut buf, &Limits::default()) {
+            Ok(Some(ServerFrame::FarmInfo(t))) => {
+                return t.servers.iter().any(|e| e.id.as_str() == id && e.addr.as_str() == published);
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => {}
+            Err(_) => return false,
         }
-    }
-}
-
-/// Makes the child die with this thread: no server outlives a test, even
-/// when the test process itself is killed.
-pub fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    #[allow(unsafe_code)]
-    // SAFETY: the closure runs between fork and exec and only calls prctl(2),
-    // which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
-    }
-}
-
-/// [`Farm::metric`] over a scraped text.
-pub fn parse_metric(text: &str, line_prefix: &str) -> Option<f64> {
-    let name = line_prefix.split(['{', ' ']).next().unwrap_or(line_prefix);
-    let family = name.strip_suffix("_total").unwrap_or(name);
-    let typed = text.lines().any(|l| l.strip_prefix("# TYPE ").is_some_and(|t| t.split(' ').next() == Some(family)));
-    if !typed {
-        return None;
-    }
-    let sample = text.lines().find(|l| l.starts_with(line_prefix));
-    Some(sample.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_metric;
-
-    #[test]
-    fn a_metric_needs_its_family_and_an_uncounted_label_is_zero() {
-        let text = "# HELP rttp_peers_up Peers.\n# TYPE rttp_peers_up gauge\nrttp_peers_up 2\n\
-                    # TYPE rttp_err_replies counter\nrttp_err_replies_total{code=\"429\"} 3\n";
-        assert_eq!(parse_metric(text, "rttp_peers_up "), Some(2.0));
-        assert_eq!(parse_metric(text, "rttp_err_replies_total{code=\"429\"}"), Some(3.0));
-        assert_eq!(parse_metric(text, "rttp_err_replies_total{code=\"508\"}"), Some(0.0));
-        assert_eq!(parse_metric(text, "rttp_peer_up "), None, "a misspelled name is not a zero");
-        assert_eq!(parse_metric("", "rttp_peers_up "), None, "an empty scrape is not a zero");
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
     }
 }

@@ -12,13 +12,16 @@
 //! # }
 //! ```
 
+mod claim;
 mod farm;
+mod process;
 mod raw;
+mod text;
 mod wait;
 
-pub use farm::{
-    bin, clean_env, die_with_parent, parse_metric, Farm, FarmSpec, ServerProc, CLIENT_PORT, MESH_WAIT, METRICS_PORT,
-    PEER_PORT,
-};
+pub use claim::{Range, Slot, MAX_FARMS};
+pub use farm::{Farm, FarmSpec, ServerProc, CLIENT_PORT, MESH_WAIT, METRICS_PORT, PEER_PORT};
+pub use process::{bin, clean_env, die_with_parent};
 pub use raw::{Raw, WAIT};
+pub use text::{first_record, parse_metric, short};
 pub use wait::check_for;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start, Raw};
+use common::{check_for, start, Raw, WAIT};
 
 use rttp_proto::ServerFrame;
 
@@ -197,12 +197,12 @@ async fn the_connection_cap_refuses_with_509() {
     let (server, addr) = start(|c| c.max_connections = 2).await;
     let _a = Raw::hello(addr, "a").await;
     let _b = Raw::connect(addr).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    check_for(WAIT, "both connections counted", || server.shared().connections() == 2).await;
     let mut c = Raw::connect(addr).await;
     c.expect_err(509).await;
     c.expect_closed().await;
     drop(_b);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    check_for(WAIT, "the closed connection's slot is free", || server.shared().connections() == 1).await;
     still_serves(addr).await;
     server.shutdown().await;
 }
@@ -248,7 +248,7 @@ async fn a_full_server_answers_hello_with_busy() {
     b.expect_err(503).await;
     b.expect_closed().await;
     drop(a);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    check_for(WAIT, "a's slot is free", || server.shared().users() == 0).await;
     let _b = Raw::hello(addr, "b").await;
     server.shutdown().await;
 }

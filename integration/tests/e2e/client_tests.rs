@@ -14,7 +14,7 @@ async fn farm_with_dns(spec: FarmSpec) -> (Farm, std::net::SocketAddr) {
     let mut farm = Farm::start(spec);
     let dns = farm.start_dns();
     check_for(T, "farm-dns answers with three servers", || async {
-        farm.dig(&["chat.farm.test", "A", "+short"]).lines().count() == 3
+        farm.dig(&["chat.farm.test", "A", "+short"]).await.lines().count() == 3
     })
     .await;
     (farm, dns)

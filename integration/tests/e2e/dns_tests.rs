@@ -3,19 +3,17 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use integration::{check_for, Farm, FarmSpec, Raw};
+use integration::{check_for, first_record, short, Farm, FarmSpec};
+use nix::sys::signal::Signal;
+use rttp_proto::Status;
 
 const T: Duration = Duration::from_secs(10);
-
-/// The addresses of a `+short` answer, in order.
-fn short(out: &str) -> Vec<String> {
-    out.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with(';')).map(String::from).collect()
-}
 
 async fn started() -> Farm {
     let mut farm = Farm::start(FarmSpec::default());
     farm.start_dns();
-    check_for(T, "three A records", || async { short(&farm.dig(&["chat.farm.test", "A", "+short"])).len() == 3 }).await;
+    check_for(T, "three A records", || async { short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 3 })
+        .await;
     farm
 }
 
@@ -23,11 +21,14 @@ async fn started() -> Farm {
 async fn three_a_records_authoritative_and_rotating() {
     let farm = started().await;
     let p = farm.prefix();
-    let out = farm.dig(&["chat.farm.test", "A"]);
+    let out = farm.dig(&["chat.farm.test", "A"]).await;
     assert!(out.contains("status: NOERROR"), "{out}");
     assert!(out.contains("flags: qr aa"), "AA set: {out}");
     assert!(out.contains("ANSWER: 3"), "{out}");
-    let firsts: Vec<String> = (0..3).map(|_| short(&farm.dig(&["chat.farm.test", "A", "+short"]))[0].clone()).collect();
+    let mut firsts = Vec::new();
+    for _ in 0..3 {
+        firsts.push(first_record(&farm.dig(&["chat.farm.test", "A", "+short"]).await));
+    }
     let mut sorted = firsts.clone();
     sorted.sort();
     sorted.dedup();
@@ -36,26 +37,26 @@ async fn three_a_records_authoritative_and_rotating() {
         [format!("{p}.1"), format!("{p}.2"), format!("{p}.3")],
         "three queries start with three addresses: {firsts:?}"
     );
-    let tcp = short(&farm.dig(&["+tcp", "chat.farm.test", "A", "+short"]));
+    let tcp = short(&farm.dig(&["+tcp", "chat.farm.test", "A", "+short"]).await);
     assert_eq!(tcp.len(), 3, "TCP works: {tcp:?}");
 }
 
 #[tokio::test]
 async fn every_response_code_through_dig() {
     let farm = started().await;
-    let soa = farm.dig(&["farm.test", "SOA"]);
+    let soa = farm.dig(&["farm.test", "SOA"]).await;
     assert!(soa.contains("status: NOERROR") && soa.contains("IN\tSOA\tns.farm.test. hostmaster.farm.test."), "{soa}");
-    let ns = farm.dig(&["farm.test", "NS"]);
+    let ns = farm.dig(&["farm.test", "NS"]).await;
     assert!(ns.contains("IN\tNS\tns.farm.test."), "{ns}");
-    let srv = short(&farm.dig(&["_rttp._tcp.farm.test", "SRV", "+short"]));
+    let srv = short(&farm.dig(&["_rttp._tcp.farm.test", "SRV", "+short"]).await);
     assert_eq!(srv, ["10 10 7000 s1.farm.test.", "10 10 7000 s2.farm.test.", "10 10 7000 s3.farm.test."]);
-    let nx = farm.dig(&["nope.farm.test", "A"]);
+    let nx = farm.dig(&["nope.farm.test", "A"]).await;
     assert!(nx.contains("status: NXDOMAIN") && nx.contains("flags: qr aa") && nx.contains("SOA"), "{nx}");
-    let nodata = farm.dig(&["chat.farm.test", "MX"]);
+    let nodata = farm.dig(&["chat.farm.test", "MX"]).await;
     assert!(nodata.contains("status: NOERROR") && nodata.contains("ANSWER: 0") && nodata.contains("SOA"), "{nodata}");
-    let refused = farm.dig(&["example.com", "A"]);
+    let refused = farm.dig(&["example.com", "A"]).await;
     assert!(refused.contains("status: REFUSED"), "{refused}");
-    let notimp = farm.dig(&["+opcode=status", "chat.farm.test", "A"]);
+    let notimp = farm.dig(&["+opcode=status", "chat.farm.test", "A"]).await;
     assert!(notimp.contains("status: NOTIMP"), "{notimp}");
 }
 
@@ -63,30 +64,36 @@ async fn every_response_code_through_dig() {
 async fn a_killed_server_leaves_the_answers_and_comes_back() {
     let mut farm = started().await;
     farm.kill(2);
-    check_for(Duration::from_secs(3), "two A records after kill -9", || async {
-        short(&farm.dig(&["chat.farm.test", "A", "+short"])).len() == 2
+    check_for(T, "two A records after kill -9", || async {
+        short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 2
     })
     .await;
     farm.launch(2);
     check_for(T, "three again after restart", || async {
-        short(&farm.dig(&["chat.farm.test", "A", "+short"])).len() == 3
+        short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 3
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_draining_server_leaves_the_answers_when_its_drain_starts() {
-    let farm = Farm::start(FarmSpec { drain_window: 8.0, ..FarmSpec::default() });
-    let mut farm = farm;
-    farm.start_dns();
-    check_for(T, "three A records", || async { short(&farm.dig(&["chat.farm.test", "A", "+short"])).len() == 3 }).await;
-    // A session keeps s3 draining for a while rather than exiting at once.
-    let _c = Raw::hello(farm.servers[2].client, "stay").await;
-    farm.term(2);
+    let mut farm = started().await;
+    // SIGUSR1: a drain that does not stop the server, so that what is tested is
+    // the drain leaving the answers, not a server that exited.
+    farm.signal(2, Signal::SIGUSR1);
     let gone = format!("{}.3", farm.prefix());
-    check_for(Duration::from_secs(1), "s3 out of the answers within 1 s of its drain", || async {
-        let a = short(&farm.dig(&["chat.farm.test", "A", "+short"]));
+    check_for(T, "s3 out of the answers once it drains", || async {
+        let a = short(&farm.dig(&["chat.farm.test", "A", "+short"]).await);
         a.len() == 2 && !a.contains(&gone)
+    })
+    .await;
+    assert!(farm.wait_exit(2, Duration::ZERO).is_none(), "s3 still runs");
+    assert_eq!(farm.status_seen(2, "s3").await, Some(Status::Draining), "s3 is DRAINING, not DOWN");
+    assert_eq!(farm.status_seen(0, "s3").await, Some(Status::Draining), "and s1 knows it");
+    // SIGUSR2 ends the drain: s3 is back in the answers.
+    farm.signal(2, Signal::SIGUSR2);
+    check_for(T, "s3 back in the answers after SIGUSR2", || async {
+        short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).contains(&gone)
     })
     .await;
 }
@@ -94,10 +101,10 @@ async fn a_draining_server_leaves_the_answers_when_its_drain_starts() {
 #[tokio::test]
 async fn malformed_packets_get_formerr_or_nothing_and_service_goes_on() {
     let farm = started().await;
-    let out = farm.dig(&["chat.farm.test", "A"]);
+    let out = farm.dig(&["chat.farm.test", "A"]).await;
     assert!(out.contains("ANSWER: 3"));
-    let dns = farm.dig(&["+short", "ns.farm.test", "A"]);
-    let dns_ip = short(&dns)[0].clone();
+    let dns = farm.dig(&["+short", "ns.farm.test", "A"]).await;
+    let dns_ip = first_record(&dns);
     let sock = UdpSocket::bind((dns_ip.as_str(), 0)).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     sock.connect((dns_ip.as_str(), 5353)).unwrap();
@@ -136,7 +143,7 @@ async fn malformed_packets_get_formerr_or_nothing_and_service_goes_on() {
             (Err(_), None) => {}
         }
     }
-    assert!(farm.dig(&["chat.farm.test", "A"]).contains("ANSWER: 3"), "still answering");
+    assert!(farm.dig(&["chat.farm.test", "A"]).await.contains("ANSWER: 3"), "still answering");
 }
 
 #[test]

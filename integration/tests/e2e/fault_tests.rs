@@ -18,6 +18,10 @@ struct Seen {
     msgs: Vec<(String, String)>,
     rejoined: Vec<String>,
     connected: Vec<String>,
+    /// REDIRECTs followed (a move the server asked for).
+    redirected: usize,
+    /// Losses of the server (a move the client had to find by itself).
+    disconnected: Vec<String>,
     closed: bool,
 }
 
@@ -56,6 +60,8 @@ async fn clients(
                     Event::Message { room, text, .. } => s.msgs.push((room.to_string(), text.to_string())),
                     Event::Rejoined { room, .. } => s.rejoined.push(room.to_string()),
                     Event::Connected { server, .. } => s.connected.push(server.to_string()),
+                    Event::Redirected { .. } => s.redirected += 1,
+                    Event::Disconnected { reason, .. } => s.disconnected.push(reason),
                     Event::Closed { .. } => s.closed = true,
                     _ => {}
                 }
@@ -115,10 +121,7 @@ fn count(seen: &[Arc<Mutex<Seen>>], rooms: usize, sent: usize) -> (usize, usize)
 async fn kill_9_of_a_server_with_100_clients_in_20_rooms() {
     let groups = vec!["a".to_string(), "b".to_string(), "c".to_string()];
     let mut farm = Farm::start(FarmSpec { groups, ..FarmSpec::default() });
-    check_for(T, "mesh", || async {
-        farm.farm_info(2).await.is_some_and(|t| t.servers.iter().all(|e| e.status == rttp_proto::Status::Up))
-    })
-    .await;
+    farm.wait_mesh().await;
     let (rooms, n, sent) = (20, 100, 40);
     let (cs, seen) = clients(&farm, 0, "a", "c", n, rooms).await;
     for s in &seen {
@@ -149,8 +152,9 @@ async fn kill_9_of_a_server_with_100_clients_in_20_rooms() {
         })
         .await;
     }
-    // Let replays arrive, then count.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Replays arrive after the rejoin: wait for the last one, then count.
+    check_for(T, "every message delivered once the replays are in", || async { count(&seen, rooms, sent).0 == 0 })
+        .await;
     let (lost, dup) = count(&seen, rooms, sent);
     println!(
         "kill -9 with {n} clients in {rooms} rooms, {} messages each expected: lost {lost}, duplicated {dup}",
@@ -169,8 +173,10 @@ async fn sigstop_moves_clients_by_heartbeat_and_farm_dns_drops_it() {
     let groups = vec!["a".to_string(), "b".to_string(), "c".to_string()];
     let mut farm = Farm::start(FarmSpec { groups, ..FarmSpec::default() });
     farm.start_dns();
-    check_for(T, "three A records", || async { farm.dig(&["chat.farm.test", "A", "+short"]).lines().count() == 3 })
-        .await;
+    check_for(T, "three A records", || async {
+        farm.dig(&["chat.farm.test", "A", "+short"]).await.lines().count() == 3
+    })
+    .await;
     let (rooms, n, sent) = (5, 10, 30);
     let (cs, seen) = clients(&farm, 0, "a", "c", n, rooms).await;
     let s2 = farm.servers[1].client;
@@ -179,13 +185,10 @@ async fn sigstop_moves_clients_by_heartbeat_and_farm_dns_drops_it() {
         farm.stop(0);
     };
     tokio::join!(senders(s2, rooms, sent, Duration::from_millis(150)), stop);
-    check_for(Duration::from_secs(3), "s1 DOWN on s2", || async {
-        farm.status_seen(1, "s1").await == Some(rttp_proto::Status::Down)
-    })
-    .await;
+    check_for(T, "s1 DOWN on s2", || async { farm.status_seen(1, "s1").await == Some(rttp_proto::Status::Down) }).await;
     let gone = format!("{}.1", farm.prefix());
-    check_for(Duration::from_secs(3), "farm-dns dropped s1", || async {
-        let a = farm.dig(&["chat.farm.test", "A", "+short"]);
+    check_for(T, "farm-dns dropped s1", || async {
+        let a = farm.dig(&["chat.farm.test", "A", "+short"]).await;
         a.lines().count() == 2 && !a.lines().any(|l| l.trim() == gone)
     })
     .await;
@@ -200,10 +203,12 @@ async fn sigstop_moves_clients_by_heartbeat_and_farm_dns_drops_it() {
         })
         .await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    check_for(T, "every message delivered once the replays are in", || async { count(&seen, rooms, sent).0 == 0 })
+        .await;
     let (lost, dup) = count(&seen, rooms, sent);
     println!("SIGSTOP with {n} clients in {rooms} rooms, {sent} messages each expected: lost {lost}, duplicated {dup}");
-    assert_eq!(dup, 0);
+    assert_eq!(dup, 0, "no message shown twice");
+    assert_eq!(lost, 0, "senders on a survivor: what was said while s1 hung is replayed after the move");
     farm.cont(0);
     for c in cs {
         c.quit().await;
@@ -243,7 +248,15 @@ async fn a_rolling_restart_leaves_no_client_disconnected() {
     }
     assert!(seen.iter().all(|v| !v.lock().unwrap().closed), "no client gave up");
     let moves: usize = seen.iter().map(|v| v.lock().unwrap().connected.len().saturating_sub(1)).sum();
-    println!("rolling restart: 9 clients, {moves} moves in all, none disconnected");
+    let redirects: usize = seen.iter().map(|v| v.lock().unwrap().redirected).sum();
+    println!("rolling restart: 9 clients, {moves} moves in all ({redirects} by REDIRECT), none disconnected");
+    for (i, v) in seen.iter().enumerate() {
+        let v = v.lock().unwrap();
+        // Every server drained once, so every client was asked to move at least once.
+        assert!(v.redirected >= 1, "client {i} was moved by REDIRECT, not left in place: {v:?}");
+        assert!(v.disconnected.is_empty(), "client {i} was redirected, never dropped: {:?}", v.disconnected);
+    }
+    assert_eq!(moves, redirects, "every move was a REDIRECT followed, none a reconnection after a loss");
     for c in cs {
         c.quit().await;
     }
