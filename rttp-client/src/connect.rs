@@ -207,6 +207,8 @@ impl Sequence {
             }
             (State::First { current, .. }, Outcome::First(Ok((server, table)))) => {
                 events.push(Event::ConnectedFirst { server, addr: current });
+                // The table the first server sent, which the selection reads (step 3).
+                events.push(Event::Table(table.clone()));
                 self.select(table, Some((server, current)), events)
             }
             (State::First { mut queue, .. }, Outcome::First(Err(e))) => {
@@ -349,6 +351,7 @@ mod tests {
             vec![
                 Event::Resolved { addrs: vec![addr(1), addr(2)] },
                 Event::ConnectedFirst { server: id("s1"), addr: addr(1) },
+                Event::Table(table(3)),
                 Event::Selected { server: id("s1"), addr: addr(1), stay: true },
             ]
         );

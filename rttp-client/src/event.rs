@@ -12,7 +12,8 @@ pub enum Event {
         /// The addresses, in the order given.
         addrs: Vec<SocketAddr>,
     },
-    /// The first server answered HELLO; its table follows.
+    /// The first server answered HELLO; its table follows as [`Event::Table`],
+    /// before the selection made from it.
     ConnectedFirst {
         /// Its id.
         server: ServerId,

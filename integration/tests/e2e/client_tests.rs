@@ -67,13 +67,17 @@ async fn the_events_follow_the_farm_method() {
             _ => "other",
         })
         .collect();
-    assert_eq!(kinds, ["resolved", "first", "selected", "connected", "table"], "{steps:?}");
+    assert_eq!(kinds, ["resolved", "first", "table", "selected", "connected", "table"], "{steps:?}");
     let Event::Resolved { addrs } = &steps[0] else { unreachable!() };
     assert_eq!(addrs.len(), 3, "DNS gave the three servers");
-    let Event::ConnectedFirst { addr: first, .. } = &steps[1] else { unreachable!() };
+    let Event::ConnectedFirst { addr: first, server: first_id } = &steps[1] else { unreachable!() };
     assert_eq!(first, &addrs[0], "the first address DNS gave");
-    let Event::Table(t) = &steps[4] else { unreachable!() };
-    assert_eq!(t.servers.len(), 3);
+    // Step 3: the first server's own table, the one the selection reads.
+    let Event::Table(t) = &steps[2] else { unreachable!() };
+    assert_eq!(t.servers.len(), 3, "the first server sent the whole table");
+    assert!(t.servers.iter().any(|e| e.id == *first_id && e.addr.as_str() == first.to_string()), "{t:?}");
+    let Event::Selected { server: chosen, stay, .. } = &steps[3] else { unreachable!() };
+    assert_eq!(*stay, chosen == first_id, "stay exactly when the choice is the first server");
     drop(farm);
     client.quit().await;
 }
@@ -81,6 +85,7 @@ async fn the_events_follow_the_farm_method() {
 #[tokio::test]
 async fn the_group_strategy_lands_on_the_g2_server() {
     let (farm, dns) = farm_with_dns(FarmSpec::default()).await;
+    let mut stays = Vec::new();
     for i in 0..3 {
         let (client, mut ev) = Client::builder()
             .service("chat.farm.test", 7000)
@@ -91,11 +96,25 @@ async fn the_group_strategy_lands_on_the_g2_server() {
             .connect()
             .await
             .unwrap();
-        let (e, _) = until(&mut ev, |e| matches!(e, Event::Connected { .. })).await;
+        let (e, before) = until(&mut ev, |e| matches!(e, Event::Connected { .. })).await;
         let Event::Connected { server, addr } = e else { unreachable!() };
         assert_eq!((server.as_str(), addr), ("s2", farm.servers[1].client));
+        // Step 5: whichever server DNS gave first, the client ends on s2, and
+        // stays exactly when s2 was the first.
+        let first = before.iter().find_map(|e| match e {
+            Event::ConnectedFirst { server, .. } => Some(server.to_string()),
+            _ => None,
+        });
+        let stay = before.iter().find_map(|e| match e {
+            Event::Selected { stay, .. } => Some(*stay),
+            _ => None,
+        });
+        assert_eq!(stay, Some(first.as_deref() == Some("s2")), "{before:?}");
+        stays.push(stay == Some(true));
         client.quit().await;
     }
+    // farm-dns rotates: three clients start on three different servers.
+    assert_eq!(stays.iter().filter(|s| **s).count(), 1, "one started on s2 and stayed, two moved: {stays:?}");
 }
 
 #[tokio::test]
@@ -147,6 +166,13 @@ async fn a_killed_server_moves_the_client_back_into_its_rooms_with_each_message_
         assert_eq!(n, 1, "during{i} shown exactly once: {texts:?}");
     }
     assert!(!texts.contains(&"before".to_string()), "what was seen before the move is not shown again: {texts:?}");
+    // Step 8, the other way: the new server serves alice's own messages too.
+    alice.say("#r", "from alice").await.unwrap();
+    let m = bob.until(|f| matches!(f, ServerFrame::Msg { nick, .. } if nick.as_str() == "alice")).await;
+    assert!(
+        matches!(&m, ServerFrame::Msg { nick, text, .. } if nick.as_str() == "alice" && text.as_str() == "from alice"),
+        "{m:?}"
+    );
     alice.quit().await;
 }
 
@@ -208,9 +234,17 @@ async fn a_refusing_chosen_server_is_retried_once_then_dns_is_asked_again() {
         .position(|e| matches!(e, Event::Rediscover { excluded } if excluded.iter().any(|s| s.as_str() == "s2")));
     let resolves: Vec<usize> =
         steps.iter().enumerate().filter(|(_, e)| matches!(e, Event::Resolved { .. })).map(|(i, _)| i).collect();
-    assert!(retry.is_some(), "retried s2 once: {steps:?}");
+    assert!(retry.is_some(), "retried s2: {steps:?}");
+    let retries = steps.iter().filter(|e| matches!(e, Event::Retry { .. })).count();
+    assert_eq!(retries, 1, "exactly one retry before DNS: {steps:?}");
     assert!(rediscover > retry, "then asked DNS again: {steps:?}");
     assert!(resolves.len() >= 2 && resolves[1] > rediscover.unwrap(), "a fresh DNS answer after it: {steps:?}");
+    // Step 7: a selection from the fresh table, made after the second answer, and not s2.
+    let fresh = steps[resolves[1]..].iter().find_map(|e| match e {
+        Event::Selected { server, .. } => Some(server.to_string()),
+        _ => None,
+    });
+    assert!(fresh.as_deref().is_some_and(|s| s != "s2"), "selected again from the fresh table: {steps:?}");
     let connected =
         steps.iter().rev().find_map(|e| if let Event::Connected { server, .. } = e { Some(*server) } else { None });
     assert!(connected.is_some_and(|s| s.as_str() != "s2"), "served by another server: {steps:?}");
