@@ -12,6 +12,7 @@
 //! # }
 //! ```
 
+mod ask;
 mod claim;
 mod farm;
 mod process;

@@ -257,3 +257,27 @@ async fn sigusr1_drains_without_stopping_and_sigusr2_undoes_it() {
     check_for(T, "s1 UP again on s2", || async { farm.status_seen(1, "s1").await == Some(Status::Up) }).await;
     let _e = Raw::hello(farm.servers[0].client, "back").await;
 }
+
+#[tokio::test]
+async fn every_documented_metric_is_exposed_by_a_farm_member() {
+    let farm = Farm::start(FarmSpec::default());
+    farm.wait_mesh().await;
+    let mut c = Raw::hello(farm.servers[0].client, "m").await;
+    c.send("NOPE\r\n").await;
+    c.expect_err(401).await;
+    let text = farm.metrics(0);
+    let documented = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/OPERATIONS.md")).unwrap();
+    let mut names: Vec<&str> = documented
+        .split('`')
+        .filter(|w| w.starts_with("rttp_") && !w.contains(' '))
+        .map(|w| w.split('{').next().unwrap())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 15, "the metrics table was found: {names:?}");
+    for name in names {
+        let sample = integration::parse_metric(&text, &format!("{name} "))
+            .or_else(|| integration::parse_metric(&text, &format!("{name}{{")));
+        assert!(sample.is_some(), "{name} is documented in OPERATIONS.md but not exposed:\n{text}");
+    }
+}

@@ -68,3 +68,37 @@ pub fn users_moved(info: &FarmInfo, last: &HashMap<ServerId, u32>) -> bool {
         u64::from(e.users.abs_diff(old)) * 20 > u64::from(old.max(1))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use rttp_proto::{ServerEntry, Status};
+
+    use super::*;
+
+    fn info(users: &[u32]) -> FarmInfo {
+        let servers = users
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| ServerEntry {
+                id: ServerId::new(&format!("s{}", i + 1)).unwrap(),
+                addr: format!("127.0.0.{}:7000", i + 1).parse().unwrap(),
+                status: Status::Up,
+                users: u,
+                capacity: 1000,
+                group: "g".parse().unwrap(),
+            })
+            .collect();
+        FarmInfo { epoch: 1, servers }
+    }
+
+    #[test]
+    fn user_counts_push_only_past_five_percent() {
+        let last: HashMap<ServerId, u32> = info(&[100, 0]).servers.iter().map(|e| (e.id, e.users)).collect();
+        assert!(!users_moved(&info(&[100, 0]), &last), "nothing moved");
+        assert!(!users_moved(&info(&[105, 0]), &last), "5 % is not past 5 %");
+        assert!(users_moved(&info(&[106, 0]), &last), "6 % is");
+        assert!(users_moved(&info(&[94, 0]), &last), "down counts too");
+        assert!(users_moved(&info(&[100, 1]), &last), "from zero, one user is a move");
+        assert!(!users_moved(&info(&[100, 0, 0]), &last), "a new empty server is no user move");
+    }
+}

@@ -291,3 +291,25 @@ async fn every_change_is_published_once_with_a_new_epoch_and_only_status_pushes(
     assert_eq!(publishes(&m.handle(Event::Local { state: drain }, Instant::now())), vec![(e0 + 2, true)]);
     assert_eq!(m.farm_info().servers[0].users, 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_down_server_is_forgotten_after_ten_minutes_and_not_before() {
+    let mut net = Net::new();
+    net.add("s1", 1, &[]);
+    net.add("s2", 1, &[0]);
+    net.run_for(Duration::from_secs(1)).await;
+    all_up(&net, &["s1", "s2"]);
+    // s2 is gone for good: every frame and every dial to it fails.
+    net.blocked.insert((0, 1));
+    net.run_for(Duration::from_secs(3)).await;
+    assert_eq!(net.status(0, "s2"), Some(Status::Down));
+    let forget = Timers::default().forget_after;
+    net.run_for(forget - Duration::from_secs(5)).await;
+    assert_eq!(net.status(0, "s2"), Some(Status::Down), "still listed DOWN before the bound");
+    net.run_for(Duration::from_secs(10)).await;
+    assert_eq!(net.status(0, "s2"), None, "forgotten after {forget:?}");
+    assert!(
+        net.nodes[0].m.farm_info().servers.iter().all(|e| e.id.as_str() != "s2"),
+        "and gone from the published table"
+    );
+}
