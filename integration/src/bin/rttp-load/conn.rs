@@ -1,72 +1,85 @@
-//! A load connection: raw RTTP, cheap enough for thousands per process.
-//! Message bodies carry the send time, so every delivery gives a latency.
+//! Our farm as a load target: raw RTTP over the shared frame connection,
+//! cheap enough for thousands of members per process.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use integration::Farm;
 use rttp_conn::hello::Opened;
 use rttp_conn::ClientConn;
 use rttp_proto::{ClientFrame, Nick, Room, ServerFrame, Text};
 use tokio::net::TcpStream;
 
-/// Now, in microseconds since the epoch (all load processes share a clock).
-pub(crate) fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+use crate::target::{body, latency, LoadTarget, Member};
+
+/// An RTTP member: its connection and its rooms.
+pub(crate) struct RttpMember {
+    conn: ClientConn<TcpStream>,
+    rooms: Vec<Room>,
 }
 
-/// A 64-byte body: the send time, padded.
-pub(crate) fn body(seq: u64) -> Text {
-    let mut s = format!("{} {seq} ", now_us());
-    while s.len() < 64 {
-        s.push('x');
-    }
-    Text::from(s)
-}
-
-/// The send time a body carries.
-pub(crate) fn sent_at(text: &Text) -> Option<u64> {
-    text.as_str().split(' ').next()?.parse().ok()
-}
-
-/// A load client: the shared frame connection plus the two steps every
-/// workload takes (HELLO, JOIN and wait for it).
-pub(crate) struct LoadConn {
-    pub(crate) conn: ClientConn<TcpStream>,
-}
-
-impl LoadConn {
-    /// Connects, sends HELLO, and waits for WELCOME and FARM_INFO.
-    pub(crate) async fn hello(addr: SocketAddr, nick: &str) -> std::io::Result<LoadConn> {
+impl RttpMember {
+    /// Connects, HELLO (WELCOME and FARM_INFO), then joins each room and waits for its own JOINED.
+    pub(crate) async fn open(addr: SocketAddr, nick: &str, rooms: &[String]) -> std::io::Result<RttpMember> {
         let mut conn = ClientConn::connect(addr, Duration::from_secs(5)).await.map_err(std::io::Error::other)?;
         let nick = Nick::new(nick).map_err(std::io::Error::other)?;
         match conn.hello(nick, Duration::from_secs(10)).await.map_err(std::io::Error::other)? {
-            Opened::Session { .. } => Ok(LoadConn { conn }),
-            other => Err(std::io::Error::other(format!("no session: {other:?}"))),
+            Opened::Session { .. } => {}
+            other => return Err(std::io::Error::other(format!("no session: {other:?}"))),
         }
-    }
-
-    pub(crate) async fn send(&mut self, f: &ClientFrame) -> std::io::Result<()> {
-        self.conn.write_frame(f).await.map_err(std::io::Error::other)
-    }
-
-    /// Joins and waits for its own JOINED.
-    pub(crate) async fn join(&mut self, room: &str) -> std::io::Result<()> {
-        let room: Room = room.parse().map_err(std::io::Error::other)?;
-        self.send(&ClientFrame::Join { room, after: None }).await?;
-        loop {
-            if let ServerFrame::Joined { room: r, .. } = self.next().await? {
-                if r == room {
-                    return Ok(());
+        let rooms: Vec<Room> =
+            rooms.iter().map(|r| r.parse().map_err(std::io::Error::other)).collect::<Result<_, _>>()?;
+        let mut m = RttpMember { conn, rooms: rooms.clone() };
+        for room in rooms {
+            m.conn.write_frame(&ClientFrame::Join { room, after: None }).await.map_err(std::io::Error::other)?;
+            loop {
+                match m.conn.read_frame().await.map_err(std::io::Error::other)? {
+                    Some(ServerFrame::Joined { room: r, nick: n }) if r == room && n == nick => break,
+                    Some(_) => {}
+                    None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 }
             }
         }
+        Ok(m)
+    }
+}
+
+impl Member for RttpMember {
+    async fn say(&mut self, room: usize, seq: u64) -> bool {
+        let room = self.rooms[room % self.rooms.len()];
+        self.conn.write_frame(&ClientFrame::Say { room, text: Text::from(body(seq)) }).await.is_ok()
     }
 
-    /// The next frame.
-    pub(crate) async fn next(&mut self) -> std::io::Result<ServerFrame> {
-        match self.conn.read_frame().await.map_err(std::io::Error::other)? {
-            Some(f) => Ok(f),
-            None => Err(std::io::ErrorKind::UnexpectedEof.into()),
+    async fn next(&mut self) -> Option<u64> {
+        loop {
+            match self.conn.read_frame().await {
+                Ok(Some(ServerFrame::Msg { text, .. })) => return Some(latency(text.as_str().as_bytes()).unwrap_or(0)),
+                Ok(Some(ServerFrame::Ping { token })) => {
+                    let _ = self.conn.write_frame(&ClientFrame::Pong { token }).await;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
         }
+    }
+}
+
+impl LoadTarget for Farm {
+    type Member = RttpMember;
+
+    fn name(&self) -> &'static str {
+        "rttp"
+    }
+
+    fn nodes(&self) -> usize {
+        self.servers.len()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        (0..self.servers.len()).filter_map(|i| self.pid_of(i)).collect()
+    }
+
+    async fn member(&self, node: usize, name: &str, rooms: &[String]) -> RttpMember {
+        RttpMember::open(self.servers[node].client, name, rooms).await.expect("an RTTP member")
     }
 }

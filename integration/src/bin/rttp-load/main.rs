@@ -12,14 +12,19 @@
 
 mod charts;
 mod conn;
+mod faults;
 mod nats;
+mod report;
+mod shapes;
 mod stats;
-mod workloads;
+mod target;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use integration::{check_for, Farm, FarmSpec};
+use integration::{Farm, FarmSpec};
+use report::Report;
+use target::LoadTarget;
 
 /// Load tests of an RTTP farm started on loopback.
 #[derive(Debug, Parser)]
@@ -91,49 +96,40 @@ enum Workload {
     },
 }
 
-/// Runs the comparison; returns the JSON line.
+/// The standard shapes on one target: idle first, on fresh processes
+/// (memory freed by earlier workloads would be reused by new sessions and
+/// hide their cost), then fanout at max rate and at 1,000/s, then rooms.
+async fn standard<T: LoadTarget>(t: &T) -> Vec<Report> {
+    vec![
+        shapes::idle(t, 10_000).await,
+        shapes::fanout(t, 300, 10.0, None).await,
+        shapes::fanout(t, 300, 10.0, Some(1000.0)).await,
+        shapes::rooms(t, 2000, 3000, 20.0).await,
+    ]
+}
+
+/// RTTP then NATS on the same shapes, back to back; prints every ratio and
+/// returns the JSON line.
 async fn compare(farm: Farm) -> String {
-    let mut rows: Vec<(String, f64, f64, bool)> = Vec::new();
-    let mut add = |name: &str, rttp: &[(&'static str, f64)], nats: &[f64], higher_is_better: &[bool]| {
-        for (((k, r), n), h) in rttp.iter().zip(nats).zip(higher_is_better) {
-            rows.push((format!("{name} {k}"), *r, *n, *h));
-        }
-    };
-    // Idle first, on fresh processes: memory freed by earlier workloads would
-    // be reused by the new sessions and hide their cost.
-    let (_, idle) = workloads::idle(&farm, 10_000).await;
-    let (_, f_max) = workloads::fanout(&farm, 300, 10.0, None).await;
-    let (_, f_1k) = workloads::fanout(&farm, 300, 10.0, Some(1000.0)).await;
-    let (_, rooms) = workloads::rooms(&farm, 2000, 3000, 20.0).await;
+    let ours = standard(&farm).await;
     drop(farm);
-    let cluster = nats::Nats::start(3);
-    let ni = nats::idle(&cluster, 10_000).await;
-    println!("nats idle: {ni:.0} bytes per connection");
-    let nf_max = nats::fanout(&cluster, 300, 10.0, None).await;
-    println!("nats fanout max: {:.0} deliveries/s", nf_max.0);
-    let nf_1k = nats::fanout(&cluster, 300, 10.0, Some(1000.0)).await;
-    println!(
-        "nats fanout 1000/s: p50/p99 same {:.2}/{:.2} ms, others {:.2}/{:.2} ms",
-        nf_1k.1 .0, nf_1k.1 .1, nf_1k.2 .0, nf_1k.2 .1
-    );
-    let nr = nats::rooms(&cluster, 2000, 3000, 20.0).await;
-    println!(
-        "nats rooms: {:.0} deliveries/s, p50 {:.2} ms, p99 {:.2} ms, CPU {:.1} %, RSS {:.1} MiB",
-        nr.0, nr.1, nr.2, nr.3, nr.4
-    );
-    add("fanout max", &f_max[..1], &[nf_max.0], &[true]);
-    add("fanout 1000/s", &f_1k[1..], &[nf_1k.1 .0, nf_1k.1 .1, nf_1k.2 .0, nf_1k.2 .1], &[false; 4]);
-    add("rooms", &rooms, &[nr.0, nr.1, nr.2, nr.3, nr.4], &[true, false, false, false, false]);
-    add("idle", &idle, &[ni], &[false]);
-    println!("\n{:<34} {:>14} {:>14} {:>12}  goal", "figure", "rttp", "nats", "rttp/nats");
-    let mut json = Vec::new();
-    for (name, r, n, higher) in &rows {
-        let ratio = r / n;
-        let goal = if *higher { ">= 1.0" } else { "<= 1.0" };
-        println!("{name:<34} {r:>14.3} {n:>14.3} {ratio:>12.2}  {goal}");
-        json.push(format!("{{\"figure\":\"{name}\",\"rttp\":{r:.3},\"nats\":{n:.3},\"ratio\":{ratio:.3}}}"));
+    let theirs = standard(&nats::Nats::start(3)).await;
+    let rows = report::compare(&ours, &theirs);
+    println!("\n{:<40} {:>14} {:>14} {:>10}  goal", "figure", "rttp", "nats", "rttp/nats");
+    for r in &rows {
+        println!("{:<40} {:>14.3} {:>14.3} {:>10.2}  {}", r.figure, r.rttp, r.nats, r.ratio, r.goal);
     }
-    format!("{{\"workload\":\"compare\",\"rows\":[{}]}}", json.join(","))
+    serde_json::json!({ "workload": "compare", "rttp": ours, "nats": theirs, "rows": rows }).to_string()
+}
+
+/// A shape of the comparison on any target.
+async fn shape<T: LoadTarget>(t: &T, w: &Workload) -> Option<Report> {
+    Some(match *w {
+        Workload::Fanout { members, seconds, rate } => shapes::fanout(t, members, seconds, rate).await,
+        Workload::Rooms { rooms, clients, seconds } => shapes::rooms(t, rooms, clients, seconds).await,
+        Workload::Idle { sessions } => shapes::idle(t, sessions).await,
+        _ => return None,
+    })
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
@@ -155,37 +151,6 @@ pub(crate) fn chart(name: &str, draw: impl FnOnce(&std::path::Path) -> Result<()
         Ok(()) => println!("chart: {}", path.display()),
         Err(e) => eprintln!("rttp-load: chart {}: {e}", path.display()),
     }
-}
-
-/// `--target nats`: the fanout, rooms and idle shapes on a NATS cluster.
-async fn run_nats(w: &Workload) -> ExitCode {
-    let cluster = nats::Nats::start(3);
-    match *w {
-        Workload::Fanout { members, seconds, rate } => {
-            let (d, s, o) = nats::fanout(&cluster, members, seconds, rate).await;
-            println!(
-                "nats fanout {}: {d:.0} deliveries/s; p50/p99 same node {:.2}/{:.2} ms, other nodes {:.2}/{:.2} ms",
-                rate.map_or("max".to_string(), |r| format!("{r}/s")),
-                s.0,
-                s.1,
-                o.0,
-                o.1
-            );
-        }
-        Workload::Rooms { rooms, clients, seconds } => {
-            let (d, p50, p99, cpu, rss) = nats::rooms(&cluster, rooms, clients, seconds).await;
-            println!("nats rooms: {d:.0} deliveries/s, p50 {p50:.2} ms, p99 {p99:.2} ms, CPU {cpu:.1} % per node, RSS {rss:.1} MiB per node");
-        }
-        Workload::Idle { sessions } => {
-            let b = nats::idle(&cluster, sessions).await;
-            println!("nats idle: {sessions} connections, {b:.0} bytes per connection");
-        }
-        _ => {
-            eprintln!("rttp-load: --target nats runs fanout, rooms and idle only");
-            return ExitCode::from(2);
-        }
-    }
-    ExitCode::SUCCESS
 }
 
 fn raise_fd_limit() {
@@ -214,45 +179,40 @@ async fn main() -> ExitCode {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    if args.target == "nats" {
-        return run_nats(&args.workload).await;
-    }
-    let groups = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-    let mut farm = Farm::start(FarmSpec {
-        servers: args.servers,
-        groups,
-        capacity: 100_000,
-        extra: load_flags,
-        ..FarmSpec::default()
-    });
-    let n = farm.servers.len();
-    check_for(std::time::Duration::from_secs(20), "the farm's mesh", || async {
-        for i in 0..n {
-            if !farm
-                .farm_info(i)
-                .await
-                .is_some_and(|t| t.servers.len() == n && t.servers.iter().all(|e| e.status == rttp_proto::Status::Up))
-            {
-                return false;
+    let (name, json) = if args.target == "nats" {
+        match shape(&nats::Nats::start(3), &args.workload).await {
+            Some(r) => ("nats", r.json()),
+            None => {
+                eprintln!("rttp-load: --target nats runs fanout, rooms and idle only");
+                return ExitCode::from(2);
             }
         }
-        true
-    })
-    .await;
-    let (name, json) = match args.workload {
-        Workload::Fanout { members, seconds, rate } => {
-            ("fanout", workloads::fanout(&farm, members, seconds, rate).await.0)
+    } else {
+        let groups = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let spec =
+            FarmSpec { servers: args.servers, groups, capacity: 100_000, extra: load_flags, ..FarmSpec::default() };
+        let mut farm = Farm::start(spec);
+        farm.wait_mesh().await;
+        match args.workload {
+            Workload::Compare => ("compare", compare(farm).await),
+            Workload::Storm { clients, rate } => {
+                let dns = farm.start_dns();
+                ("storm", faults::storm(&farm, dns, clients, rate).await.json())
+            }
+            Workload::Failover { clients, rooms } => {
+                ("failover", faults::failover(&mut farm, clients, rooms).await.json())
+            }
+            ref w => {
+                let r = shape(&farm, w).await.expect("a shape");
+                ("rttp", r.json())
+            }
         }
-        Workload::Rooms { rooms, clients, seconds } => {
-            ("rooms", workloads::rooms(&farm, rooms, clients, seconds).await.0)
-        }
-        Workload::Idle { sessions } => ("idle", workloads::idle(&farm, sessions).await.0),
-        Workload::Compare => ("compare", compare(farm).await),
-        Workload::Storm { clients, rate } => {
-            let dns = farm.start_dns();
-            ("storm", workloads::storm(&farm, dns, clients, rate).await)
-        }
-        Workload::Failover { clients, rooms } => ("failover", workloads::failover(&mut farm, clients, rooms).await),
+    };
+    let name = match (&args.workload, name) {
+        (Workload::Fanout { .. }, t) => format!("fanout-{t}"),
+        (Workload::Rooms { .. }, t) => format!("rooms-{t}"),
+        (Workload::Idle { .. }, t) => format!("idle-{t}"),
+        (_, n) => n.to_string(),
     };
     let dir = std::path::Path::new("bench/results");
     let _ = std::fs::create_dir_all(dir);

@@ -1,0 +1,197 @@
+//! The workloads that exercise the farm method itself, RTTP only: a
+//! connect storm through farm-dns, and the failover of a killed server.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use integration::{Farm, Raw};
+use rttp_client::{Client, Event, Strategy, Timers};
+use rttp_proto::ServerFrame;
+
+use crate::report::Report;
+use crate::stats::{histogram, p50_p99};
+
+/// storm: `clients` clients connect through DNS at `rate`/s with p2c;
+/// connect-time percentiles and users per server (max/mean) over time.
+pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize, rate: f64) -> Report {
+    let n = farm.servers.len();
+    let hist = Arc::new(Mutex::new(histogram()));
+    let mut handles = Vec::new();
+    let mut kept = Vec::new();
+    let mut spread = Vec::new();
+    let mut samples: Vec<(f64, Vec<u32>)> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let started = Instant::now();
+    let mut last_sample = Instant::now();
+    let pb = crate::progress(clients, "clients connecting through DNS");
+    for i in 0..clients {
+        tick.tick().await;
+        pb.inc(1);
+        let hist = hist.clone();
+        handles.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let r = Client::builder().service("chat.farm.test", 7000).dns(dns).nick(&format!("st{i}")).connect().await;
+            if r.is_ok() {
+                let _ = hist.lock().unwrap_or_else(|e| e.into_inner()).record(t0.elapsed().as_micros() as u64);
+            }
+            r.ok()
+        }));
+        if last_sample.elapsed() > Duration::from_millis(500) {
+            last_sample = Instant::now();
+            if let Some(t) = farm.farm_info(0).await {
+                let users: Vec<u32> = t.servers.iter().map(|e| e.users).collect();
+                samples.push((started.elapsed().as_secs_f64(), users.clone()));
+                let mean = users.iter().sum::<u32>() as f64 / n as f64;
+                let max = *users.iter().max().unwrap_or(&0) as f64;
+                spread.push(if mean > 0.0 { max / mean } else { 1.0 });
+            }
+        }
+    }
+    pb.finish_and_clear();
+    for h in handles {
+        if let Ok(Some(c)) = h.await {
+            kept.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let users: Vec<u32> =
+        farm.farm_info(0).await.map(|t| t.servers.iter().map(|e| e.users).collect()).unwrap_or_default();
+    samples.push((started.elapsed().as_secs_f64(), users.clone()));
+    let per_server: Vec<(String, Vec<(f64, f64)>)> = (0..users.len())
+        .map(|k| {
+            (format!("s{}", k + 1), samples.iter().filter_map(|(t, u)| u.get(k).map(|v| (*t, f64::from(*v)))).collect())
+        })
+        .collect();
+    crate::chart("storm-users.svg", |p| crate::charts::users_over_time(p, "storm: users per server", &per_server));
+    let mean = users.iter().sum::<u32>() as f64 / n as f64;
+    let max_mean = *users.iter().max().unwrap_or(&0) as f64 / mean.max(1.0);
+    let worst = spread.iter().copied().fold(max_mean, f64::max);
+    let h = hist.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (p50, p99) = p50_p99(&h);
+    println!(
+        "storm: {clients} clients through DNS at {rate}/s: {} connected; connect p50 {p50:.1} ms, p99 {p99:.1} ms; \
+         users per server {users:?}, max/mean {max_mean:.3} at the end, worst {worst:.3} during",
+        kept.len()
+    );
+    let connected = kept.len();
+    for (c, _events) in kept {
+        c.quit().await;
+    }
+    Report::new("storm", "rttp")
+        .param("clients", clients as f64)
+        .param("rate", rate)
+        .param("connected", connected as f64)
+        .lower("connect_p50_ms", p50)
+        .lower("connect_p99_ms", p99)
+        .lower("max_over_mean_end", max_mean)
+        .lower("max_over_mean_worst", worst)
+}
+
+/// What one failover client saw: messages, when it lost its server, when it
+/// was back in its room.
+type ClientLog = (Vec<String>, Option<Instant>, Option<Instant>);
+
+/// failover: `clients` clients on s1 (group a) in `rooms` rooms, senders on
+/// s2; s1 is killed mid-run. Time until each client is back in its room,
+/// and messages lost or duplicated.
+pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> Report {
+    let timers =
+        Timers { silence: Duration::from_secs(2), ping_every: Duration::from_millis(500), ..Timers::default() };
+    let seen: Arc<Mutex<HashMap<usize, ClientLog>>> = Default::default();
+    let mut cs = Vec::new();
+    let pb = crate::progress(clients, "clients on the server to kill");
+    for i in 0..clients {
+        pb.inc(1);
+        let (c, mut ev) = Client::builder()
+            .bootstrap(vec![farm.servers[0].client])
+            .strategy(Strategy::Group)
+            .group("a")
+            .nick(&format!("f{i}"))
+            .timers(timers)
+            .connect()
+            .await
+            .expect("client");
+        c.join(&format!("#f{}", i % rooms)).await.expect("join");
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Some(e) = ev.recv().await {
+                let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = s.entry(i).or_default();
+                match e {
+                    Event::Message { text, .. } => entry.0.push(text.to_string()),
+                    Event::Disconnected { .. } => entry.1 = Some(Instant::now()),
+                    Event::Rejoined { .. } if entry.1.is_some() && entry.2.is_none() => entry.2 = Some(Instant::now()),
+                    _ => {}
+                }
+            }
+        });
+        cs.push(c);
+    }
+    pb.finish_and_clear();
+    let mut senders = Vec::new();
+    for r in 0..rooms {
+        let mut s = Raw::hello(farm.servers[1].client, &format!("fs{r}")).await;
+        s.send(&format!("JOIN #f{r}\r\n")).await;
+        s.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+        senders.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_room = 50;
+    for k in 0..per_room {
+        if k == 15 {
+            farm.kill(0);
+        }
+        for (r, s) in senders.iter_mut().enumerate() {
+            let t = format!("f{r}-{k}");
+            s.send(&format!("SAY #f{r} {}\r\n{t}\r\n", t.len())).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let (mut lost, mut dup, mut times) = (0usize, 0usize, Vec::new());
+    for i in 0..clients {
+        let Some((msgs, down, back)) = s.get(&i) else {
+            lost += per_room;
+            continue;
+        };
+        let r = i % rooms;
+        for k in 0..per_room {
+            let n = msgs.iter().filter(|m| **m == format!("f{r}-{k}")).count();
+            if n == 0 {
+                lost += 1;
+            } else {
+                dup += n - 1;
+            }
+        }
+        if let (Some(d), Some(b)) = (down, back) {
+            times.push(b.duration_since(*d).as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "failover: {clients} clients in {rooms} rooms on the killed server: {} back; back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
+         {} messages expected, lost {lost}, duplicated {dup}",
+        times.len(),
+        pct(0.5),
+        pct(0.99),
+        times.last().copied().unwrap_or(f64::NAN),
+        clients * per_room
+    );
+    for c in cs {
+        c.quit().await;
+    }
+    Report::new("failover", "rttp")
+        .param("clients", clients as f64)
+        .param("rooms", rooms as f64)
+        .param("back", times.len() as f64)
+        .param("expected", (clients * per_room) as f64)
+        .lower("back_p50_ms", pct(0.5))
+        .lower("back_p99_ms", pct(0.99))
+        .lower("lost", lost as f64)
+        .lower("duplicated", dup as f64)
+}
