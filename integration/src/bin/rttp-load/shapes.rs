@@ -25,28 +25,47 @@ fn cpu_now(pids: &[u32]) -> Vec<f64> {
     pids.iter().map(|p| cpu_seconds(*p)).collect()
 }
 
-/// Reads deliveries until `stop`, counting them and recording latencies.
-fn reader<M: Member>(
-    mut m: M,
+/// One reader's deliveries: counted at once in the shared counter (the
+/// workload reads it while running), latencies kept locally and merged into
+/// the shared histogram when the reader ends.
+struct Tally {
+    local: Histogram<u64>,
     hist: Hist,
     count: Arc<AtomicU64>,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+}
+
+impl Tally {
+    fn new(hist: &Hist, count: &Arc<AtomicU64>) -> Tally {
+        Tally { local: histogram(), hist: hist.clone(), count: count.clone() }
+    }
+
+    /// A delivery with its latency in microseconds (0: unknown).
+    fn add(&mut self, latency: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if latency > 0 {
+            let _ = self.local.record(latency);
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        let _ = self.hist.lock().unwrap_or_else(|e| e.into_inner()).add(&self.local);
+    }
+}
+
+/// Reads deliveries until `stop`.
+fn reader<M: Member>(mut m: M, mut tally: Tally, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut local = histogram();
         loop {
             tokio::select! {
                 d = m.next() => match d {
-                    Some(l) => {
-                        count.fetch_add(1, Ordering::Relaxed);
-                        if l > 0 { let _ = local.record(l); }
-                    }
+                    Some(l) => tally.add(l),
                     None => break,
                 },
                 _ = stop.cancelled() => break,
             }
         }
-        let _ = hist.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
     })
 }
 
@@ -93,7 +112,7 @@ pub(crate) async fn fanout<T: LoadTarget>(t: &T, members: usize, seconds: f64, r
         pb.inc(1);
         let m = t.member(i % n, &format!("m{i}"), &room).await;
         let h = if i % n == 0 { same.clone() } else { other.clone() };
-        tasks.push(reader(m, h, count.clone(), stop.clone()));
+        tasks.push(reader(m, Tally::new(&h, &count), stop.clone()));
     }
     pb.finish_and_clear();
     let mut sender = t.member(0, "sender", &room).await;
@@ -146,17 +165,13 @@ pub(crate) async fn fanout<T: LoadTarget>(t: &T, members: usize, seconds: f64, r
 
 /// One rooms client: says 1 msg/s (jittered) in one of its two rooms, reads
 /// everything delivered, until `stop`.
-async fn chat<M: Member>(mut m: M, hist: Hist, count: Arc<AtomicU64>, stop: CancellationToken) {
-    let mut local = histogram();
+async fn chat<M: Member>(mut m: M, mut tally: Tally, stop: CancellationToken) {
     let mut next = tokio::time::Instant::now() + Duration::from_millis(rand::rng().random_range(0..1000));
     let mut seq = 0u64;
     loop {
         tokio::select! {
             d = m.next() => match d {
-                Some(l) => {
-                    count.fetch_add(1, Ordering::Relaxed);
-                    if l > 0 { let _ = local.record(l); }
-                }
+                Some(l) => tally.add(l),
                 None => break,
             },
             _ = tokio::time::sleep_until(next) => {
@@ -168,7 +183,6 @@ async fn chat<M: Member>(mut m: M, hist: Hist, count: Arc<AtomicU64>, stop: Canc
             _ = stop.cancelled() => break,
         }
     }
-    let _ = hist.lock().unwrap_or_else(|e| e.into_inner()).add(&local);
 }
 
 /// rooms: `rooms` rooms, `clients` clients over the nodes, each in 2 random
@@ -187,7 +201,7 @@ pub(crate) async fn rooms<T: LoadTarget>(t: &T, rooms: usize, clients: usize, se
             (rng.random_range(0..rooms), rng.random_range(0..rooms))
         };
         let m = t.member(i % n, &format!("r{i}"), &[format!("#room{a}"), format!("#room{b}")]).await;
-        tasks.push(tokio::spawn(chat(m, hist.clone(), count.clone(), stop.clone())));
+        tasks.push(tokio::spawn(chat(m, Tally::new(&hist, &count), stop.clone())));
     }
     pb.finish_and_clear();
     let pids = t.pids();

@@ -186,14 +186,20 @@ async fn simultaneous_dials_leave_exactly_one_link() {
     assert_eq!(closes, 0, "resolving the duplicate never marks the peer down");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_silent_peer_is_down_after_the_timeout_and_comes_back() {
+/// s1 and s2 linked and UP, then cut apart: nothing crosses, no dial succeeds.
+async fn two_then_cut() -> Net {
     let mut net = Net::new();
     net.add("s1", 1, &[]);
     net.add("s2", 1, &[0]);
     net.run_for(Duration::from_secs(1)).await;
     all_up(&net, &["s1", "s2"]);
     net.blocked.insert((0, 1));
+    net
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_is_down_after_the_timeout_and_comes_back() {
+    let mut net = two_then_cut().await;
     net.run_for(Duration::from_millis(1500)).await;
     assert_eq!(net.status(0, "s2"), Some(Status::Up), "not before the 2 s timeout");
     net.run_for(Duration::from_millis(1000)).await;
@@ -294,13 +300,8 @@ async fn every_change_is_published_once_with_a_new_epoch_and_only_status_pushes(
 
 #[tokio::test(start_paused = true)]
 async fn a_down_server_is_forgotten_after_ten_minutes_and_not_before() {
-    let mut net = Net::new();
-    net.add("s1", 1, &[]);
-    net.add("s2", 1, &[0]);
-    net.run_for(Duration::from_secs(1)).await;
-    all_up(&net, &["s1", "s2"]);
     // s2 is gone for good: every frame and every dial to it fails.
-    net.blocked.insert((0, 1));
+    let mut net = two_then_cut().await;
     net.run_for(Duration::from_secs(3)).await;
     assert_eq!(net.status(0, "s2"), Some(Status::Down));
     let forget = Timers::default().forget_after;
