@@ -65,14 +65,6 @@ pub enum ClientFrame {
 }
 
 impl ClientFrame {
-    pub(crate) fn verb_shape(verb: &[u8]) -> Option<Shape> {
-        Some(match verb {
-            b"HELLO" | b"FARM" | b"JOIN" | b"PART" | b"WHO" | b"PING" | b"PONG" | b"QUIT" => Shape::Line,
-            b"SAY" => Shape::Body,
-            _ => return None,
-        })
-    }
-
     fn verb_name(&self) -> &'static str {
         match self {
             ClientFrame::Hello { .. } => "HELLO",
@@ -109,7 +101,7 @@ impl ClientFrame {
 impl FrameKind for ClientFrame {
     const LINK: &'static str = "client-to-server";
     fn shape(verb: &[u8]) -> Option<Shape> {
-        ClientFrame::verb_shape(verb)
+        crate::verbs::shape(crate::verbs::CLIENT, verb)
     }
 }
 
@@ -134,7 +126,7 @@ impl Build for ClientFrame {
             }
             b"PING" => ClientFrame::Ping { token: Token::from_bytes(p.arg(0)?)? },
             b"PONG" => ClientFrame::Pong { token: Token::from_bytes(p.arg(0)?)? },
-            // scan() admits only the verbs of verb_shape().
+            // scan() admits only the verbs of verbs::CLIENT.
             v => return Err(Error::UnknownVerb(String::from_utf8_lossy(v).into_owned())),
         })
     }

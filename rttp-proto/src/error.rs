@@ -245,3 +245,18 @@ impl std::error::Error for DecodeError {}
 
 /// The crate's result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An `ERR` reason as it goes on the wire, on any link: printable ASCII,
+/// at most [`crate::MAX_REASON`] characters, never empty.
+pub(crate) fn err_reason(code: ErrCode, reason: &str) -> String {
+    let r: String = reason
+        .chars()
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .take(crate::limits::MAX_REASON)
+        .collect();
+    if r.trim().is_empty() {
+        code.label().replace('_', " ")
+    } else {
+        r
+    }
+}

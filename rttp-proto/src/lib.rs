@@ -32,12 +32,13 @@ mod names;
 mod peer;
 pub mod select;
 mod server;
+mod verbs;
 mod wire;
 
 pub use client::{ClientFrame, PROTOCOL_VERSION};
 pub use error::{DecodeError, ErrCode, Error, Result};
 pub use frame::Frame;
-pub use limits::{Limits, MAX_ARGS, MAX_BODY, MAX_FARM_SERVERS, MAX_LINE};
+pub use limits::{Limits, MAX_ARGS, MAX_BODY, MAX_FARM_SERVERS, MAX_LINE, MAX_REASON};
 pub use names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token, MAX_TOKEN_LEN};
 pub use peer::{PeerFrame, PeerStateMsg, PEER_VERSION};
-pub use server::{FarmInfo, ServerEntry, ServerFrame, MAX_REASON, MEMBERS_PER_LINE};
+pub use server::{FarmInfo, ServerEntry, ServerFrame, MEMBERS_PER_LINE};

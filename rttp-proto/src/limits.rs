@@ -26,3 +26,6 @@ impl Default for Limits {
         Limits { max_line: MAX_LINE, max_body: MAX_BODY, max_farm_servers: MAX_FARM_SERVERS }
     }
 }
+
+/// Longest `ERR` reason we encode; longer reasons are cut.
+pub const MAX_REASON: usize = 512;

@@ -160,17 +160,7 @@ pub enum PeerFrame {
 impl PeerFrame {
     /// An `ERR` frame with a sanitised reason.
     pub fn err(code: ErrCode, reason: impl AsRef<str>) -> PeerFrame {
-        PeerFrame::Err { code: code.as_u16(), reason: crate::server::err_reason(code, reason.as_ref()) }
-    }
-
-    pub(crate) fn verb_shape(verb: &[u8]) -> Option<Shape> {
-        Some(match verb {
-            b"PEER_HELLO" | b"PEER_CHALLENGE" | b"PEER_AUTH" | b"PEER_OK" | b"STATE" | b"MEMBER" | b"BEAT"
-            | b"INTEREST" | b"UNINTEREST" | b"RJOINED" | b"RPARTED" | b"RMEMBER" | b"HISTORY" => Shape::Line,
-            b"RELAY" | b"REPLAY" => Shape::Body,
-            b"ERR" => Shape::Trailing(1),
-            _ => return None,
-        })
+        PeerFrame::Err { code: code.as_u16(), reason: crate::error::err_reason(code, reason.as_ref()) }
     }
 
     fn verb_name(&self) -> &'static str {
@@ -248,7 +238,7 @@ impl PeerFrame {
 impl FrameKind for PeerFrame {
     const LINK: &'static str = "peer";
     fn shape(verb: &[u8]) -> Option<Shape> {
-        PeerFrame::verb_shape(verb)
+        crate::verbs::shape(crate::verbs::PEER, verb)
     }
 }
 

@@ -7,8 +7,6 @@ use crate::frame::{impl_frame, itoa_buf, put_body, put_line, Build};
 use crate::names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token};
 use crate::wire::{line_arg, number, FrameKind, Parts, Shape};
 
-/// Longest `ERR` reason we encode; longer reasons are cut.
-pub const MAX_REASON: usize = 512;
 /// Most nicks on one `MEMBERS` line, so that it stays under the line limit.
 pub const MEMBERS_PER_LINE: usize = 100;
 
@@ -118,21 +116,10 @@ pub enum ServerFrame {
     },
 }
 
-/// An `ERR` reason as it goes on the wire, on any link: printable ASCII,
-/// at most [`MAX_REASON`] characters, never empty.
-pub(crate) fn err_reason(code: ErrCode, reason: &str) -> String {
-    let r: String = reason.chars().map(|c| if (' '..='~').contains(&c) { c } else { '?' }).take(MAX_REASON).collect();
-    if r.trim().is_empty() {
-        code.label().replace('_', " ")
-    } else {
-        r
-    }
-}
-
 impl ServerFrame {
-    /// An `ERR` frame; the reason is made printable and cut to [`MAX_REASON`].
+    /// An `ERR` frame; the reason is made printable and cut to [`crate::MAX_REASON`].
     pub fn err(code: ErrCode, reason: impl AsRef<str>) -> ServerFrame {
-        ServerFrame::Err { code: code.as_u16(), reason: err_reason(code, reason.as_ref()) }
+        ServerFrame::Err { code: code.as_u16(), reason: crate::error::err_reason(code, reason.as_ref()) }
     }
 
     /// The known code of an `ERR` frame.
@@ -141,20 +128,6 @@ impl ServerFrame {
             ServerFrame::Err { code, .. } => ErrCode::from_u16(*code),
             _ => None,
         }
-    }
-
-    pub(crate) fn verb_shape(verb: &[u8]) -> Option<Shape> {
-        Some(match verb {
-            b"WELCOME" | b"REDIRECT" | b"JOINED" | b"PARTED" | b"MEMBERS" | b"END_MEMBERS" | b"PING" | b"PONG" => {
-                Shape::Line
-            }
-            b"MSG" => Shape::Body,
-            b"ERR" => Shape::Trailing(1),
-            b"FARM_INFO" => Shape::Block { count_arg: 1, item_verb: b"SERVER" },
-            // SERVER lines only occur inside a FARM_INFO block.
-            b"SERVER" => Shape::Line,
-            _ => return None,
-        })
     }
 
     fn verb_name(&self) -> &'static str {
@@ -249,7 +222,7 @@ pub(crate) fn build_farm_info(p: &Parts<'_>) -> Result<FarmInfo, Error> {
 impl FrameKind for ServerFrame {
     const LINK: &'static str = "server-to-client";
     fn shape(verb: &[u8]) -> Option<Shape> {
-        ServerFrame::verb_shape(verb)
+        crate::verbs::shape(crate::verbs::SERVER, verb)
     }
 }
 

@@ -12,20 +12,7 @@ use nom::IResult;
 use crate::error::{DecodeError, Error};
 use crate::limits::{Limits, MAX_ARGS};
 use crate::names::is_arg_byte;
-
-/// How a verb's frame extends past its first line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Shape {
-    /// One line of space-separated arguments.
-    Line,
-    /// The last argument is a body length; the body and a line end follow.
-    Body,
-    /// `n` arguments, then the rest of the line as one free-text argument.
-    Trailing(usize),
-    /// Argument `count_arg` counts the lines of a block that follows; each
-    /// block line starts with `item_verb`.
-    Block { count_arg: usize, item_verb: &'static [u8] },
-}
+pub(crate) use crate::verbs::Shape;
 
 /// The byte ranges of one decoded line, relative to the frame start.
 #[derive(Debug, Clone, Default)]
@@ -54,14 +41,6 @@ pub(crate) trait FrameKind {
     const LINK: &'static str;
     /// The shape of a verb, or `None` if this kind does not have it.
     fn shape(verb: &[u8]) -> Option<Shape>;
-}
-
-/// Every verb of every kind, so that a verb of another kind is told apart
-/// from a verb that does not exist.
-pub(crate) fn is_known_verb(verb: &[u8]) -> bool {
-    crate::client::ClientFrame::verb_shape(verb).is_some()
-        || crate::server::ServerFrame::verb_shape(verb).is_some()
-        || crate::peer::PeerFrame::verb_shape(verb).is_some()
 }
 
 fn is_verb_byte(b: u8) -> bool {
@@ -98,7 +77,7 @@ pub(crate) fn split_line<K: FrameKind>(line: &[u8], at: usize) -> Result<(LineLa
     }
     let shape = match K::shape(v) {
         Some(s) => s,
-        None if is_known_verb(v) => {
+        None if crate::verbs::is_known(v) => {
             return Err(Error::WrongLink { verb: String::from_utf8_lossy(v).into_owned(), link: K::LINK })
         }
         None => return Err(Error::UnknownVerb(String::from_utf8_lossy(v).into_owned())),
