@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 /// Command-line flags. Each also reads an environment variable and a key of
 /// the same name in the `--config` file.
-#[derive(Debug, Default, Parser, Deserialize)]
+#[derive(Debug, Default, Clone, Parser, Deserialize)]
 #[command(name = "rttp-server", version, about = "An RTTP chat server: one per host, linked into a farm.")]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Args {
@@ -73,7 +73,7 @@ pub struct Args {
     /// Rooms one session may be in [default: 100].
     #[arg(long, env = "RTTP_MAX_ROOMS", value_name = "N")]
     pub max_rooms: Option<usize>,
-    /// Longest line accepted, including CRLF [default: 4096].
+    /// Longest line accepted, including CRLF; at least 64 [default: 4096].
     #[arg(long, env = "RTTP_MAX_LINE", value_name = "BYTES")]
     pub max_line: Option<usize>,
     /// Largest SAY body accepted [default: 65536].
@@ -120,6 +120,10 @@ pub struct FarmConfig {
     /// Heartbeats, failure detection, redials.
     pub timers: crate::farm::membership::Timers,
 }
+
+/// The shortest `--max-line` accepted: every fixed-size frame of the
+/// protocol (HELLO with a 32-byte nick, WELCOME, an ERR with its code) fits.
+pub const MIN_LINE: usize = 64;
 
 /// The server's settings, complete and validated.
 #[derive(Debug, Clone)]
@@ -262,6 +266,13 @@ impl Config {
                 Err(bad(what, format!("{v} is not a positive number of seconds")))
             }
         };
+        let at_least = |what: &str, v: usize, min: usize| {
+            if v < min {
+                Err(bad(what, format!("must be at least {min}, so that HELLO and ERR fit on a line")))
+            } else {
+                Ok(v)
+            }
+        };
         let positive = |what: &str, v: usize| {
             if v == 0 {
                 Err(bad(what, "must be at least 1".into()))
@@ -274,7 +285,7 @@ impl Config {
             return Err(bad("say-rate", format!("{say_rate} is not a positive rate")));
         }
         let limits = Limits {
-            max_line: positive("max-line", pick!(max_line, rttp_proto::MAX_LINE))?.max(64),
+            max_line: at_least("max-line", pick!(max_line, rttp_proto::MAX_LINE), MIN_LINE)?,
             max_body: pick!(max_body, rttp_proto::MAX_BODY),
             ..Limits::default()
         };

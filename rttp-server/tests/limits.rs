@@ -35,6 +35,26 @@ async fn line_too_long_closes() {
 }
 
 #[tokio::test]
+async fn a_shorter_max_line_is_enforced_at_its_value() {
+    let (server, addr) = start(|c| c.limits.max_line = 128).await;
+    let mut ok = Raw::hello(addr, "a").await;
+    // 126 bytes and CRLF: exactly the limit, served.
+    let room = format!("#{}", "r".repeat(126 - "JOIN #".len()));
+    ok.send(&format!("JOIN {room}\r\n")).await;
+    let e = ok.frame().await;
+    // A 121-character room name is over the room-name limit, not the line limit.
+    assert!(matches!(e, ServerFrame::Err { code: 402, .. }), "{e:?}");
+    let mut long = Raw::hello(addr, "b").await;
+    long.send(&format!("JOIN #{}\r\n", "r".repeat(200))).await;
+    let reason = long.expect_err(502).await;
+    assert!(reason.contains("128"), "{reason}");
+    long.expect_closed().await;
+    ok.send("PING still\r\n").await;
+    ok.expect("PONG still\r\n").await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn body_too_large_closes_before_the_body_is_read() {
     let (server, addr) = start(|c| c.limits.max_body = 100).await;
     let mut c = Raw::hello(addr, "a").await;

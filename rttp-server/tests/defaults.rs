@@ -1,0 +1,45 @@
+//! The defaults PROTOCOL.md §5.1 promises, pinned: each row of its table
+//! against `Config` built with no flags, and the row itself in the spec, so
+//! that neither can change without the other.
+
+use std::time::Duration;
+
+use rttp_server::Config;
+
+#[test]
+fn every_default_of_the_limits_table_is_the_configs() {
+    let c = Config::new("s1").unwrap();
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md")).unwrap();
+    let mib = 1 << 20;
+    // (the row's flags and default cell as the spec writes them, the value it promises, the config's value)
+    let rows: [(&str, f64, f64); 14] = [
+        ("`--max-line` | 4,096 bytes", 4096.0, c.limits.max_line as f64),
+        ("`--max-body` | 65,536 bytes", 65536.0, c.limits.max_body as f64),
+        ("`--max-bad-frames` | 10", 10.0, f64::from(c.max_bad_frames)),
+        ("`--say-rate`, `--say-burst` | 20/s", 20.0, c.say_rate),
+        ("`--say-rate`, `--say-burst` | 20/s, bursts of 40", 40.0, f64::from(c.say_burst)),
+        ("`--outbound-limit` | 1 MiB", f64::from(mib), c.outbound_limit as f64),
+        ("`--capacity` | 10,000", 10_000.0, f64::from(c.capacity)),
+        ("`--max-connections` | capacity + 10% + 64", 10_000.0 + 1_000.0 + 64.0, f64::from(c.max_connections)),
+        ("`--hello-timeout` | 10 s", 10.0, c.hello_timeout.as_secs_f64()),
+        ("`--ping-after`, `--idle-timeout` | 15 s", 15.0, c.ping_after.as_secs_f64()),
+        ("`--ping-after`, `--idle-timeout` | 15 s, 45 s", 45.0, c.idle_timeout.as_secs_f64()),
+        ("`--max-rooms` | 100", 100.0, c.max_rooms as f64),
+        ("`--history`, `--history-bytes` | 1,000 messages", 1000.0, c.history as f64),
+        ("`--history`, `--history-bytes` | 1,000 messages, 4 MiB", f64::from(4 * mib), c.history_bytes as f64),
+    ];
+    for (row, promised, actual) in rows {
+        assert!(spec.contains(&format!("| {row}")), "PROTOCOL.md §5.1 no longer says {row:?}");
+        assert_eq!(actual, promised, "the default behind {row:?}");
+    }
+    assert_eq!(c.drain_window, Duration::from_secs(10), "README: --drain-window defaults to 10 s");
+}
+
+#[test]
+fn a_max_line_too_short_for_a_hello_is_refused_not_clamped() {
+    let mut args = rttp_server::Args { id: Some("s1".into()), max_line: Some(32), ..Default::default() };
+    let e = Config::resolve(args.clone()).unwrap_err().to_string();
+    assert!(e.contains("max-line") && e.contains("64"), "{e}");
+    args.max_line = Some(64);
+    assert_eq!(Config::resolve(args).unwrap().limits.max_line, 64, "64 is the smallest accepted");
+}
