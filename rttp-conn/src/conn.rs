@@ -206,12 +206,6 @@ impl<W: AsyncWrite + Unpin, Out: Frame> FrameWriter<W, Out> {
     pub fn into_inner(self) -> W {
         self.wr
     }
-
-    /// Writes bytes as they are: frames encoded once and shared.
-    pub async fn write_raw(&mut self, b: &[u8]) -> Result<(), ConnError> {
-        self.wr.write_all(b).await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -190,7 +190,7 @@ async fn run(cx: Ctx, mut rx: mpsc::Receiver<FarmEvent>) {
         for a in m.handle(event, Instant::now()) {
             act(&cx, &mut links, &mut publisher, a);
         }
-        shared.set_peers_up(m.linked().len() as u32);
+        shared.set_peers_up(m.linked_count() as u32);
     }
 }
 

@@ -115,6 +115,11 @@ impl Membership {
         self.state_due
     }
 
+    /// How many peers have a live link (no allocation: the driver asks after every event).
+    pub fn linked_count(&self) -> usize {
+        self.by_peer.len()
+    }
+
     /// Peers with a live link.
     pub fn linked(&self) -> Vec<ServerId> {
         let mut v: Vec<ServerId> = self.by_peer.keys().copied().collect();
