@@ -5,6 +5,9 @@
 mod answer;
 #[cfg(test)]
 mod answer_tests;
+mod cache;
+#[cfg(test)]
+mod cache_tests;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -13,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use answer::{live_set, respond, Live, Transport, Zone};
+use cache::AnswerCache;
 use clap::Parser;
 use hickory_proto::op::Message;
 use rttp_client::watch::{watch_farm, WatchTimers, Watched};
@@ -176,51 +180,8 @@ fn answer(state: &State, bytes: &[u8], transport: Transport) -> Option<Vec<u8>> 
     }
 }
 
-/// Most cached UDP answers per worker before the cache is emptied.
-const CACHE_MAX: usize = 4096;
-
-/// A worker's encoded answers, keyed by the query's bytes after its ID and
-/// the rotation step; valid for one live set. A hit costs a copy and an ID patch.
-struct AnswerCache {
-    live: Arc<Vec<Live>>,
-    map: std::collections::HashMap<Vec<u8>, Vec<u8>>,
-    key: Vec<u8>,
-}
-
-impl AnswerCache {
-    fn answer(&mut self, state: &State, bytes: &[u8]) -> Option<Vec<u8>> {
-        let live = state.live.borrow().clone();
-        if !Arc::ptr_eq(&live, &self.live) || self.map.len() >= CACHE_MAX {
-            self.map.clear();
-            self.live = live;
-        }
-        if bytes.len() < 12 {
-            return answer::malformed(bytes);
-        }
-        let n = self.live.len().max(1) as u64;
-        let step = state.rotation.fetch_add(1, Ordering::Relaxed) % n;
-        self.key.clear();
-        self.key.extend_from_slice(&bytes[2..]);
-        self.key.extend_from_slice(&step.to_be_bytes());
-        if let Some(hit) = self.map.get(&self.key[..]) {
-            let mut out = hit.clone();
-            out[..2].copy_from_slice(&bytes[..2]);
-            return Some(out);
-        }
-        let q = match Message::from_vec(bytes) {
-            Ok(q) => q,
-            Err(_) => return answer::malformed(bytes),
-        };
-        let out = respond(&q, &state.zone, &self.live, step, Transport::Udp)?;
-        if out.len() >= 2 {
-            self.map.insert(self.key.clone(), out.clone());
-        }
-        Some(out)
-    }
-}
-
 async fn serve_udp(sock: Arc<UdpSocket>, state: Arc<State>, token: CancellationToken) {
-    let mut cache = AnswerCache { live: state.live.borrow().clone(), map: Default::default(), key: Vec::new() };
+    let mut cache = AnswerCache::new(state.live.borrow().clone());
     let mut buf = vec![0u8; 4096];
     loop {
         let (n, from) = tokio::select! {
@@ -230,7 +191,9 @@ async fn serve_udp(sock: Arc<UdpSocket>, state: Arc<State>, token: CancellationT
             },
             _ = token.cancelled() => return,
         };
-        if let Some(out) = cache.answer(&state, &buf[..n]) {
+        let live = state.live.borrow().clone();
+        let counter = state.rotation.fetch_add(1, Ordering::Relaxed);
+        if let Some(out) = cache.answer(&state.zone, live, counter, &buf[..n]) {
             let _ = sock.send_to(&out, from).await;
         }
     }

@@ -37,6 +37,16 @@ async fn three_a_records_authoritative_and_rotating() {
         [format!("{p}.1"), format!("{p}.2"), format!("{p}.3")],
         "three queries start with three addresses: {firsts:?}"
     );
+    // Without a cookie, dig's queries differ only in their ID: farm-dns's
+    // answer cache serves them, and the rotation must go on all the same.
+    let mut cached = Vec::new();
+    for _ in 0..6 {
+        cached.push(first_record(&farm.dig(&["+nocookie", "chat.farm.test", "A", "+short"]).await));
+    }
+    let mut distinct = cached.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "cached answers rotate too: {cached:?}");
     let tcp = short(&farm.dig(&["+tcp", "chat.farm.test", "A", "+short"]).await);
     assert_eq!(tcp.len(), 3, "TCP works: {tcp:?}");
 }
@@ -73,6 +83,47 @@ async fn a_killed_server_leaves_the_answers_and_comes_back() {
         short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 3
     })
     .await;
+}
+
+/// farm-dns watches s1 (its first `--farm`). When s1 dies or hangs, farm-dns
+/// must move its watch to s2: s1 leaving the answers can only be learned from
+/// another server. Until then, and after, no answer is ever empty.
+async fn the_watched_server_lost(hang: bool) {
+    let mut farm = started().await;
+    if hang {
+        farm.stop(0);
+    } else {
+        farm.kill(0);
+    }
+    let gone = format!("{}.1", farm.prefix());
+    let mut asked = 0;
+    check_for(Duration::from_secs(20), "s1 out of the answers, learned from another server", || {
+        asked += 1;
+        async {
+            let a = short(&farm.dig(&["chat.farm.test", "A", "+short"]).await);
+            assert!(!a.is_empty(), "an empty answer while the watch moved");
+            a.len() == 2 && !a.contains(&gone)
+        }
+    })
+    .await;
+    assert!(asked > 1, "answers were checked while farm-dns moved");
+    if hang {
+        farm.cont(0);
+        check_for(T, "s1 back in the answers after SIGCONT", || async {
+            short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).contains(&gone)
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn the_watched_server_killed_never_empties_the_answers() {
+    the_watched_server_lost(false).await;
+}
+
+#[tokio::test]
+async fn the_watched_server_hung_never_empties_the_answers() {
+    the_watched_server_lost(true).await;
 }
 
 #[tokio::test]
