@@ -15,7 +15,11 @@ fn zone() -> Zone {
 }
 
 fn live(n: u8) -> Arc<Vec<Live>> {
-    Arc::new((1..=n).map(|i| Live { id: format!("s{i}"), ip: format!("127.0.0.{i}").parse().unwrap(), port: 7000 }).collect())
+    Arc::new(
+        (1..=n)
+            .map(|i| Live { id: format!("s{i}"), ip: format!("127.0.0.{i}").parse().unwrap(), port: 7000 })
+            .collect(),
+    )
 }
 
 fn query(id: u16, name: &str) -> Vec<u8> {
@@ -44,14 +48,8 @@ fn a_hit_is_the_fresh_answer_with_the_asker_s_id() {
     assert_eq!(cache.hits, 1, "served from the cache");
     assert_eq!(&hit[..2], &[0xbe, 0xef], "the ID is the asker's");
     assert_eq!(&hit[2..], &first[2..], "the rest is the cached answer");
-    let fresh = respond(
-        &Message::from_vec(&query(0xbeef, "chat.farm.test")).unwrap(),
-        &zone,
-        &set,
-        0,
-        Transport::Udp,
-    )
-    .unwrap();
+    let fresh =
+        respond(&Message::from_vec(&query(0xbeef, "chat.farm.test")).unwrap(), &zone, &set, 0, Transport::Udp).unwrap();
     assert_eq!(hit, fresh, "byte for byte what an uncached answer would be");
 }
 
