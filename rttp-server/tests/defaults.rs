@@ -43,3 +43,11 @@ fn a_max_line_too_short_for_a_hello_is_refused_not_clamped() {
     args.max_line = Some(64);
     assert_eq!(Config::resolve(args).unwrap().limits.max_line, 64, "64 is the smallest accepted");
 }
+
+#[test]
+fn max_connections_follows_the_capacity_unless_given() {
+    let args = rttp_server::Args { id: Some("s1".into()), capacity: Some(100), ..Default::default() };
+    assert_eq!(Config::resolve(args.clone()).unwrap().max_connections, 100 + 10 + 64, "capacity + 10% + 64");
+    let given = rttp_server::Args { max_connections: Some(7), ..args };
+    assert_eq!(Config::resolve(given).unwrap().max_connections, 7, "an explicit cap wins");
+}

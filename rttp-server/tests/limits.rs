@@ -148,6 +148,44 @@ async fn say_flood_is_rate_limited_and_the_session_kept() {
     server.shutdown().await;
 }
 
+/// Counts MSG and `ERR 429` among the next `n` frames.
+async fn say_answers(c: &mut Raw, n: usize) -> (usize, usize) {
+    let (mut msgs, mut limited) = (0, 0);
+    for _ in 0..n {
+        match c.frame().await {
+            ServerFrame::Msg { .. } => msgs += 1,
+            ServerFrame::Err { code: 429, .. } => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    (msgs, limited)
+}
+
+/// The SAY budget refills at `--say-rate` while the server runs, and never
+/// past `--say-burst`.
+#[tokio::test]
+async fn the_say_budget_refills_at_its_rate_up_to_its_burst() {
+    let (server, addr) = start(|c| {
+        c.say_rate = 10.0; // a token every 100 ms
+        c.say_burst = 2;
+    })
+    .await;
+    let mut c = Raw::hello(addr, "a").await;
+    c.send("JOIN #r\r\n").await;
+    c.frame().await;
+    let batch = "SAY #r 1\r\nx\r\n".repeat(4);
+    c.send(&batch).await;
+    let first = say_answers(&mut c, 4).await;
+    assert_eq!(first, (2, 2), "the burst, then refused");
+    // Half a second is five tokens' worth: the budget is full again, but
+    // holds no more than the burst.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.send(&batch).await;
+    let (msgs, _) = say_answers(&mut c, 4).await;
+    assert!(msgs == 2 || msgs == 3, "refilled to the burst of 2 (3 if a token landed mid-batch), got {msgs}");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -177,14 +215,14 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
         }
     });
     wr.write_all(b"HELLO 1 sender\r\nJOIN #busy\r\n").await.unwrap();
-    // `stalled` never reads again. 6,000 messages of 1 KiB: far more than
-    // the kernel's socket buffers plus its 256 KiB queue.
-    let n = 6000;
+    // `stalled` never reads again. It must fall further behind than the
+    // kernel can buffer for it (the server's send buffer grows up to
+    // tcp_wmem's maximum; its own receive buffer is 4 KiB) plus its 256 KiB
+    // queue: twice that, in 1 KiB messages, in steps of 50 (52 KB, well under
+    // the queue bound) so that the reading member is never the slow one.
+    let behind = 2 * (send_buffer_max() + 256 * 1024);
+    let n = behind.div_ceil(1024 * 50) * 50;
     let frame = format!("SAY #busy 1024\r\n{}\r\n", "z".repeat(1024));
-    // In steps of 50 (52 KB, well under the queue bound), so that the reading
-    // member is never the slow one:
-    // the stalled member still falls 6 MB behind, more than the kernel's
-    // buffers (4 MB at most here) plus its 256 KiB queue.
     let mut got = 0;
     let mut stalled_parted = false;
     for _ in 0..n / 50 {
@@ -212,6 +250,55 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
     server.shutdown().await;
 }
 
+/// The most the kernel lets a TCP send buffer grow to (tcp_wmem's third field).
+fn send_buffer_max() -> usize {
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").expect("Linux: tcp_wmem");
+    wmem.split_whitespace().nth(2).and_then(|m| m.parse().ok()).expect("tcp_wmem has three numbers")
+}
+
+/// A session whose queue overflows while its socket still has room (a
+/// replay larger than `--outbound-limit`) is told why: `ERR 507`, then closed.
+/// The room and its other member are unaffected.
+#[tokio::test]
+async fn an_overflowing_queue_is_told_507_then_closed() {
+    let (server, addr) = start(|c| {
+        c.outbound_limit = 8 * 1024;
+        c.say_rate = 1e9;
+        c.say_burst = 1_000_000;
+    })
+    .await;
+    let mut alice = Raw::hello(addr, "alice").await;
+    alice.send("JOIN #r\r\n").await;
+    alice.frame().await;
+    let mut first = None;
+    for _ in 0..20 {
+        alice.send(&format!("SAY #r 1024\r\n{}\r\n", "h".repeat(1024))).await;
+        let ServerFrame::Msg { id, .. } = alice.frame().await else { panic!("alice's own copy") };
+        first.get_or_insert(id);
+    }
+    // 19 KiB of replay into an 8 KiB queue, pushed at once.
+    let mut bob = Raw::hello(addr, "bob").await;
+    bob.send(&format!("JOIN #r {}\r\n", first.unwrap())).await;
+    let reason = loop {
+        match bob.try_frame().await {
+            Some(ServerFrame::Err { code: 507, reason }) => break reason,
+            Some(_) => continue,
+            None => panic!("closed without ERR 507"),
+        }
+    };
+    assert!(reason.as_str().contains("read faster"), "{reason}");
+    bob.expect_closed().await;
+    let text = server.shared().metrics.render(server.shared().gauges());
+    assert!(text.contains("rttp_slow_consumer_disconnects_total 1\n"), "{text}");
+    assert!(text.contains("rttp_err_replies_total{code=\"507\"} 1\n"), "{text}");
+    alice.send("SAY #r 5\r\nstill\r\n").await;
+    // Past bob's JOINED and PARTED, her own message comes back.
+    let said = alice.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    assert!(matches!(said, ServerFrame::Msg { text, .. } if text.as_str() == "still"), "alice keeps talking");
+    still_serves(addr).await;
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_connection_cap_refuses_with_509() {
     let (server, addr) = start(|c| c.max_connections = 2).await;
@@ -223,6 +310,8 @@ async fn the_connection_cap_refuses_with_509() {
     c.expect_closed().await;
     drop(_b);
     check_for(WAIT, "the closed connection's slot is free", || server.shared().connections() == 1).await;
+    let text = server.shared().metrics.render(server.shared().gauges());
+    assert!(text.contains("rttp_refused_connections_total 1\n"), "{text}");
     still_serves(addr).await;
     server.shutdown().await;
 }
