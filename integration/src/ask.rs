@@ -61,15 +61,18 @@ impl Farm {
         }
     }
 
-    /// Server `i`'s Prometheus text.
-    pub fn metrics(&self, i: usize) -> String {
-        let mut s =
-            std::net::TcpStream::connect_timeout(&self.servers[i].metrics, Duration::from_secs(2)).expect("metrics");
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: farm\r\nConnection: close\r\n\r\n").expect("request");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
+    /// Server `i`'s Prometheus text (without blocking the runtime: tests
+    /// scrape while the same thread drives their clients).
+    pub async fn metrics(&self, i: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let scrape = async {
+            let mut s = tokio::net::TcpStream::connect(self.servers[i].metrics).await.expect("metrics listener");
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: farm\r\nConnection: close\r\n\r\n").await.expect("request");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out).await;
+            out
+        };
+        tokio::time::timeout(Duration::from_secs(5), scrape).await.expect("a metrics scrape within 5 s")
     }
 
     /// One sample of server `i`'s metrics, by the start of its line
@@ -78,8 +81,8 @@ impl Farm {
     /// a metric that does not exist), so an assertion on it cannot pass by
     /// accident; `Some(0.0)` when the family exists but this labelled sample
     /// was never counted.
-    pub fn metric(&self, i: usize, line_prefix: &str) -> Option<f64> {
-        parse_metric(&self.metrics(i), line_prefix)
+    pub async fn metric(&self, i: usize, line_prefix: &str) -> Option<f64> {
+        parse_metric(&self.metrics(i).await, line_prefix)
     }
 }
 

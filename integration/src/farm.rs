@@ -14,6 +14,8 @@ use crate::ask::answers_as;
 use crate::claim::{Range, Slot};
 use crate::process::{bin, clean_env, die_with_parent};
 
+/// How long a server may take to answer after its start.
+const LAUNCH_WAIT: Duration = Duration::from_secs(20);
 /// Client, peer and metrics ports of every server.
 pub const CLIENT_PORT: u16 = 7000;
 /// Peer port.
@@ -169,7 +171,7 @@ impl Farm {
         }
         let mut farm = Farm { servers, dir, secret_file, dns: None, _claim: (range, slot) };
         for i in 0..spec.servers {
-            farm.launch(i);
+            farm.launch_blocking(i);
         }
         farm
     }
@@ -186,8 +188,26 @@ impl Farm {
     }
 
     /// Starts server `i` (again) with its arguments, and waits until it
-    /// accepts connections.
-    pub fn launch(&mut self, i: usize) {
+    /// accepts connections without blocking the runtime (clients of the test
+    /// keep running meanwhile).
+    pub async fn launch(&mut self, i: usize) {
+        let deadline = Instant::now() + LAUNCH_WAIT;
+        self.spawn(i);
+        while !self.started(i, deadline) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// [`Farm::launch`] for callers outside a runtime (a farm being built).
+    fn launch_blocking(&mut self, i: usize) {
+        let deadline = Instant::now() + LAUNCH_WAIT;
+        self.spawn(i);
+        while !self.started(i, deadline) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn spawn(&mut self, i: usize) {
         let s = &mut self.servers[i];
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&s.log).expect("log file");
         let mut cmd = Command::new(bin("rttp-server"));
@@ -199,21 +219,23 @@ impl Farm {
             .stderr(log);
         die_with_parent(&mut cmd);
         s.child = Some(cmd.spawn().expect("spawn rttp-server"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        // Ours, and alive: the child still runs and `FARM` names it at its address.
-        loop {
-            if let Some(Ok(Some(status))) = s.child.as_mut().map(Child::try_wait) {
-                panic!("{} exited at start ({status}); see {}", s.id, s.log.display());
-            }
-            // The row it publishes for itself: at its --advertise address if it has one.
-            let published = s.args.iter().rposition(|a| a == "--advertise").and_then(|i| s.args.get(i + 1));
-            let published = published.cloned().unwrap_or_else(|| s.client.to_string());
-            if answers_as(s.client, &s.id, &published) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{} did not start; see {}", s.id, s.log.display());
-            std::thread::sleep(Duration::from_millis(20));
+    }
+
+    /// Whether server `i` is up: ours, and alive (the child still runs and
+    /// `FARM` names it at its address). Panics when it exited or `deadline` passed.
+    fn started(&mut self, i: usize, deadline: Instant) -> bool {
+        let s = &mut self.servers[i];
+        if let Some(Ok(Some(status))) = s.child.as_mut().map(Child::try_wait) {
+            panic!("{} exited at start ({status}); see {}", s.id, s.log.display());
         }
+        // The row it publishes for itself: at its --advertise address if it has one.
+        let published = s.args.iter().rposition(|a| a == "--advertise").and_then(|i| s.args.get(i + 1));
+        let published = published.cloned().unwrap_or_else(|| s.client.to_string());
+        if answers_as(s.client, &s.id, &published) {
+            return true;
+        }
+        assert!(Instant::now() < deadline, "{} did not start; see {}", s.id, s.log.display());
+        false
     }
 
     /// The process id of server `i`, if it runs.
@@ -254,13 +276,13 @@ impl Farm {
     }
 
     /// kill -9 and start again: a new generation.
-    pub fn restart(&mut self, i: usize) {
+    pub async fn restart(&mut self, i: usize) {
         self.kill(i);
-        self.launch(i);
+        self.launch(i).await;
     }
 
-    /// Waits up to `timeout` for server `i` to exit.
-    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
+    /// Waits up to `timeout` for server `i` to exit, without blocking the runtime.
+    pub async fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         let child = self.servers[i].child.as_mut()?;
         loop {
@@ -271,7 +293,7 @@ impl Farm {
             if Instant::now() > deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -62,7 +62,7 @@ async fn main() {
         farm.kill(1);
         time_until(|| async { farm.status_seen(0, "s2").await == Some(Status::Down) }).await;
         downs.push(t0.elapsed());
-        farm.launch(1);
+        farm.launch(1).await;
     }
     summary("kill -9 s2 -> DOWN on s1", downs);
 }

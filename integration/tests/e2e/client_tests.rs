@@ -210,7 +210,7 @@ async fn a_refusing_chosen_server_is_retried_once_then_dns_is_asked_again() {
     // Restart s2 advertising the dead address.
     farm.kill(1);
     farm.set_extra(1, &["--advertise", &dead]);
-    farm.launch(1);
+    farm.launch(1).await;
     let dns = farm.start_dns();
     check_for(T, "s2 listed at its dead address", || async {
         farm.farm_info(0)

@@ -78,7 +78,7 @@ async fn a_killed_server_leaves_the_answers_and_comes_back() {
         short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 2
     })
     .await;
-    farm.launch(2);
+    farm.launch(2).await;
     check_for(T, "three again after restart", || async {
         short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 3
     })
@@ -138,7 +138,7 @@ async fn a_draining_server_leaves_the_answers_when_its_drain_starts() {
         a.len() == 2 && !a.contains(&gone)
     })
     .await;
-    assert!(farm.wait_exit(2, Duration::ZERO).is_none(), "s3 still runs");
+    assert!(farm.wait_exit(2, Duration::ZERO).await.is_none(), "s3 still runs");
     assert_eq!(farm.status_seen(2, "s3").await, Some(Status::Draining), "s3 is DRAINING, not DOWN");
     assert_eq!(farm.status_seen(0, "s3").await, Some(Status::Draining), "and s1 knows it");
     // SIGUSR2 ends the drain: s3 is back in the answers.

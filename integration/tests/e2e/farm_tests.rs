@@ -20,7 +20,8 @@ async fn three_servers_with_one_seed_each_form_a_full_mesh() {
     let p = farm.prefix();
     assert_eq!(ids, [format!("s1@{p}.1:7000/g1"), format!("s2@{p}.2:7000/g2"), format!("s3@{p}.3:7000/g1")]);
     for i in 0..3 {
-        check_for(T, "two live peer links each", || async { farm.metric(i, "rttp_peers_up ") == Some(2.0) }).await;
+        check_for(T, "two live peer links each", || async { farm.metric(i, "rttp_peers_up ").await == Some(2.0) })
+            .await;
     }
 }
 
@@ -50,7 +51,7 @@ async fn a_killed_server_goes_down_and_a_restart_comes_back() {
         farm.status_seen(0, "s2").await == Some(Status::Down)
     })
     .await;
-    farm.launch(1);
+    farm.launch(1).await;
     check_for(T, "s2 UP again after restart", || async { farm.status_seen(0, "s2").await == Some(Status::Up) }).await;
     check_for(T, "and it sees everyone", || farm.sees_all_up(1)).await;
 }
@@ -120,12 +121,73 @@ async fn rooms_span_the_farm_and_relay_only_where_interested() {
     // bob on s2 is not in the room: nothing for him, and no relay to s2.
     let quiet = b.quiet_for(Duration::from_millis(300)).await;
     assert!(quiet.is_none(), "bob got {quiet:?}");
-    assert_eq!(farm.metric(1, "rttp_peer_frames_in_total{verb=\"RELAY\"}"), Some(0.0));
-    assert!(farm.metric(0, "rttp_peer_frames_in_total{verb=\"RELAY\"}").is_some_and(|n| n >= 10.0));
+    assert_eq!(farm.metric(1, "rttp_peer_frames_in_total{verb=\"RELAY\"}").await, Some(0.0));
+    assert!(farm.metric(0, "rttp_peer_frames_in_total{verb=\"RELAY\"}").await.is_some_and(|n| n >= 10.0));
     // carol leaves: alice sees PARTED from s3.
     drop(c);
     let p = a.until(|f| matches!(f, ServerFrame::Parted { .. })).await;
     assert!(matches!(p, ServerFrame::Parted { nick, .. } if nick.as_str() == "carol"));
+}
+
+/// PROTOCOL §7, the one-hop rule, with all three servers in one room: each
+/// message reaches every member once, and a server relays only what its own
+/// members said (RELAY out = 2 peers × its own messages), never what it got
+/// from a peer.
+#[tokio::test]
+async fn with_three_servers_in_one_room_each_message_crosses_one_hop() {
+    let farm = Farm::start(FarmSpec::default());
+    farm.wait_mesh().await;
+    let nicks = ["alice", "bob", "carol"];
+    let mut cs = Vec::new();
+    for (i, nick) in nicks.iter().enumerate() {
+        let mut c = Raw::hello(farm.servers[i].client, nick).await;
+        c.send("JOIN #all\r\n").await;
+        c.until(|f| matches!(f, ServerFrame::Joined { nick: n, .. } if n.as_str() == *nick)).await;
+        cs.push(c);
+    }
+    // Every server knows all three members before anyone speaks.
+    for (i, c) in cs.iter_mut().enumerate() {
+        let mut names = Vec::new();
+        for _ in 0..100 {
+            c.send("WHO #all\r\n").await;
+            let ServerFrame::Members { nicks, .. } = c.until(|f| matches!(f, ServerFrame::Members { .. })).await else {
+                unreachable!()
+            };
+            names = nicks.iter().map(|n| n.as_str().to_string()).collect();
+            if names.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(names.len(), 3, "s{} lists all three: {names:?}", i + 1);
+    }
+    let per = 5;
+    for (i, c) in cs.iter_mut().enumerate() {
+        for k in 0..per {
+            c.send(&format!("SAY #all 2\r\n{}{k}\r\n", &nicks[i][..1])).await;
+        }
+    }
+    for (i, c) in cs.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        while got.len() < 3 * per {
+            if let ServerFrame::Msg { text, .. } = c.frame().await {
+                got.push(text.as_str().to_string());
+            }
+        }
+        got.sort();
+        let mut want: Vec<String> =
+            nicks.iter().flat_map(|n| (0..per).map(move |k| format!("{}{k}", &n[..1]))).collect();
+        want.sort();
+        assert_eq!(got, want, "{} got every message once", nicks[i]);
+        let extra = c.quiet_for(Duration::from_millis(300)).await;
+        assert!(!matches!(extra, Some(ServerFrame::Msg { .. })), "{} got a duplicate: {extra:?}", nicks[i]);
+    }
+    for i in 0..3 {
+        let out = farm.metric(i, "rttp_peer_frames_out_total{verb=\"RELAY\"}").await;
+        assert_eq!(out, Some(2.0 * per as f64), "s{} relayed its own {per} messages to 2 peers, nothing more", i + 1);
+        let inn = farm.metric(i, "rttp_peer_frames_in_total{verb=\"RELAY\"}").await;
+        assert_eq!(inn, Some(2.0 * per as f64), "s{} got the others' {} messages once each", i + 1, 2 * per);
+    }
 }
 
 #[tokio::test]
@@ -170,7 +232,7 @@ async fn a_peer_with_the_wrong_secret_is_refused() {
         let t = farm.farm_info(i).await.unwrap();
         assert!(t.servers.iter().all(|e| e.id.as_str() != "intruder"), "{t:?}");
     }
-    assert!(farm.metric(0, "rttp_peer_auth_failures_total").is_some_and(|n| n >= 1.0));
+    assert!(farm.metric(0, "rttp_peer_auth_failures_total").await.is_some_and(|n| n >= 1.0));
     let _ = intruder.kill();
     let _ = intruder.wait();
 }
@@ -200,7 +262,7 @@ async fn sigterm_drains_with_redirects_spread_over_the_window() {
     assert!(spread >= Duration::from_millis(1500), "spread over the 3 s window, not at once: {spread:?}");
     assert!(times[29] < Duration::from_secs(6), "all within the window: {:?}", times[29]);
     // Drained servers are DRAINING, then gone; s3 exits 0.
-    let status = farm.wait_exit(2, Duration::from_secs(10)).expect("s3 exits");
+    let status = farm.wait_exit(2, Duration::from_secs(10)).await.expect("s3 exits");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -265,7 +327,7 @@ async fn every_documented_metric_is_exposed_by_a_farm_member() {
     let mut c = Raw::hello(farm.servers[0].client, "m").await;
     c.send("NOPE\r\n").await;
     c.expect_err(401).await;
-    let text = farm.metrics(0);
+    let text = farm.metrics(0).await;
     let documented = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/OPERATIONS.md")).unwrap();
     let mut names: Vec<&str> = documented
         .split('`')

@@ -228,9 +228,9 @@ async fn a_rolling_restart_leaves_no_client_disconnected() {
     }
     for i in 0..3 {
         farm.term(i);
-        let status = farm.wait_exit(i, Duration::from_secs(15)).expect("the drained server exits");
+        let status = farm.wait_exit(i, Duration::from_secs(15)).await.expect("the drained server exits");
         assert_eq!(status.code(), Some(0), "s{} exits 0 after its drain", i + 1);
-        farm.launch(i);
+        farm.launch(i).await;
         check_for(T, &format!("s{} UP everywhere after its restart", i + 1), || farm.all_up()).await;
     }
     // Everyone is still connected: a message from anywhere reaches all nine.

@@ -168,6 +168,14 @@ async fn a_farm_across_hosts_survives_a_cut_link() {
     let v2 = hosts.view(2).await.expect("h2 answers");
     let h1 = v2.iter().find(|(id, _, _)| id == "h1").map(|(_, _, a)| a.clone());
     assert_eq!(h1, Some(format!("{}:7000", hosts.addr(1))), "h2 lists h1 at h1's own address: {v2:?}");
+    // A room across the split: alice on h1, carol on h3.
+    let mut alice = Raw::hello(SocketAddr::from((hosts.addr(1), 7000)), "alice").await;
+    let mut carol = Raw::hello(SocketAddr::from((hosts.addr(3), 7000)), "carol").await;
+    alice.send("JOIN #split\r\n").await;
+    alice.expect("JOINED #split alice\r\n").await;
+    carol.send("JOIN #split\r\n").await;
+    carol.expect("JOINED #split carol\r\n").await;
+    alice.expect("JOINED #split carol\r\n").await;
     // Cut h3 off (its link down) and see both sides notice.
     ip(&["link", "set", &hosts.veth(3), "down"]);
     check_for(T, "h1 sees h3 DOWN", || async {
@@ -186,6 +194,36 @@ async fn a_farm_across_hosts_survives_a_cut_link() {
     }
     let v = hosts.view(3).await.unwrap();
     assert!(v.iter().all(|(_, s, _)| *s == Status::Up), "h3's own view converged: {v:?}");
+    // The room re-syncs over the healed link: h1 lists carol again, and
+    // messages cross both ways. (carol's TCP connection to h3 went through
+    // the cut link too, and outlives a cut this short.)
+    alice.until(|f| matches!(f, ServerFrame::Parted { nick, .. } if nick.as_str() == "carol")).await;
+    let mut asks = 0;
+    check_for(T, "h1 lists carol in #split again", || {
+        asks += 1;
+        let nick = format!("who{asks}");
+        let hosts = &hosts;
+        async move {
+            let mut who = Raw::hello(SocketAddr::from((hosts.addr(1), 7000)), &nick).await;
+            who.send("WHO #split\r\n").await;
+            let mut nicks = Vec::new();
+            loop {
+                match who.frame().await {
+                    ServerFrame::Members { nicks: n, .. } => nicks.extend(n.iter().map(|x| x.to_string())),
+                    ServerFrame::EndMembers { .. } => break,
+                    _ => {}
+                }
+            }
+            nicks.contains(&"carol".to_string())
+        }
+    })
+    .await;
+    alice.send("SAY #split 9\r\nafter-cut\r\n").await;
+    let heard = carol.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    assert!(matches!(&heard, ServerFrame::Msg { text, .. } if text.as_str() == "after-cut"), "{heard:?}");
+    carol.send("SAY #split 5\r\nreply\r\n").await;
+    let heard = alice.until(|f| matches!(f, ServerFrame::Msg { nick, .. } if nick.as_str() == "carol")).await;
+    assert!(matches!(&heard, ServerFrame::Msg { text, .. } if text.as_str() == "reply"), "{heard:?}");
     drop(hosts);
     let _ = std::fs::remove_dir_all(dir);
 }
