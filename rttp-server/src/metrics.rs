@@ -46,6 +46,8 @@ pub struct Metrics {
     err_replies: Family<CodeLabel, Counter>,
     /// Sessions cut off because their outbound queue overflowed.
     pub slow_consumers: Counter,
+    /// Times a session's reading paused because it was over its frame, byte or JOIN budget.
+    pub throttled: Counter,
     /// SAY frames dropped by the rate limit.
     pub rate_limited: Counter,
     /// Connections refused by the hard connection cap.
@@ -81,6 +83,7 @@ impl Metrics {
             bytes_out: Counter::default(),
             err_replies: Family::default(),
             slow_consumers: Counter::default(),
+            throttled: Counter::default(),
             rate_limited: Counter::default(),
             refused_connections: Counter::default(),
             peer_frames_in: Family::default(),
@@ -105,6 +108,11 @@ impl Metrics {
         r.register("err_replies", "ERR frames sent, by code", m.err_replies.clone());
         r.register("slow_consumer_disconnects", "Sessions cut off as slow consumers", m.slow_consumers.clone());
         r.register("rate_limited_frames", "SAY frames dropped by the rate limit", m.rate_limited.clone());
+        r.register(
+            "throttled_reads",
+            "Times a session's reading paused: over its frame, byte or JOIN budget",
+            m.throttled.clone(),
+        );
         r.register("refused_connections", "Connections refused by the connection cap", m.refused_connections.clone());
         r.register("peer_frames_in", "Frames received from peers, by verb", m.peer_frames_in.clone());
         r.register("peer_frames_out", "Frames queued to peers, by verb (once per peer)", m.peer_frames_out.clone());

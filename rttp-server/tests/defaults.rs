@@ -12,12 +12,18 @@ fn every_default_of_the_limits_table_is_the_configs() {
     let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md")).unwrap();
     let mib = 1 << 20;
     // (the row's flags and default cell as the spec writes them, the value it promises, the config's value)
-    let rows: [(&str, f64, f64); 14] = [
+    let rows: [(&str, f64, f64); 20] = [
         ("`--max-line` | 4,096 bytes", 4096.0, c.limits.max_line as f64),
         ("`--max-body` | 65,536 bytes", 65536.0, c.limits.max_body as f64),
         ("`--max-bad-frames` | 10", 10.0, f64::from(c.max_bad_frames)),
         ("`--say-rate`, `--say-burst` | 20/s", 20.0, c.say_rate),
         ("`--say-rate`, `--say-burst` | 20/s, bursts of 40", 40.0, f64::from(c.say_burst)),
+        ("`--frame-rate`, `--frame-burst` | 100/s", 100.0, c.frame_rate),
+        ("`--frame-rate`, `--frame-burst` | 100/s, bursts of 200", 200.0, f64::from(c.frame_burst)),
+        ("`--byte-rate`, `--byte-burst` | 262,144/s", 262_144.0, c.byte_rate),
+        ("`--byte-rate`, `--byte-burst` | 262,144/s, bursts of 1,048,576", f64::from(mib), f64::from(c.byte_burst)),
+        ("`--join-rate`, `--join-burst` | 10/s", 10.0, c.join_rate),
+        ("`--join-rate`, `--join-burst` | 10/s, bursts of `--max-rooms`", c.max_rooms as f64, f64::from(c.join_burst)),
         ("`--outbound-limit` | 1 MiB", f64::from(mib), c.outbound_limit as f64),
         ("`--capacity` | 10,000", 10_000.0, f64::from(c.capacity)),
         ("`--max-connections` | capacity + 10% + 64", 10_000.0 + 1_000.0 + 64.0, f64::from(c.max_connections)),

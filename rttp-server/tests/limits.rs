@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{check_for, start, Raw, WAIT};
+use common::{check_for, no_rate_limits, start, Raw, WAIT};
 
 use rttp_proto::ServerFrame;
 
@@ -191,8 +191,7 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (server, addr) = start(|c| {
         c.outbound_limit = 256 * 1024;
-        c.say_rate = 1e9;
-        c.say_burst = 1_000_000;
+        no_rate_limits(c);
     })
     .await;
     let mut stalled = Raw::connect_small_window(addr).await;
@@ -263,8 +262,7 @@ fn send_buffer_max() -> usize {
 async fn an_overflowing_queue_is_told_507_then_closed() {
     let (server, addr) = start(|c| {
         c.outbound_limit = 8 * 1024;
-        c.say_rate = 1e9;
-        c.say_burst = 1_000_000;
+        no_rate_limits(c);
     })
     .await;
     let mut alice = Raw::hello(addr, "alice").await;

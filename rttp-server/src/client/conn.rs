@@ -62,6 +62,9 @@ impl ClientConn {
         let started = Instant::now();
         let mut last_heard = started;
         let mut pinged = false;
+        // Set while the session is over its frame, byte or JOIN budget: no
+        // reads (frames already buffered wait too) until then.
+        let mut paused: Option<Instant> = None;
         let reason = loop {
             let deadline = match (session.settled(), pinged) {
                 (false, _) => started + hello_timeout,
@@ -71,12 +74,12 @@ impl ClientConn {
             let writing = !self.wq.is_empty();
             let flow = tokio::select! {
                 _ = token.cancelled() => session.error(ErrCode::ShuttingDown, "server shutting down"),
-                r = self.stream.readable() => match r.and_then(|_| self.read()) {
+                r = self.stream.readable(), if paused.is_none() => match r.and_then(|_| self.read()) {
                     Ok(0) => break "eof",
                     Ok(_) => {
                         last_heard = Instant::now();
                         pinged = false;
-                        self.process(&mut session)
+                        self.process(&mut session, &mut paused)
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
                     Err(_) => break "read error",
@@ -99,6 +102,10 @@ impl ClientConn {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
                     Err(_) => break "write error",
                 },
+                _ = sleep_until(paused.unwrap_or(deadline)), if paused.is_some() => {
+                    paused = None;
+                    self.process(&mut session, &mut paused)
+                }
                 _ = sleep_until(deadline) => match session.settled() {
                     false => session.error(ErrCode::Timeout, format!("no HELLO within {hello_timeout:?}")),
                     true if !pinged => {
@@ -142,17 +149,28 @@ impl ClientConn {
         Ok(n)
     }
 
-    /// Decodes and applies every complete frame in the buffer.
-    fn process(&mut self, session: &mut Session) -> Flow {
+    /// Decodes and applies the complete frames in the buffer, each charged
+    /// to the session's budget; stops early, setting `paused`, when the
+    /// session is over it.
+    fn process(&mut self, session: &mut Session, paused: &mut Option<Instant>) -> Flow {
         let limits = self.shared.config.limits;
         let flow = loop {
+            let before = self.rbuf.len();
             let flow = match ClientFrame::decode_buf(&mut self.rbuf, &limits) {
-                Ok(Some(frame)) => session.handle(frame),
+                Ok(Some(frame)) => {
+                    session.charge(before - self.rbuf.len());
+                    session.handle(frame)
+                }
                 Ok(None) => break Flow::Continue,
                 Err(e) => session.on_decode_error(&e),
             };
             if flow != Flow::Continue {
                 break flow;
+            }
+            if let Some(until) = session.paused_until() {
+                self.shared.metrics.throttled.inc();
+                *paused = Some(Instant::from_std(until));
+                break Flow::Continue;
             }
         };
         if self.rbuf.is_empty() {

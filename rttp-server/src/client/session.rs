@@ -27,6 +27,13 @@ pub(crate) struct Session {
     nick: Option<Nick>,
     rooms: Vec<Room>,
     say_bucket: TokenBucket,
+    /// Every frame in (and every WHO line out) costs one.
+    frames: TokenBucket,
+    /// Every byte in (and every byte of a WHO answer) costs one.
+    bytes: TokenBucket,
+    /// JOIN and PART: membership churn reaches every member of the room, so
+    /// it has a budget of its own.
+    joins: TokenBucket,
     bad_in_row: u32,
     /// Receives every `FARM_INFO` push without a session (`FARM watch`).
     watching: bool,
@@ -35,9 +42,25 @@ pub(crate) struct Session {
 impl Session {
     pub(crate) fn new(shared: Arc<Shared>, out: Arc<Outbound>) -> Session {
         let cfg = &shared.config;
-        let say_bucket = TokenBucket::new(cfg.say_rate, cfg.say_burst, Instant::now());
+        let now = Instant::now();
+        let say_bucket = TokenBucket::new(cfg.say_rate, cfg.say_burst, now);
+        let frames = TokenBucket::new(cfg.frame_rate, cfg.frame_burst, now);
+        let bytes = TokenBucket::new(cfg.byte_rate, cfg.byte_burst, now);
+        let joins = TokenBucket::new(cfg.join_rate, cfg.join_burst, now);
         let id = shared.next_session();
-        Session { shared, out, id, nick: None, rooms: Vec::new(), say_bucket, bad_in_row: 0, watching: false }
+        Session {
+            shared,
+            out,
+            id,
+            nick: None,
+            rooms: Vec::new(),
+            say_bucket,
+            frames,
+            bytes,
+            joins,
+            bad_in_row: 0,
+            watching: false,
+        }
     }
 
     pub(crate) fn nick(&self) -> Option<Nick> {
@@ -47,6 +70,20 @@ impl Session {
     /// Past HELLO, or watching the farm table: not subject to the HELLO timeout.
     pub(crate) fn settled(&self) -> bool {
         self.nick.is_some() || self.watching
+    }
+
+    /// Charges one frame of `len` bytes read from the client.
+    pub(crate) fn charge(&mut self, len: usize) {
+        let now = Instant::now();
+        self.frames.charge(1.0, now);
+        self.bytes.charge(len as f64, now);
+    }
+
+    /// When the session is over its frame or byte budget: the instant its
+    /// connection may read again. The connection stops reading until then
+    /// (TCP pushes back on the client; nothing is dropped).
+    pub(crate) fn paused_until(&self) -> Option<Instant> {
+        [self.frames.ready_at(), self.bytes.ready_at(), self.joins.ready_at()].into_iter().flatten().max()
     }
 
     /// Queues a frame to this session.
@@ -92,6 +129,9 @@ impl Session {
     pub(crate) fn handle(&mut self, frame: ClientFrame) -> Flow {
         self.bad_in_row = 0;
         self.shared.metrics.frame_in(frame.verb());
+        if matches!(frame, ClientFrame::Join { .. } | ClientFrame::Part { .. }) {
+            self.joins.charge(1.0, Instant::now());
+        }
         match (&frame, self.nick) {
             (ClientFrame::Hello { version, nick }, None) => self.hello(*version, *nick),
             (ClientFrame::Hello { .. }, Some(n)) => {
@@ -220,12 +260,23 @@ impl Session {
         Flow::Continue
     }
 
+    /// The members of `room`. A WHO costs what it sends: each line is
+    /// charged to the frame budget and its bytes to the byte budget, so a
+    /// big room's WHO slows the asker's next reads, not the server.
     fn who(&mut self, room: Room) -> Flow {
         let nicks = self.shared.rooms.members(&room);
+        let (mut lines, mut bytes) = (1usize, 0usize);
         for chunk in nicks.chunks(rttp_proto::MEMBERS_PER_LINE) {
-            self.send(&ServerFrame::Members { room, nicks: chunk.to_vec() });
+            let f = ServerFrame::Members { room, nicks: chunk.to_vec() }.to_bytes();
+            lines += 1;
+            bytes += f.len();
+            self.shared.metrics.frames_out("MEMBERS", 1);
+            self.out.push(f);
         }
         self.send(&ServerFrame::EndMembers { room, total: nicks.len() as u32 });
+        let now = Instant::now();
+        self.frames.charge(lines as f64, now);
+        self.bytes.charge(bytes as f64, now);
         Flow::Continue
     }
 }

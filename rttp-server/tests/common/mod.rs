@@ -25,3 +25,16 @@ pub async fn start(mut tweak: impl FnMut(&mut Config)) -> (Server, std::net::Soc
 pub async fn check_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     integration::check_for(timeout, what, || std::future::ready(cond())).await
 }
+
+/// Lifts every per-session budget (SAY, frames, bytes, JOIN): for tests whose
+/// subject is something else (queues, slow consumers) and that send floods.
+pub fn no_rate_limits(c: &mut Config) {
+    c.say_rate = 1e9;
+    c.say_burst = u32::MAX;
+    c.frame_rate = 1e12;
+    c.frame_burst = u32::MAX;
+    c.byte_rate = 1e15;
+    c.byte_burst = u32::MAX;
+    c.join_rate = 1e9;
+    c.join_burst = u32::MAX;
+}

@@ -2,109 +2,15 @@
 //! then the TOML file, then defaults (first one set wins).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use rttp_proto::{Group, HostPort, Limits, ServerId};
-use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// Command-line flags. Each also reads an environment variable and a key of
-/// the same name in the `--config` file.
-#[derive(Debug, Default, Clone, Parser, Deserialize)]
-#[command(name = "rttp-server", version, about = "An RTTP chat server: one per host, linked into a farm.")]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Args {
-    /// This server's id, unique in the farm: 1-64 of [A-Za-z0-9._-]. Required.
-    #[arg(long, env = "RTTP_ID")]
-    pub id: Option<String>,
-    /// Address to accept client connections on [default: 127.0.0.1:7000].
-    #[arg(long, env = "RTTP_LISTEN", value_name = "IP:PORT")]
-    pub listen: Option<SocketAddr>,
-    /// Client address published in the farm table [default: the listen address].
-    #[arg(long, env = "RTTP_ADVERTISE", value_name = "HOST:PORT")]
-    pub advertise: Option<String>,
-    /// The group (zone or region) this server is in [default: default].
-    #[arg(long, env = "RTTP_GROUP", value_name = "NAME")]
-    pub group: Option<String>,
-    /// Sessions accepted before the server reports FULL [default: 10000].
-    #[arg(long, env = "RTTP_CAPACITY", value_name = "N")]
-    pub capacity: Option<u32>,
-    /// Hard cap on open connections, sessions and not-yet-HELLO ones together
-    /// [default: capacity + 10% + 64].
-    #[arg(long, env = "RTTP_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<u32>,
-    /// Serve Prometheus metrics at http://IP:PORT/metrics [default: off].
-    #[arg(long, env = "RTTP_METRICS", value_name = "IP:PORT")]
-    pub metrics: Option<SocketAddr>,
-    /// A TOML file with any of these settings (keys as the flag names).
-    #[arg(long, env = "RTTP_CONFIG", value_name = "FILE.toml")]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
-    /// Seconds a new connection has to send HELLO [default: 10].
-    #[arg(long, env = "RTTP_HELLO_TIMEOUT", value_name = "SECONDS")]
-    pub hello_timeout: Option<f64>,
-    /// Seconds of client silence before the server sends PING [default: 15].
-    #[arg(long, env = "RTTP_PING_AFTER", value_name = "SECONDS")]
-    pub ping_after: Option<f64>,
-    /// Seconds of client silence before the server closes it [default: 45].
-    #[arg(long, env = "RTTP_IDLE_TIMEOUT", value_name = "SECONDS")]
-    pub idle_timeout: Option<f64>,
-    /// Malformed frames in a row before the server closes the connection [default: 10].
-    #[arg(long, env = "RTTP_MAX_BAD_FRAMES", value_name = "N")]
-    pub max_bad_frames: Option<u32>,
-    /// SAY frames per second a session may send, sustained [default: 20].
-    #[arg(long, env = "RTTP_SAY_RATE", value_name = "PER_SECOND")]
-    pub say_rate: Option<f64>,
-    /// SAY frames a session may send in one burst [default: 40].
-    #[arg(long, env = "RTTP_SAY_BURST", value_name = "N")]
-    pub say_burst: Option<u32>,
-    /// Bytes queued for one session before it is cut off as a slow consumer [default: 1048576].
-    #[arg(long, env = "RTTP_OUTBOUND_LIMIT", value_name = "BYTES")]
-    pub outbound_limit: Option<usize>,
-    /// Messages each room keeps for replay [default: 1000].
-    #[arg(long, env = "RTTP_HISTORY", value_name = "N")]
-    pub history: Option<usize>,
-    /// Bytes of messages each room keeps for replay [default: 4194304].
-    #[arg(long, env = "RTTP_HISTORY_BYTES", value_name = "BYTES")]
-    pub history_bytes: Option<usize>,
-    /// Rooms one session may be in [default: 100].
-    #[arg(long, env = "RTTP_MAX_ROOMS", value_name = "N")]
-    pub max_rooms: Option<usize>,
-    /// Longest line accepted, including CRLF; at least 64 [default: 4096].
-    #[arg(long, env = "RTTP_MAX_LINE", value_name = "BYTES")]
-    pub max_line: Option<usize>,
-    /// Largest SAY body accepted [default: 65536].
-    #[arg(long, env = "RTTP_MAX_BODY", value_name = "BYTES")]
-    pub max_body: Option<usize>,
-    /// Peer link address [default: the listen IP, port 7100]. Setting it,
-    /// a seed, or a secret makes this server a farm member.
-    #[arg(long, env = "RTTP_PEER_LISTEN", value_name = "IP:PORT")]
-    pub peer_listen: Option<SocketAddr>,
-    /// Peer address published to other servers [default: the peer listen address].
-    #[arg(long, env = "RTTP_PEER_ADVERTISE", value_name = "HOST:PORT")]
-    pub peer_advertise: Option<String>,
-    /// Peer address of another server to join the farm through; repeatable
-    /// (RTTP_SEEDS takes a comma-separated list). None: the first server of a new farm.
-    #[arg(long = "seed", env = "RTTP_SEEDS", value_name = "IP:PORT", value_delimiter = ',')]
-    #[serde(default)]
-    pub seed: Vec<SocketAddr>,
-    /// File holding the cluster secret (at least 16 bytes); or set
-    /// RTTP_CLUSTER_SECRET to the secret itself. A farm member needs one.
-    #[arg(long, env = "RTTP_SECRET_FILE", value_name = "PATH")]
-    pub secret_file: Option<PathBuf>,
-    /// Seconds over which a drain spreads its REDIRECTs [default: 10].
-    #[arg(long, env = "RTTP_DRAIN_WINDOW", value_name = "SECONDS")]
-    pub drain_window: Option<f64>,
-    /// Seconds between heartbeats to each peer [default: 0.5].
-    #[arg(long, env = "RTTP_HEARTBEAT", value_name = "SECONDS")]
-    pub heartbeat: Option<f64>,
-    /// Seconds of silence after which a peer is DOWN [default: 2].
-    #[arg(long, env = "RTTP_PEER_TIMEOUT", value_name = "SECONDS")]
-    pub peer_timeout: Option<f64>,
-}
+mod args;
+pub use args::Args;
 
 /// The farm settings of a server that is a farm member.
 #[derive(Debug, Clone)]
@@ -154,6 +60,18 @@ pub struct Config {
     pub say_rate: f64,
     /// SAY burst per session.
     pub say_burst: u32,
+    /// Frames per second per session, every verb (reading pauses past it).
+    pub frame_rate: f64,
+    /// Frame burst per session.
+    pub frame_burst: u32,
+    /// Bytes per second per session, in and WHO out (reading pauses past it).
+    pub byte_rate: f64,
+    /// Byte burst per session.
+    pub byte_burst: u32,
+    /// JOIN and PART per second per session (reading pauses past it).
+    pub join_rate: f64,
+    /// JOIN and PART burst per session.
+    pub join_burst: u32,
     /// Outbound queue bound per session, in bytes.
     pub outbound_limit: usize,
     /// Messages kept per room.
@@ -280,10 +198,15 @@ impl Config {
                 Ok(v)
             }
         };
-        let say_rate = pick!(say_rate, 20.0);
-        if !(say_rate.is_finite() && say_rate > 0.0) {
-            return Err(bad("say-rate", format!("{say_rate} is not a positive rate")));
-        }
+        let rate = |what: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(bad(what, format!("{v} is not a positive rate")))
+            }
+        };
+        let say_rate = rate("say-rate", pick!(say_rate, 20.0))?;
+        let max_rooms = positive("max-rooms", pick!(max_rooms, 100))?;
         let limits = Limits {
             max_line: at_least("max-line", pick!(max_line, rttp_proto::MAX_LINE), MIN_LINE)?,
             max_body: pick!(max_body, rttp_proto::MAX_BODY),
@@ -303,10 +226,16 @@ impl Config {
             max_bad_frames: positive("max-bad-frames", pick!(max_bad_frames, 10) as usize)? as u32,
             say_rate,
             say_burst: positive("say-burst", pick!(say_burst, 40) as usize)? as u32,
+            frame_rate: rate("frame-rate", pick!(frame_rate, 100.0))?,
+            frame_burst: positive("frame-burst", pick!(frame_burst, 200) as usize)? as u32,
+            byte_rate: rate("byte-rate", pick!(byte_rate, 256.0 * 1024.0))?,
+            byte_burst: positive("byte-burst", pick!(byte_burst, 1 << 20) as usize)? as u32,
+            join_rate: rate("join-rate", pick!(join_rate, 10.0))?,
+            join_burst: positive("join-burst", pick!(join_burst, max_rooms as u32) as usize)? as u32,
             outbound_limit: positive("outbound-limit", pick!(outbound_limit, 1 << 20))?,
             history: pick!(history, 1000),
             history_bytes: pick!(history_bytes, 4 << 20),
-            max_rooms: positive("max-rooms", pick!(max_rooms, 100))?,
+            max_rooms,
             panic_nick: None,
             limits,
             drain_window: secs("drain-window", pick!(drain_window, 10.0))?,

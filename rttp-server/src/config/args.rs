@@ -1,0 +1,127 @@
+//! The flags of `rttp-server`: each also an `RTTP_*` environment variable
+//! and a key of the same name in the `--config` file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Command-line flags. Each also reads an environment variable and a key of
+/// the same name in the `--config` file.
+#[derive(Debug, Default, Clone, Parser, Deserialize)]
+#[command(name = "rttp-server", version, about = "An RTTP chat server: one per host, linked into a farm.")]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Args {
+    /// This server's id, unique in the farm: 1-64 of [A-Za-z0-9._-]. Required.
+    #[arg(long, env = "RTTP_ID")]
+    pub id: Option<String>,
+    /// Address to accept client connections on [default: 127.0.0.1:7000].
+    #[arg(long, env = "RTTP_LISTEN", value_name = "IP:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Client address published in the farm table [default: the listen address].
+    #[arg(long, env = "RTTP_ADVERTISE", value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// The group (zone or region) this server is in [default: default].
+    #[arg(long, env = "RTTP_GROUP", value_name = "NAME")]
+    pub group: Option<String>,
+    /// Sessions accepted before the server reports FULL [default: 10000].
+    #[arg(long, env = "RTTP_CAPACITY", value_name = "N")]
+    pub capacity: Option<u32>,
+    /// Hard cap on open connections, sessions and not-yet-HELLO ones together
+    /// [default: capacity + 10% + 64].
+    #[arg(long, env = "RTTP_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Serve Prometheus metrics at http://IP:PORT/metrics [default: off].
+    #[arg(long, env = "RTTP_METRICS", value_name = "IP:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// A TOML file with any of these settings (keys as the flag names).
+    #[arg(long, env = "RTTP_CONFIG", value_name = "FILE.toml")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Seconds a new connection has to send HELLO [default: 10].
+    #[arg(long, env = "RTTP_HELLO_TIMEOUT", value_name = "SECONDS")]
+    pub hello_timeout: Option<f64>,
+    /// Seconds of client silence before the server sends PING [default: 15].
+    #[arg(long, env = "RTTP_PING_AFTER", value_name = "SECONDS")]
+    pub ping_after: Option<f64>,
+    /// Seconds of client silence before the server closes it [default: 45].
+    #[arg(long, env = "RTTP_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<f64>,
+    /// Malformed frames in a row before the server closes the connection [default: 10].
+    #[arg(long, env = "RTTP_MAX_BAD_FRAMES", value_name = "N")]
+    pub max_bad_frames: Option<u32>,
+    /// SAY frames per second a session may send, sustained [default: 20].
+    #[arg(long, env = "RTTP_SAY_RATE", value_name = "PER_SECOND")]
+    pub say_rate: Option<f64>,
+    /// SAY frames a session may send in one burst [default: 40].
+    #[arg(long, env = "RTTP_SAY_BURST", value_name = "N")]
+    pub say_burst: Option<u32>,
+    /// Bytes queued for one session before it is cut off as a slow consumer [default: 1048576].
+    #[arg(long, env = "RTTP_OUTBOUND_LIMIT", value_name = "BYTES")]
+    pub outbound_limit: Option<usize>,
+    /// Messages each room keeps for replay [default: 1000].
+    #[arg(long, env = "RTTP_HISTORY", value_name = "N")]
+    pub history: Option<usize>,
+    /// Bytes of messages each room keeps for replay [default: 4194304].
+    #[arg(long, env = "RTTP_HISTORY_BYTES", value_name = "BYTES")]
+    pub history_bytes: Option<usize>,
+    /// Frames per second a session may send, every verb counted, sustained;
+    /// past it the server stops reading the session until it is back under
+    /// (nothing is dropped) [default: 100].
+    #[arg(long, env = "RTTP_FRAME_RATE", value_name = "PER_SECOND")]
+    pub frame_rate: Option<f64>,
+    /// Frames a session may send in one burst [default: 200].
+    #[arg(long, env = "RTTP_FRAME_BURST", value_name = "N")]
+    pub frame_burst: Option<u32>,
+    /// Bytes per second a session may send, sustained, and what its WHO
+    /// answers cost; past it the server stops reading the session until it
+    /// is back under [default: 262144].
+    #[arg(long, env = "RTTP_BYTE_RATE", value_name = "BYTES_PER_SECOND")]
+    pub byte_rate: Option<f64>,
+    /// Bytes a session may send in one burst [default: 1048576].
+    #[arg(long, env = "RTTP_BYTE_BURST", value_name = "BYTES")]
+    pub byte_burst: Option<u32>,
+    /// JOIN and PART frames per second a session may send, sustained; past
+    /// it the server stops reading the session until it is back under [default: 10].
+    #[arg(long, env = "RTTP_JOIN_RATE", value_name = "PER_SECOND")]
+    pub join_rate: Option<f64>,
+    /// JOIN and PART frames a session may send in one burst [default: --max-rooms,
+    /// so that a client resuming all its rooms after a move is never slowed].
+    #[arg(long, env = "RTTP_JOIN_BURST", value_name = "N")]
+    pub join_burst: Option<u32>,
+    /// Rooms one session may be in [default: 100].
+    #[arg(long, env = "RTTP_MAX_ROOMS", value_name = "N")]
+    pub max_rooms: Option<usize>,
+    /// Longest line accepted, including CRLF; at least 64 [default: 4096].
+    #[arg(long, env = "RTTP_MAX_LINE", value_name = "BYTES")]
+    pub max_line: Option<usize>,
+    /// Largest SAY body accepted [default: 65536].
+    #[arg(long, env = "RTTP_MAX_BODY", value_name = "BYTES")]
+    pub max_body: Option<usize>,
+    /// Peer link address [default: the listen IP, port 7100]. Setting it,
+    /// a seed, or a secret makes this server a farm member.
+    #[arg(long, env = "RTTP_PEER_LISTEN", value_name = "IP:PORT")]
+    pub peer_listen: Option<SocketAddr>,
+    /// Peer address published to other servers [default: the peer listen address].
+    #[arg(long, env = "RTTP_PEER_ADVERTISE", value_name = "HOST:PORT")]
+    pub peer_advertise: Option<String>,
+    /// Peer address of another server to join the farm through; repeatable
+    /// (RTTP_SEEDS takes a comma-separated list). None: the first server of a new farm.
+    #[arg(long = "seed", env = "RTTP_SEEDS", value_name = "IP:PORT", value_delimiter = ',')]
+    #[serde(default)]
+    pub seed: Vec<SocketAddr>,
+    /// File holding the cluster secret (at least 16 bytes); or set
+    /// RTTP_CLUSTER_SECRET to the secret itself. A farm member needs one.
+    #[arg(long, env = "RTTP_SECRET_FILE", value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    /// Seconds over which a drain spreads its REDIRECTs [default: 10].
+    #[arg(long, env = "RTTP_DRAIN_WINDOW", value_name = "SECONDS")]
+    pub drain_window: Option<f64>,
+    /// Seconds between heartbeats to each peer [default: 0.5].
+    #[arg(long, env = "RTTP_HEARTBEAT", value_name = "SECONDS")]
+    pub heartbeat: Option<f64>,
+    /// Seconds of silence after which a peer is DOWN [default: 2].
+    #[arg(long, env = "RTTP_PEER_TIMEOUT", value_name = "SECONDS")]
+    pub peer_timeout: Option<f64>,
+}
