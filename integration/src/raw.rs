@@ -20,7 +20,8 @@ pub struct Raw {
 }
 
 impl Raw {
-    fn over(stream: TcpStream) -> Raw {
+    /// Wraps an already connected stream (a chosen source address, a small window).
+    pub fn over(stream: TcpStream) -> Raw {
         Raw { conn: ClientConn::new(stream) }
     }
 

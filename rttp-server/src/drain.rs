@@ -15,9 +15,14 @@ use crate::state::Shared;
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Redirects every session, spread over `window`. Returns when the last
-/// REDIRECT is queued, or when `cancel` fires.
+/// REDIRECT is queued, when `cancel` fires, or when the drain is undone (or
+/// undone and started again: that is another pass). Does nothing when the
+/// server is already draining: nobody is redirected twice.
 pub async fn redirect_all(shared: Arc<Shared>, window: Duration, cancel: CancellationToken) {
-    shared.set_draining(true);
+    let Some(pass) = shared.start_drain() else {
+        tracing::info!("drain: already draining");
+        return;
+    };
     let mut sessions: Vec<_> = shared.sessions.iter().map(|e| (*e.key(), e.value().clone())).collect();
     sessions.sort_by_key(|(id, _)| *id);
     let n = sessions.len();
@@ -31,9 +36,13 @@ pub async fn redirect_all(shared: Arc<Shared>, window: Duration, cancel: Cancell
             _ = sleep_until(at) => {}
             _ = cancel.cancelled() => return,
         }
-        if !shared.draining() {
-            tracing::info!("drain cancelled");
+        if !shared.drain_pass_is(pass) {
+            tracing::info!("drain pass ended: undone, or superseded by a new drain");
             return;
+        }
+        if out.close_requested() {
+            // Already leaving (an earlier pass, or an ERR): one last frame each.
+            continue;
         }
         let frame = match shared.redirect_target() {
             Some((server, addr)) => {

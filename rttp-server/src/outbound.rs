@@ -71,6 +71,11 @@ impl Outbound {
     /// to close once it is written.
     pub fn push_final(&self, frame: Bytes) {
         let mut g = self.lock();
+        if g.close {
+            // One last frame per session: a second REDIRECT or ERR would
+            // only confuse the client that is already leaving.
+            return;
+        }
         if !g.overflowed {
             g.bytes += frame.len();
             g.queue.push_back(frame);

@@ -34,7 +34,16 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Wakes the farm loop when users or status change.
     pub local_changed: Notify,
+    /// Open client connections per source IP (entries removed at zero).
+    per_ip: DashMap<std::net::IpAddr, u32>,
+    /// `FARM watch` connections.
+    watchers: AtomicU32,
     draining: AtomicBool,
+    /// Bumped by every start and end of a drain: a drain pass goes on only
+    /// while the pass number is still its own.
+    drain_pass: AtomicU64,
+    /// Last reported FULL (for the hysteresis of [`full_after`]).
+    full: AtomicBool,
     users: AtomicU32,
     connections: AtomicU32,
     peers_up: AtomicU32,
@@ -60,7 +69,11 @@ impl Shared {
             table: watch::Sender::new(Arc::new(FarmInfo { epoch: 1, servers: Vec::new() })),
             metrics,
             local_changed: Notify::new(),
+            per_ip: DashMap::new(),
+            watchers: AtomicU32::new(0),
             draining: AtomicBool::new(false),
+            drain_pass: AtomicU64::new(0),
+            full: AtomicBool::new(false),
             users: AtomicU32::new(0),
             connections: AtomicU32::new(0),
             peers_up: AtomicU32::new(0),
@@ -94,18 +107,47 @@ impl Shared {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// Starts or ends a drain (status DRAINING).
+    /// Starts or ends a drain (status DRAINING). Either way, a drain pass
+    /// under way stops: a new drain starts a pass of its own.
     pub fn set_draining(&self, on: bool) {
         if self.draining.swap(on, Ordering::AcqRel) != on {
+            self.drain_pass.fetch_add(1, Ordering::AcqRel);
             self.changed();
         }
     }
 
-    /// This server's status.
+    /// Starts a drain; `Some(pass)` when this call started it, `None` when
+    /// the server was already draining (a second SIGUSR1 or a SIGTERM during
+    /// a drain must not redirect anyone twice).
+    pub fn start_drain(&self) -> Option<u64> {
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let pass = self.drain_pass.fetch_add(1, Ordering::AcqRel) + 1;
+        self.changed();
+        Some(pass)
+    }
+
+    /// Whether drain pass `pass` is still the current one.
+    pub fn drain_pass_is(&self, pass: u64) -> bool {
+        self.draining() && self.drain_pass.load(Ordering::Acquire) == pass
+    }
+
+    /// This server's status. FULL when it cannot take a user: its sessions at
+    /// capacity, or its connection slots all taken (pre-HELLO and watchers
+    /// included); with hysteresis, so that one user coming and going at the
+    /// edge does not flap the status farm-wide.
     pub fn status(&self) -> Status {
         if self.draining() {
-            Status::Draining
-        } else if self.users() >= self.config.capacity {
+            return Status::Draining;
+        }
+        let c = &self.config;
+        let was = self.full.load(Ordering::Relaxed);
+        let full = full_after(was, self.users(), c.capacity, self.connections(), c.max_connections);
+        if full != was {
+            self.full.store(full, Ordering::Relaxed);
+        }
+        if full {
             Status::Full
         } else {
             Status::Up
@@ -147,12 +189,50 @@ impl Shared {
     /// Takes a connection slot unless the hard cap is reached.
     pub fn try_add_connection(&self) -> bool {
         let max = self.config.max_connections;
-        self.connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| (c < max).then_some(c + 1)).is_ok()
+        let r = self.connections.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| (c < max).then_some(c + 1));
+        if r == Ok(max - 1) {
+            // The last slot: the server can take no one, so it reports FULL.
+            self.changed();
+        }
+        r.is_ok()
     }
 
     /// Gives a connection slot back.
     pub fn remove_connection(&self) {
-        self.connections.fetch_sub(1, Ordering::AcqRel);
+        if self.connections.fetch_sub(1, Ordering::AcqRel) == self.config.max_connections {
+            self.changed();
+        }
+    }
+
+    /// Takes one of `ip`'s connection slots unless it has `--max-per-ip`.
+    pub fn try_add_ip(&self, ip: std::net::IpAddr) -> bool {
+        let mut n = self.per_ip.entry(ip).or_insert(0);
+        if *n >= self.config.max_per_ip {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Gives one of `ip`'s connection slots back.
+    pub fn remove_ip(&self, ip: std::net::IpAddr) {
+        if let dashmap::Entry::Occupied(mut e) = self.per_ip.entry(ip) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+
+    /// Takes a watcher slot unless `--max-watchers` are watching.
+    pub fn try_add_watcher(&self) -> bool {
+        let max = self.config.max_watchers;
+        self.watchers.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| (w < max).then_some(w + 1)).is_ok()
+    }
+
+    /// Gives a watcher slot back.
+    pub fn remove_watcher(&self) {
+        self.watchers.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// A new session number.
@@ -209,6 +289,22 @@ impl Shared {
     }
 }
 
+/// Whether a server is FULL, given whether it was: FULL at `capacity`
+/// sessions (or with every connection slot taken), UP again only once 1% of
+/// the capacity is free (for capacities of 200 and more; smaller ones switch
+/// at the edge).
+pub fn full_after(was: bool, users: u32, capacity: u32, connections: u32, max_connections: u32) -> bool {
+    if connections >= max_connections {
+        return true;
+    }
+    let margin = (capacity / 100).max(1);
+    if was {
+        users.saturating_add(margin) > capacity
+    } else {
+        users >= capacity
+    }
+}
+
 /// `n` in base 36, lower case: short ids.
 pub fn radix36(mut n: u64) -> String {
     let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -222,4 +318,23 @@ pub fn radix36(mut n: u64) -> String {
     }
     out.reverse();
     String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_after;
+
+    #[test]
+    fn full_has_hysteresis_and_counts_connection_slots() {
+        // Capacity 1,000: FULL at 1,000, UP again at 990.
+        assert!(!full_after(false, 999, 1000, 0, 2000));
+        assert!(full_after(false, 1000, 1000, 0, 2000));
+        assert!(full_after(true, 999, 1000, 0, 2000), "one user leaving does not flap to UP");
+        assert!(full_after(true, 991, 1000, 0, 2000));
+        assert!(!full_after(true, 990, 1000, 0, 2000), "1% free: UP again");
+        // Every connection slot taken: FULL, whatever the sessions.
+        assert!(full_after(false, 3, 1000, 2000, 2000));
+        // A small capacity switches at the edge.
+        assert!(full_after(false, 2, 2, 0, 100) && !full_after(true, 1, 2, 0, 100));
+    }
 }

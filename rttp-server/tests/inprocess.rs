@@ -125,3 +125,45 @@ async fn the_client_library_follows_a_redirect_that_answers_hello() {
     s2.shutdown().await;
     s1.shutdown().await;
 }
+
+/// Two drains at once (a second SIGUSR1, or SIGTERM during a SIGUSR1 drain)
+/// redirect each session once; undoing a drain stops its pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_drain_redirects_nobody_twice() {
+    let (s1, c1, p1) = member_with("s1", None, |c| c.drain_window = Duration::from_millis(600)).await;
+    let (s2, _, _) = member("s2", Some(p1)).await;
+    check_for(T, "a mesh of two", || all_up(&[&s1, &s2], 2)).await;
+    let mut cs = Vec::new();
+    for i in 0..4 {
+        cs.push(Raw::hello(c1, &format!("u{i}")).await);
+    }
+    let (shared, token) = (s1.shared().clone(), s1.token());
+    let window = Duration::from_millis(600);
+    let first = tokio::spawn(rttp_server::drain::redirect_all(shared.clone(), window, token.clone()));
+    let second = tokio::spawn(rttp_server::drain::redirect_all(shared.clone(), window, token.clone()));
+    for c in &mut cs {
+        let r = c.until(|f| matches!(f, ServerFrame::Redirect { .. })).await;
+        assert!(matches!(&r, ServerFrame::Redirect { server, .. } if server.as_str() == "s2"), "{r:?}");
+        c.expect_closed().await;
+    }
+    first.await.unwrap();
+    second.await.unwrap();
+    assert_eq!(shared.metrics.redirects.get(), 4, "four sessions, four REDIRECTs");
+
+    // Undone halfway (SIGUSR2), then started again: the old pass stops and
+    // the new one redirects each remaining session once.
+    shared.set_draining(false);
+    let mut cs = Vec::new();
+    for i in 0..4 {
+        cs.push(Raw::hello(c1, &format!("v{i}")).await);
+    }
+    let old = tokio::spawn(rttp_server::drain::redirect_all(shared.clone(), Duration::from_secs(2), token.clone()));
+    check_for(T, "the first pass redirected someone", || shared.metrics.redirects.get() >= 5).await;
+    shared.set_draining(false);
+    let new = tokio::spawn(rttp_server::drain::redirect_all(shared.clone(), window, token.clone()));
+    old.await.unwrap();
+    new.await.unwrap();
+    assert_eq!(shared.metrics.redirects.get(), 8, "each of the four redirected once, across both passes");
+    s2.shutdown().await;
+    s1.shutdown().await;
+}

@@ -314,6 +314,78 @@ async fn the_connection_cap_refuses_with_509() {
     server.shutdown().await;
 }
 
+/// One address cannot take every slot: past `--max-per-ip` it gets
+/// `ERR 509`, and another address is still served.
+#[tokio::test]
+async fn one_address_is_capped_and_another_is_served() {
+    let (server, addr) = start(|c| c.max_per_ip = 2).await;
+    let _a = Raw::hello(addr, "a").await;
+    let _b = Raw::connect(addr).await;
+    let mut c = Raw::connect(addr).await;
+    let reason = c.expect_err(509).await;
+    assert!(reason.contains("your address"), "{reason}");
+    c.expect_closed().await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = Raw::over(sock.connect(addr).await.unwrap());
+    other.send("PING other\r\n").await;
+    other.expect("PONG other\r\n").await;
+    drop(_b);
+    check_for(WAIT, "the address's slot is free again", || server.shared().connections() == 2).await;
+    still_serves(addr).await;
+    server.shutdown().await;
+}
+
+/// Watchers have their own small cap; a freed slot is taken again.
+#[tokio::test]
+async fn watchers_are_capped_apart_from_sessions() {
+    let (server, addr) = start(|c| c.max_watchers = 1).await;
+    let mut w1 = Raw::connect(addr).await;
+    w1.send("FARM watch\r\n").await;
+    assert!(matches!(w1.frame().await, ServerFrame::FarmInfo(_)));
+    let mut w2 = Raw::connect(addr).await;
+    w2.send("FARM watch\r\n").await;
+    let reason = w2.expect_err(509).await;
+    assert!(reason.contains("watchers"), "{reason}");
+    still_serves(addr).await;
+    drop(w1);
+    let mut w3 = Raw::connect(addr).await;
+    let mut got = false;
+    for _ in 0..100 {
+        w3.send("FARM watch\r\n").await;
+        match w3.frame().await {
+            ServerFrame::FarmInfo(_) => {
+                got = true;
+                break;
+            }
+            ServerFrame::Err { code: 509, .. } => {
+                // The first watcher's slot is freed when its task ends.
+                w3 = Raw::connect(addr).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(got, "the freed watcher slot is taken again");
+    server.shutdown().await;
+}
+
+/// A server whose connection slots are all taken cannot take a user: it
+/// reports FULL, and UP again once a slot is free.
+#[tokio::test]
+async fn all_connection_slots_taken_reports_full() {
+    let (server, addr) = start(|c| c.max_connections = 3).await;
+    let _a = Raw::hello(addr, "a").await;
+    let _b = Raw::connect(addr).await;
+    assert_eq!(server.shared().status(), rttp_proto::Status::Up);
+    let c = Raw::connect(addr).await;
+    check_for(WAIT, "three connections", || server.shared().connections() == 3).await;
+    assert_eq!(server.shared().status(), rttp_proto::Status::Full, "no slot left: FULL, with 1 user of 10,000");
+    drop(c);
+    check_for(WAIT, "a slot free: UP again", || server.shared().status() == rttp_proto::Status::Up).await;
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn no_hello_in_time_closes_with_504() {
     let (server, addr) = start(|c| c.hello_timeout = Duration::from_millis(300)).await;

@@ -16,12 +16,14 @@ pub use conn::{CLOSE_FLUSH, CLOSE_LINGER};
 
 use crate::state::Shared;
 
-/// Gives the connection slot back on every exit path, a panic included.
-struct SlotGuard(Arc<Shared>);
+/// Gives the connection slots (the server's and its IP's) back on every exit
+/// path, a panic included.
+struct SlotGuard(Arc<Shared>, std::net::IpAddr);
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.0.remove_connection();
+        self.0.remove_ip(self.1);
         if std::thread::panicking() {
             tracing::error!("a connection task panicked; its session was cleaned up");
         }
@@ -32,9 +34,17 @@ impl Drop for SlotGuard {
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
     loop {
         let Some((stream, addr)) = crate::net::accept(&listener, &token, "clients").await else { break };
-        if !shared.try_add_connection() {
+        let refused = if !shared.try_add_connection() {
+            Some("too many connections: try another server")
+        } else if !shared.try_add_ip(addr.ip()) {
+            shared.remove_connection();
+            Some("too many connections from your address")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
             shared.metrics.refused_connections.inc();
-            let err = shared.metrics.err(ErrCode::TooManyConnections, "too many connections: try another server");
+            let err = shared.metrics.err(ErrCode::TooManyConnections, why);
             tracker.spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {
                     use tokio::io::AsyncWriteExt;
@@ -49,7 +59,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Canc
         let shared = shared.clone();
         let token = token.clone();
         tracker.spawn(async move {
-            let _slot = SlotGuard(shared.clone());
+            let _slot = SlotGuard(shared.clone(), addr.ip());
             let (nick, reason) = conn::ClientConn::new(stream, shared).run(token).await;
             match nick {
                 Some(nick) => info!(%addr, %nick, reason, "session closed"),

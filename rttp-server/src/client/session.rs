@@ -139,6 +139,11 @@ impl Session {
             }
             (ClientFrame::Farm { watch }, _) => {
                 if *watch && !self.watching {
+                    if !self.shared.try_add_watcher() {
+                        let max = self.shared.config.max_watchers;
+                        return self
+                            .error(ErrCode::TooManyConnections, format!("{max} watchers already: try another server"));
+                    }
                     self.watching = true;
                     self.shared.sessions.insert(self.id, self.out.clone());
                 }
@@ -174,9 +179,8 @@ impl Session {
         if self.shared.draining() {
             return self.redirect("drain");
         }
-        if !self.shared.try_add_user() {
-            return self.redirect("full");
-        }
+        // The nick first: a HELLO refused for its nick never touches the
+        // user count (at capacity - 1 it would flap FULL/UP farm-wide).
         let taken = match self.shared.nicks.entry(nick) {
             dashmap::Entry::Occupied(_) => true,
             dashmap::Entry::Vacant(v) => {
@@ -185,8 +189,11 @@ impl Session {
             }
         };
         if taken {
-            self.shared.remove_user();
             return self.error(ErrCode::NickInUse, format!("nick {nick} is in use"));
+        }
+        if !self.shared.try_add_user() {
+            self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
+            return self.redirect("full");
         }
         self.nick = Some(nick);
         let session = rttp_proto::Token::new(&format!("{}-{}", radix36(self.shared.generation), self.id))
@@ -290,6 +297,7 @@ impl Drop for Session {
         }
         if self.watching {
             self.shared.sessions.remove(&self.id);
+            self.shared.remove_watcher();
         }
         if let Some(nick) = self.nick.take() {
             self.shared.sessions.remove(&self.id);

@@ -32,6 +32,12 @@ pub struct Args {
     /// [default: capacity + 10% + 64].
     #[arg(long, env = "RTTP_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
+    /// Connections from one IP address at once [default: 256].
+    #[arg(long, env = "RTTP_MAX_PER_IP", value_name = "N")]
+    pub max_per_ip: Option<u32>,
+    /// `FARM watch` connections at once (farm-dns, dashboards) [default: 64].
+    #[arg(long, env = "RTTP_MAX_WATCHERS", value_name = "N")]
+    pub max_watchers: Option<u32>,
     /// Serve Prometheus metrics at http://IP:PORT/metrics [default: off].
     #[arg(long, env = "RTTP_METRICS", value_name = "IP:PORT")]
     pub metrics: Option<SocketAddr>,

@@ -46,6 +46,10 @@ pub struct Config {
     pub capacity: u32,
     /// Hard cap on connections.
     pub max_connections: u32,
+    /// Connections from one IP address.
+    pub max_per_ip: u32,
+    /// `FARM watch` connections.
+    pub max_watchers: u32,
     /// Metrics address.
     pub metrics: Option<SocketAddr>,
     /// Time allowed before HELLO.
@@ -219,6 +223,8 @@ impl Config {
             group,
             capacity,
             max_connections,
+            max_per_ip: positive("max-per-ip", pick!(max_per_ip, 256) as usize)? as u32,
+            max_watchers: positive("max-watchers", pick!(max_watchers, 64) as usize)? as u32,
             metrics: cli.metrics.or(file.metrics),
             hello_timeout: secs("hello-timeout", pick!(hello_timeout, 10.0))?,
             ping_after: secs("ping-after", pick!(ping_after, 15.0))?,

@@ -181,6 +181,8 @@ async fn main() -> ExitCode {
         "1000000",
         "--max-connections",
         "200000",
+        "--max-per-ip",
+        "200000",
         "--outbound-limit",
         "16777216",
         "--history",
