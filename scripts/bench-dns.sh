@@ -19,7 +19,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-head -c 32 /dev/urandom | base64 > "$work/secret"
+(umask 077 && head -c 32 /dev/urandom | base64 > "$work/secret")
 for i in 1 2 3; do
   seed=(); [ "$i" -gt 1 ] && seed=(--seed 127.77.0.1:7100)
   "$BIN/rttp-server" --id "s$i" --listen "127.77.0.$i:7000" --secret-file "$work/secret" "${seed[@]}" 2>"$work/s$i.log" &

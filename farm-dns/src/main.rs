@@ -75,6 +75,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let needed = rttp_conn::fdlimit::needed(TCP_MAX_CLIENTS as u64, 2);
+    if let Err(why) = rttp_conn::fdlimit::raise_for(needed) {
+        eprintln!("farm-dns: {TCP_MAX_CLIENTS} TCP clients do not fit: {why}");
+        return ExitCode::from(2);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -151,8 +151,7 @@ impl Farm {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("farm dir");
         let secret_file = dir.join("secret");
-        std::fs::write(&secret_file, format!("test-secret-{}-{a}-{b}-0123456789\n", std::process::id()))
-            .expect("secret");
+        crate::write_secret(&secret_file, &format!("test-secret-{}-{a}-{b}-0123456789\n", std::process::id()));
         let mut servers = Vec::new();
         for i in 0..spec.servers {
             let ip = Ipv4Addr::new(127, a, b, (i + 1) as u8);

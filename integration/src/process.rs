@@ -95,3 +95,12 @@ pub fn die_with_parent(cmd: &mut Command) {
         cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
     }
 }
+
+/// Writes a cluster secret file as a server accepts it: mode 0600.
+pub fn write_secret(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).expect("secret file");
+    f.write_all(text.as_bytes()).expect("write the secret");
+}

@@ -9,6 +9,7 @@
 //! different types.
 
 mod conn;
+pub mod fdlimit;
 pub mod hello;
 
 pub use conn::{ConnError, FrameConn, FrameReader, FrameWriter, READ_CHUNK, READ_SPARE};

@@ -16,11 +16,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every connection is a descriptor: the cap, the peer links (two per
+    // peer while a duplicate dial settles, for a farm of up to 128), and the
+    // metrics listener's connections.
+    let peers = if config.farm.is_some() { 256 } else { 0 };
+    let needed = rttp_conn::fdlimit::needed(u64::from(config.max_connections), peers + 16);
+    let open_files = match rttp_conn::fdlimit::raise_for(needed) {
+        Ok(n) => n,
+        Err(why) => {
+            eprintln!("rttp-server: --max-connections {} does not fit: {why}", config.max_connections);
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    tracing::debug!(open_files, needed, "open-file limit");
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

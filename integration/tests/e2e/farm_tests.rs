@@ -210,7 +210,7 @@ async fn a_peer_with_the_wrong_secret_is_refused() {
     let farm = Farm::start(FarmSpec::default());
     farm.wait_mesh().await;
     let bad_secret = farm.dir.join("bad-secret");
-    std::fs::write(&bad_secret, "not-the-cluster-secret-at-all\n").unwrap();
+    integration::write_secret(&bad_secret, "not-the-cluster-secret-at-all\n");
     let p = farm.prefix();
     let log = farm.dir.join("intruder.log");
     let mut cmd = std::process::Command::new(integration::bin("rttp-server"));

@@ -7,3 +7,4 @@ mod dns_tests;
 mod farm_tests;
 mod fault_tests;
 mod netns_tests;
+mod startup_tests;

@@ -158,7 +158,7 @@ async fn a_farm_across_hosts_survives_a_cut_link() {
     }
     let dir = std::env::temp_dir().join(format!("rttp-netns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("secret"), "netns-test-secret-0123456789\n").unwrap();
+    integration::write_secret(&dir.join("secret"), "netns-test-secret-0123456789\n");
     let mut hosts = Hosts::create(3);
     hosts.start_servers(&dir);
     for i in 1..=3 {

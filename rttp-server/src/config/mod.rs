@@ -27,6 +27,22 @@ pub struct FarmConfig {
     pub timers: crate::farm::membership::Timers,
 }
 
+/// Reads the cluster secret file, refusing one that group or others may
+/// read (as ssh refuses such a private key): the secret is the farm's only
+/// peer authentication.
+fn read_secret(path: &std::path::Path) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |reason: String| Error::ConfigFile { path: path.to_path_buf(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read the cluster secret: {e}")))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(bad(format!(
+            "the cluster secret is readable by group or others (mode {mode:04o}): chmod 600 it, owned by the server's user"
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read the cluster secret: {e}")))
+}
+
 /// The shortest `--max-line` accepted: every fixed-size frame of the
 /// protocol (HELLO with a 32-byte nick, WELCOME, an ERR with its code) fits.
 pub const MIN_LINE: usize = 64;
@@ -111,10 +127,7 @@ impl Config {
             return Ok(None);
         }
         let text = match (secret_file, secret_env) {
-            (Some(path), _) => std::fs::read_to_string(&path).map_err(|e| Error::ConfigFile {
-                path: path.clone(),
-                reason: format!("cannot read the cluster secret: {e}"),
-            })?,
+            (Some(path), _) => read_secret(&path)?,
             (None, Some(s)) => s,
             (None, None) => {
                 return Err(Error::Config(

@@ -153,17 +153,11 @@ pub(crate) fn chart(name: &str, draw: impl FnOnce(&std::path::Path) -> Result<()
     }
 }
 
-fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    raise_fd_limit();
+    // As many connections as the hard limit allows; a run that needs more fails on connect, with its count.
+    let _ = rttp_conn::fdlimit::raise_for(0);
     let load_flags: Vec<String> = [
         "--say-rate",
         "1000000",
