@@ -39,11 +39,16 @@ fn sources_of(name: &str) -> &'static [&'static str] {
     }
 }
 
-/// The most recently modified file under `dir`.
+/// The most recently modified file under `dir`, leaving out `src/bin`
+/// folders of the libraries a binary uses (another binary's sources: a change
+/// there relinks only that binary).
 fn newest(dir: &Path) -> Option<(SystemTime, PathBuf)> {
     let mut best: Option<(SystemTime, PathBuf)> = None;
     for e in std::fs::read_dir(dir).ok()?.flatten() {
         let p = e.path();
+        if p.is_dir() && p.ends_with("src/bin") {
+            continue;
+        }
         let cand =
             if p.is_dir() { newest(&p) } else { e.metadata().ok().and_then(|m| m.modified().ok()).map(|t| (t, p)) };
         if let Some(c) = cand {

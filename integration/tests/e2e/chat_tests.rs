@@ -48,6 +48,22 @@ async fn plain_prints_the_method_then_the_conversation_and_quits_with_0() {
     assert_eq!(words[..6], ["resolved", "first", "table", "selected", "connected", "table"], "{lines:?}");
     assert!(lines[3].ends_with(" stay") || lines[3].ends_with(" move"), "{lines:?}");
     assert!(lines.contains(&"joined #p plainy".to_string()), "{lines:?}");
+    // Someone else sends terminal escape sequences: they are printed, not obeyed.
+    let mut evil = integration::Raw::hello(farm.servers[0].client, "evil").await;
+    evil.send("JOIN #p\r\n").await;
+    let body = "\x1b[2J\x1b]0;owned\x07";
+    evil.send(&format!("SAY #p {}\r\n{body}\r\n", body.len())).await;
+    let shown = tokio::time::timeout(T, async {
+        loop {
+            let l = out.next_line().await.unwrap().expect("a line");
+            if l.starts_with("msg #p evil ") {
+                return l;
+            }
+        }
+    })
+    .await
+    .expect("evil's message shown");
+    assert_eq!(shown, "msg #p evil \\x1b[2J\\x1b]0;owned\\x07");
     stdin.write_all(b"/quit\n").await.unwrap();
     let status = tokio::time::timeout(T, child.wait()).await.expect("exits after /quit").unwrap();
     assert_eq!(status.code(), Some(0));

@@ -2,6 +2,7 @@
 //! commands on stdin and writes one event per line, for scripts and tests.
 
 mod commands;
+mod escape;
 mod plain;
 mod tui;
 

@@ -6,6 +6,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::commands::{parse, Input, HELP};
+use crate::escape::escape_controls;
 
 /// One event as one line.
 pub(crate) fn line(e: &Event) -> String {
@@ -36,7 +37,7 @@ pub(crate) fn line(e: &Event) -> String {
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
-        Event::Message { room, nick, text, .. } => format!("msg {room} {nick} {}", text.as_str().replace('\n', "\\n")),
+        Event::Message { room, nick, text, .. } => format!("msg {room} {nick} {}", escape_controls(text.as_str())),
         Event::Joined { room, nick } => format!("joined {room} {nick}"),
         Event::Parted { room, nick } => format!("parted {room} {nick}"),
         Event::Members { room, nicks } => {

@@ -79,7 +79,7 @@ impl App {
     fn add_line(&mut self, room: &str, nick: &str, text: &str, time: String) {
         let is_current = self.current_room() == Some(room);
         let r = self.room_mut(room);
-        r.lines.push_back(Line { time, nick: nick.to_string(), text: text.to_string() });
+        r.lines.push_back(Line { time, nick: nick.to_string(), text: crate::escape::escape_controls(text) });
         if r.lines.len() > SCROLLBACK {
             r.lines.pop_front();
         }
