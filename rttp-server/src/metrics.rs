@@ -179,7 +179,17 @@ pub struct Gauges {
     pub peers_up: u32,
 }
 
-/// Serves `/metrics` until `token` is cancelled; `gauges` is read at each scrape.
+/// Most metrics connections at once; more are closed at accept.
+pub const METRICS_MAX_CONNECTIONS: usize = 16;
+/// Time to send a request's headers.
+pub const METRICS_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The longest a metrics connection lives, keep-alive included (scrapers reconnect).
+pub const METRICS_CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Serves `/metrics` until `token` is cancelled; `gauges` is read at each
+/// scrape. Bounded: [`METRICS_MAX_CONNECTIONS`] at once, headers within
+/// [`METRICS_HEADER_TIMEOUT`], each connection at most
+/// [`METRICS_CONNECTION_LIFETIME`].
 pub async fn serve<G>(
     listener: TcpListener,
     metrics: Arc<Metrics>,
@@ -189,8 +199,13 @@ pub async fn serve<G>(
 ) where
     G: Fn() -> Gauges + Clone + Send + Sync + 'static,
 {
+    let slots = Arc::new(tokio::sync::Semaphore::new(METRICS_MAX_CONNECTIONS));
     loop {
         let Some((stream, _)) = crate::net::accept(&listener, &token, "metrics").await else { break };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let (metrics, gauges) = (metrics.clone(), gauges.clone());
         let token = token.clone();
         tracker.spawn(async move {
@@ -209,11 +224,16 @@ pub async fn serve<G>(
                     Ok::<_, Infallible>(resp.unwrap_or_default())
                 }
             });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(METRICS_HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
             tokio::select! {
                 _ = conn => {}
+                _ = tokio::time::sleep(METRICS_CONNECTION_LIFETIME) => {}
                 _ = token.cancelled() => {}
             }
+            drop(permit);
         });
     }
 }
