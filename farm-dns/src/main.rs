@@ -29,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Most TCP clients served at once.
 const TCP_MAX_CLIENTS: usize = 512;
+/// Most TCP clients from one IP address at once: one address cannot hold
+/// every slot (and so break TCP fallback for everyone else).
+const TCP_MAX_PER_IP: u32 = 16;
 
 /// An authoritative DNS server for a chat farm: A/AAAA of the live servers,
 /// rotated on every query, plus SRV, SOA and NS.
@@ -204,11 +207,15 @@ async fn serve_udp(sock: Arc<UdpSocket>, state: Arc<State>, token: CancellationT
     }
 }
 
+/// TCP clients per source address.
+type PerIp = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u32>>>;
+
 async fn serve_tcp(listener: TcpListener, state: Arc<State>, token: CancellationToken) {
     let limit = Arc::new(tokio::sync::Semaphore::new(TCP_MAX_CLIENTS));
+    let per_ip: PerIp = Arc::default();
     let mut clients = tokio::task::JoinSet::new();
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, from) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue }
@@ -216,11 +223,27 @@ async fn serve_tcp(listener: TcpListener, state: Arc<State>, token: Cancellation
             _ = token.cancelled() => break,
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
-        let (state, token) = (state.clone(), token.clone());
+        let ip = from.ip();
+        {
+            let mut m = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(ip).or_insert(0);
+            if *n >= TCP_MAX_PER_IP {
+                continue;
+            }
+            *n += 1;
+        }
+        let (state, token, per_ip) = (state.clone(), token.clone(), per_ip.clone());
         clients.spawn(async move {
             tokio::select! {
                 _ = serve_tcp_client(stream, &state) => {}
                 _ = token.cancelled() => {}
+            }
+            let mut m = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = m.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&ip);
+                }
             }
             drop(permit);
         });
@@ -229,7 +252,8 @@ async fn serve_tcp(listener: TcpListener, state: Arc<State>, token: Cancellation
     clients.shutdown().await;
 }
 
-/// DNS over TCP: each message is preceded by its 16-bit length.
+/// DNS over TCP: each message is preceded by its 16-bit length. Every read
+/// and every write has [`TCP_IDLE`]: a client that stops reading is dropped.
 async fn serve_tcp_client(mut stream: TcpStream, state: &State) {
     let mut buf = vec![0u8; 65_535];
     loop {
@@ -246,7 +270,7 @@ async fn serve_tcp_client(mut stream: TcpStream, state: &State) {
         let mut framed = Vec::with_capacity(out.len() + 2);
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
-        if stream.write_all(&framed).await.is_err() {
+        if !matches!(tokio::time::timeout(TCP_IDLE, stream.write_all(&framed)).await, Ok(Ok(()))) {
             return;
         }
     }

@@ -197,6 +197,57 @@ async fn malformed_packets_get_formerr_or_nothing_and_service_goes_on() {
     assert!(farm.dig(&["chat.farm.test", "A"]).await.contains("ANSWER: 3"), "still answering");
 }
 
+/// One DNS-over-TCP query for `chat.farm.test A`, with its length prefix.
+fn tcp_query(id: u16) -> Vec<u8> {
+    let mut q = vec![(id >> 8) as u8, id as u8, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["chat", "farm", "test"] {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend(q);
+    framed
+}
+
+async fn tcp_from(src: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+/// farm-dns over TCP: one address holds at most 16 connections (another
+/// address is still answered), and a client that sends without ever reading
+/// is dropped once farm-dns's writes to it stall for 10 s.
+#[tokio::test]
+async fn tcp_clients_are_capped_per_address_and_a_non_reader_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut farm = Farm::start(FarmSpec::default());
+    let dns = farm.start_dns();
+    check_for(T, "three A records", || async { short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 3 })
+        .await;
+    let hog_ip = format!("{}.60", farm.prefix());
+    let mut hogs = Vec::new();
+    for _ in 0..16 {
+        hogs.push(tcp_from(&hog_ip, dns).await);
+    }
+    let mut extra = tcp_from(&hog_ip, dns).await;
+    let mut buf = [0u8; 16];
+    let r = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "the 17th connection from one address is closed: {r:?}");
+    let other_ip = format!("{}.61", farm.prefix());
+    let other = short(&farm.dig(&["-b", &other_ip, "+tcp", "chat.farm.test", "A", "+short"]).await);
+    assert_eq!(other.len(), 3, "another address is answered over TCP: {other:?}");
+    // A hog that sends 200,000 queries and never reads: far more answers than
+    // the socket buffers hold, so farm-dns's writes stall, and it must drop it.
+    let mut hog = hogs.pop().unwrap();
+    let flood: Vec<u8> = (0..200_000u32).flat_map(|i| tcp_query(i as u16)).collect();
+    let sent = tokio::time::timeout(Duration::from_secs(40), async move { hog.write_all(&flood).await }).await;
+    assert!(matches!(sent, Ok(Err(_))), "farm-dns dropped the non-reader (its writes failed): {sent:?}");
+    let again = short(&farm.dig(&["-b", &hog_ip, "+tcp", "chat.farm.test", "A", "+short"]).await);
+    assert_eq!(again.len(), 3, "the freed slot serves the address again: {again:?}");
+}
+
 #[test]
 fn bad_flags_exit_2_with_a_message() {
     for (args, needle) in [
