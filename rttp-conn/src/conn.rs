@@ -111,6 +111,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin, In: Frame, Out: Frame> FrameConn<S, In, 
         FrameConn { stream, rbuf: buf, wbuf: BytesMut::new(), limits: Limits::default(), _kinds: PhantomData }
     }
 
+    /// Changes the limits frames are decoded with (a peer handshake reads
+    /// with tighter ones than the link that follows).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// The next frame, or `None` when the other side closed cleanly between frames.
     pub async fn read_frame(&mut self) -> Result<Option<In>, ConnError> {
         read_into(&mut self.stream, &mut self.rbuf, &self.limits).await

@@ -59,3 +59,12 @@ fn max_connections_follows_the_capacity_unless_given() {
     let given = rttp_server::Args { max_connections: Some(7), ..args };
     assert_eq!(Config::resolve(given).unwrap().max_connections, 7, "an explicit cap wins");
 }
+
+#[test]
+fn a_max_body_over_the_protocol_s_is_refused_and_a_lower_one_kept() {
+    let args = rttp_server::Args { id: Some("s1".into()), max_body: Some(65_537), ..Default::default() };
+    let e = Config::resolve(args.clone()).unwrap_err().to_string();
+    assert!(e.contains("max-body") && e.contains("65536") && e.contains("only be lowered"), "{e}");
+    let lower = rttp_server::Args { max_body: Some(1024), ..args };
+    assert_eq!(Config::resolve(lower).unwrap().limits.max_body, 1024);
+}

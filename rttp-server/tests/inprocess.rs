@@ -167,3 +167,33 @@ async fn a_second_drain_redirects_nobody_twice() {
     s2.shutdown().await;
     s1.shutdown().await;
 }
+
+/// Strangers on the peer port: one address may hold at most four
+/// handshakes open (the fifth is closed at once), and a real peer still
+/// links while they wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_on_the_peer_port_cannot_keep_the_peers_out() {
+    use tokio::io::AsyncReadExt;
+    let (s1, _, p1) = member("s1", None).await;
+    let from = |ip: &str| {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+        sock.connect(p1)
+    };
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(from("127.0.0.5").await.unwrap());
+    }
+    let mut fifth = from("127.0.0.5").await.unwrap();
+    let mut buf = [0u8; 64];
+    let r = tokio::time::timeout(Duration::from_secs(2), fifth.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "the fifth pending handshake from one address is closed: {r:?}");
+    let (s2, _, _) = member("s2", Some(p1)).await;
+    check_for(T, "s2 links while the strangers wait", || all_up(&[&s1, &s2], 2)).await;
+    // The silent ones are told ERR 511 when their handshake time is up.
+    let mut text = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), silent[0].read_to_string(&mut text)).await;
+    assert!(text.starts_with("ERR 511 "), "{text:?}");
+    s2.shutdown().await;
+    s1.shutdown().await;
+}

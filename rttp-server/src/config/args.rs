@@ -102,7 +102,8 @@ pub struct Args {
     /// Longest line accepted, including CRLF; at least 64 [default: 4096].
     #[arg(long, env = "RTTP_MAX_LINE", value_name = "BYTES")]
     pub max_line: Option<usize>,
-    /// Largest SAY body accepted [default: 65536].
+    /// Largest SAY body accepted; at most 65536, the protocol's limit that
+    /// peers and clients decode with [default: 65536].
     #[arg(long, env = "RTTP_MAX_BODY", value_name = "BYTES")]
     pub max_body: Option<usize>,
     /// Peer link address [default: the listen IP, port 7100]. Setting it,

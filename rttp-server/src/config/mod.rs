@@ -43,6 +43,20 @@ fn read_secret(path: &std::path::Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read the cluster secret: {e}")))
 }
 
+/// `--max-body` may lower the protocol's body limit, never raise it: peer
+/// links and the client library decode with the protocol's limit, so one
+/// bigger SAY would cut every interested peer link and make clients loop.
+fn at_most_protocol_body(v: usize) -> Result<usize> {
+    if v > rttp_proto::MAX_BODY {
+        return Err(Error::Config(format!(
+            "invalid --max-body: {v} is over the protocol's {} bytes, which peers and clients decode with; \
+             it may only be lowered",
+            rttp_proto::MAX_BODY
+        )));
+    }
+    Ok(v)
+}
+
 /// The shortest `--max-line` accepted: every fixed-size frame of the
 /// protocol (HELLO with a 32-byte nick, WELCOME, an ERR with its code) fits.
 pub const MIN_LINE: usize = 64;
@@ -226,7 +240,7 @@ impl Config {
         let max_rooms = positive("max-rooms", pick!(max_rooms, 100))?;
         let limits = Limits {
             max_line: at_least("max-line", pick!(max_line, rttp_proto::MAX_LINE), MIN_LINE)?,
-            max_body: pick!(max_body, rttp_proto::MAX_BODY),
+            max_body: at_most_protocol_body(pick!(max_body, rttp_proto::MAX_BODY))?,
             ..Limits::default()
         };
         Ok(Config {

@@ -69,12 +69,22 @@ impl Ctx {
         let _ = self.events.send(FarmEvent::LinkReady { link, peer, conn, dialed }).await;
     }
 
+    /// Counts and logs a failed handshake: a refusal or a stall is counted
+    /// and logged; a bare connect-and-close (a port scan, a health check) or
+    /// a broken stream only at debug level.
     fn refused(&self, addr: SocketAddr, e: &HandshakeError) {
-        if let HandshakeError::Refused(why) = e {
-            self.shared.metrics.peer_auth_failures.inc();
-            warn!(%addr, reason = %why, "peer link refused");
-        } else {
-            tracing::debug!(%addr, error = %e, "peer handshake failed");
+        match e {
+            HandshakeError::Refused(why) => {
+                self.shared.metrics.peer_auth_failures.inc();
+                warn!(%addr, reason = %why, "peer link refused");
+            }
+            HandshakeError::Timeout => {
+                self.shared.metrics.peer_auth_failures.inc();
+                info!(%addr, "peer handshake timed out: ERR 511");
+            }
+            HandshakeError::Closed | HandshakeError::Conn(_) => {
+                tracing::debug!(%addr, error = %e, "peer handshake failed")
+            }
         }
     }
 }
@@ -96,15 +106,48 @@ pub fn spawn(shared: Arc<Shared>, listener: TcpListener, parent: &CancellationTo
     FarmHandle { token: cx.token, tracker: cx.tracker }
 }
 
+/// Peer connections not yet authenticated, at most: more are closed at
+/// accept, so that strangers cannot hold many handshakes open at once.
+pub const PEER_PENDING_MAX: usize = 32;
+/// The same, from one IP address: one stranger cannot take every pending
+/// slot and keep the real peers out.
+pub const PEER_PENDING_PER_IP: usize = 4;
+
 async fn accept_peers(listener: TcpListener, cx: Ctx) {
+    let pending = Arc::new(tokio::sync::Semaphore::new(PEER_PENDING_MAX));
+    let per_ip: Arc<dashmap::DashMap<std::net::IpAddr, usize>> = Arc::default();
     while let Some((stream, addr)) = crate::net::accept(&listener, &cx.token, "peers").await {
+        let ip = addr.ip();
+        let crowded = {
+            let mut n = per_ip.entry(ip).or_insert(0);
+            *n += 1;
+            *n > PEER_PENDING_PER_IP
+        };
+        let permit = if crowded { None } else { pending.clone().try_acquire_owned().ok() };
+        let release = {
+            let per_ip = per_ip.clone();
+            move || {
+                per_ip.remove_if_mut(&ip, |_, n| {
+                    *n -= 1;
+                    *n == 0
+                });
+            }
+        };
+        let Some(permit) = permit else {
+            release();
+            cx.shared.metrics.peer_auth_failures.inc();
+            tracing::debug!(%addr, "peer connection closed: too many handshakes under way");
+            continue;
+        };
         let cx = cx.clone();
         cx.tracker.clone().spawn(async move {
             let mut conn = PeerConn::new(stream);
             let r = tokio::select! {
                 r = handshake::accept(&mut conn, cx.me()) => r,
-                _ = cx.token.cancelled() => return,
+                _ = cx.token.cancelled() => { release(); return }
             };
+            drop(permit);
+            release();
             match r {
                 Ok(peer) => cx.ready(conn, peer, addr, false).await,
                 Err(e) => cx.refused(addr, &e),

@@ -6,13 +6,17 @@
 use std::time::Duration;
 
 use rttp_conn::{ConnError, PeerConn};
-use rttp_proto::{ErrCode, Frame, PeerFrame, ServerId, PEER_VERSION};
+use rttp_proto::{ErrCode, Frame, Limits, PeerFrame, ServerId, PEER_VERSION};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::auth::{self, Secret, Side};
 
 /// Time allowed for the whole handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What is read before the other side is authenticated: handshake lines
+/// only (the longest, `PEER_CHALLENGE`, is under 200 bytes), never a body.
+pub const HANDSHAKE_LIMITS: Limits = Limits { max_line: 512, max_body: 0, max_farm_servers: 0 };
 
 /// Who is on the other end of an authenticated link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +36,10 @@ pub enum HandshakeError {
     /// It took longer than [`HANDSHAKE_TIMEOUT`].
     #[error("handshake timed out")]
     Timeout,
+    /// The other side closed before sending anything (a port scan, a health
+    /// check): not worth a warning.
+    #[error("closed before the handshake")]
+    Closed,
     /// The other side does not know the secret, or broke the protocol.
     #[error("{0}")]
     Refused(String),
@@ -48,10 +56,19 @@ pub struct Me<'a> {
     pub secret: &'a Secret,
 }
 
-async fn next<S: AsyncRead + AsyncWrite + Unpin>(c: &mut PeerConn<S>) -> Result<PeerFrame, HandshakeError> {
+/// The next handshake frame. A close before the `first` frame is
+/// [`HandshakeError::Closed`]; a body is refused before it is read.
+async fn next<S: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut PeerConn<S>,
+    first: bool,
+) -> Result<PeerFrame, HandshakeError> {
     match c.read_frame().await {
         Ok(Some(f)) => Ok(f),
+        Ok(None) if first && c.buffer().is_empty() => Err(HandshakeError::Closed),
         Ok(None) => Err(HandshakeError::Refused("closed during the handshake".into())),
+        Err(ConnError::Decode(e)) if e.error.code() == ErrCode::BodyTooLarge => {
+            Err(refuse(c, ErrCode::AuthFailed, "a body before authentication".into()).await)
+        }
         Err(ConnError::Decode(e)) => Err(refuse(c, e.error.code(), format!("bad frame: {}", e.error)).await),
         Err(e) => Err(e.into()),
     }
@@ -70,6 +87,16 @@ async fn bounded<T>(f: impl std::future::Future<Output = Result<T, HandshakeErro
 
 /// The dialer's side. Bytes read past the handshake stay in `c`.
 pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(c: &mut PeerConn<S>, me: Me<'_>) -> Result<Peer, HandshakeError> {
+    c.set_limits(HANDSHAKE_LIMITS);
+    let r = dial_steps(c, me).await;
+    c.set_limits(Limits::default());
+    r
+}
+
+async fn dial_steps<S: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut PeerConn<S>,
+    me: Me<'_>,
+) -> Result<Peer, HandshakeError> {
     bounded(async {
         let my_nonce = auth::nonce();
         c.write_frame(&PeerFrame::Hello {
@@ -79,7 +106,7 @@ pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(c: &mut PeerConn<S>, me: Me
             nonce: my_nonce,
         })
         .await?;
-        let (peer, their_nonce) = match next(c).await? {
+        let (peer, their_nonce) = match next(c, false).await? {
             PeerFrame::Challenge { version, .. } if version != PEER_VERSION => {
                 return Err(
                     refuse(c, ErrCode::WrongVersion, format!("peer version {version} is not {PEER_VERSION}")).await
@@ -101,7 +128,7 @@ pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(c: &mut PeerConn<S>, me: Me
         };
         let proof = auth::mac(me.secret, Side::Dialer, &my_nonce, &their_nonce, &me.id, &peer.id);
         c.write_frame(&PeerFrame::Auth { mac: proof }).await?;
-        match next(c).await? {
+        match next(c, false).await? {
             PeerFrame::Ok => Ok(peer),
             PeerFrame::Err { code, reason } => Err(HandshakeError::Refused(format!("refused: {code} {reason}"))),
             other => Err(refuse(c, ErrCode::BadFrame, format!("expected PEER_OK, got {}", other.verb())).await),
@@ -110,13 +137,30 @@ pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(c: &mut PeerConn<S>, me: Me
     .await
 }
 
-/// The acceptor's side. Bytes read past the handshake stay in `c`.
+/// The acceptor's side. Reads with [`HANDSHAKE_LIMITS`] until the dialer is
+/// authenticated; a dialer that does not finish in time is told `ERR 511`.
+/// Bytes read past the handshake stay in `c`, and the default limits apply again.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     c: &mut PeerConn<S>,
     me: Me<'_>,
 ) -> Result<Peer, HandshakeError> {
-    bounded(async {
-        let (peer, their_nonce) = match next(c).await? {
+    c.set_limits(HANDSHAKE_LIMITS);
+    let r = bounded(accept_steps(c, me)).await;
+    if matches!(r, Err(HandshakeError::Timeout)) {
+        let why = format!("handshake not done within {HANDSHAKE_TIMEOUT:?}");
+        let _ = tokio::time::timeout(Duration::from_secs(1), refuse(c, ErrCode::AuthFailed, why)).await;
+    }
+    c.set_limits(Limits::default());
+    r
+}
+
+async fn accept_steps<S: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut PeerConn<S>,
+    me: Me<'_>,
+) -> Result<Peer, HandshakeError> {
+    {
+        let first = next(c, true).await?;
+        let (peer, their_nonce) = match first {
             PeerFrame::Hello { version, .. } if version != PEER_VERSION => {
                 return Err(
                     refuse(c, ErrCode::WrongVersion, format!("peer version {version} is not {PEER_VERSION}")).await
@@ -140,7 +184,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             mac: proof,
         };
         c.write_frame(&challenge).await?;
-        match next(c).await? {
+        match next(c, false).await? {
             PeerFrame::Auth { mac }
                 if auth::verify(me.secret, Side::Dialer, &their_nonce, &my_nonce, &peer.id, &me.id, &mac) =>
             {
@@ -152,8 +196,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             }
             other => Err(refuse(c, ErrCode::BadFrame, format!("expected PEER_AUTH, got {}", other.verb())).await),
         }
-    })
-    .await
+    }
 }
 
 #[cfg(test)]
@@ -222,13 +265,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_stalled_peer_times_out_after_the_bound() {
+    async fn a_stalled_peer_times_out_after_the_bound_and_is_told_511() {
         let k = secret("0123456789abcdef-farm");
-        let (_silent, mut a) = pair();
+        let (mut silent, mut a) = pair();
         let started = tokio::time::Instant::now();
         let r = accept(&mut a, me("s1", &k)).await;
         assert!(matches!(r, Err(HandshakeError::Timeout)), "{r:?}");
         assert_eq!(started.elapsed(), HANDSHAKE_TIMEOUT);
+        assert!(matches!(silent.read_frame().await, Ok(Some(PeerFrame::Err { code: 511, .. }))), "told why");
+    }
+
+    #[tokio::test]
+    async fn a_bare_connect_and_close_is_not_a_refusal() {
+        let k = secret("0123456789abcdef-farm");
+        let (d, mut a) = pair();
+        drop(d);
+        let r = accept(&mut a, me("s1", &k)).await;
+        assert!(matches!(r, Err(HandshakeError::Closed)), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn nothing_with_a_body_is_read_before_authentication() {
+        let k = secret("0123456789abcdef-farm");
+        let (mut d, mut a) = pair();
+        // A relayed message of 60,000 bytes, before any PEER_HELLO: refused
+        // on its line, its body never buffered.
+        d.write_raw(b"RELAY #r s9:1 mallory 60000\r\n").await.unwrap();
+        let r = accept(&mut a, me("s1", &k)).await;
+        assert!(matches!(r, Err(HandshakeError::Refused(ref w)) if w.contains("body")), "{r:?}");
+        assert!(matches!(d.read_frame().await, Ok(Some(PeerFrame::Err { code: 511, .. }))));
+        assert!(a.buffer().len() < 64, "the body was not read: {} bytes buffered", a.buffer().len());
     }
 
     #[tokio::test]
