@@ -37,6 +37,13 @@ enum Change {
     Loud,
 }
 
+/// Most addresses dialed: seeds plus what peers told us. More `MEMBER`s
+/// are ignored, so a peer cannot make us dial the world.
+pub const MAX_DIAL_TARGETS: usize = 256;
+/// Failed dials in a row after which a learned address (not a seed) of a
+/// server that is not in the table (it never answered) is forgotten.
+pub const FORGET_AFTER_FAILURES: u32 = 8;
+
 #[derive(Debug, Clone)]
 struct Target {
     next_dial: Instant,
@@ -44,6 +51,16 @@ struct Target {
     in_flight: bool,
     /// Who answers there, once known.
     peer: Option<ServerId>,
+    /// Given on the command line: dialed for ever.
+    seed: bool,
+    /// Failed dials since the last success.
+    failures: u32,
+}
+
+impl Target {
+    fn new(now: Instant, backoff: Duration, peer: Option<ServerId>, seed: bool) -> Target {
+        Target { next_dial: now, backoff, in_flight: false, peer, seed, failures: 0 }
+    }
 }
 
 /// The membership state machine of one server.
@@ -71,7 +88,7 @@ impl Membership {
         let targets = seeds
             .iter()
             .filter(|s| Some(**s) != own_peer)
-            .map(|s| (*s, Target { next_dial: now, backoff: timers.redial_min, in_flight: false, peer: None }))
+            .map(|s| (*s, Target::new(now, timers.redial_min, None, true)))
             .collect();
         Membership {
             me,
@@ -150,16 +167,26 @@ impl Membership {
                     t.in_flight = false;
                     t.peer = Some(peer);
                     t.backoff = self.timers.redial_min;
+                    t.failures = 0;
                 }
                 self.link_ready(link, peer, generation, true, now, out);
             }
             Event::Accepted { link, peer, generation } => self.link_ready(link, peer, generation, false, now, out),
             Event::DialFailed { addr } => {
                 let jitter = self.rng.random_range(0.5..1.0);
+                let mut give_up = false;
                 if let Some(t) = self.targets.get_mut(&addr) {
                     t.in_flight = false;
                     t.next_dial = now + t.backoff.mul_f64(jitter);
                     t.backoff = (t.backoff * 2).min(self.timers.redial_max);
+                    t.failures += 1;
+                    // A server in the table is dialed until its row is
+                    // forgotten; an address nobody ever answered at is not.
+                    let known = t.peer.is_some_and(|p| self.table.contains_key(&p));
+                    give_up = !t.seed && !known && t.failures >= FORGET_AFTER_FAILURES;
+                }
+                if give_up {
+                    self.targets.remove(&addr);
                 }
             }
             Event::LinkClosed { link } => self.lose_link(link, now, out),
@@ -174,13 +201,7 @@ impl Membership {
                 let known_newer = self.table.get(&id).is_some_and(|p| p.generation > generation);
                 if id != self.me.id && !self.by_peer.contains_key(&id) && !known_newer {
                     if let Ok(addr) = peer_addr.as_str().parse::<SocketAddr>() {
-                        let min = self.timers.redial_min;
-                        self.targets.entry(addr).or_insert(Target {
-                            next_dial: now,
-                            backoff: min,
-                            in_flight: false,
-                            peer: Some(id),
-                        });
+                        self.add_target(addr, id, now);
                     }
                 }
             }
@@ -236,6 +257,9 @@ impl Membership {
             .retain(|id, p| *id == self.me.id || p.status != Status::Down || now.duration_since(p.last_heard) < forget);
         if self.table.len() != before {
             self.changed(Change::Loud);
+            // A forgotten server's learned address is forgotten too.
+            let table = &self.table;
+            self.targets.retain(|_, t| t.seed || t.peer.is_none_or(|p| table.contains_key(&p)));
         }
     }
 
@@ -291,6 +315,28 @@ impl Membership {
         }
     }
 
+    /// Dials `addr` (where `peer` answers) from now on, unless the dial set
+    /// is full ([`MAX_DIAL_TARGETS`]); the target, if dialed.
+    fn add_target(&mut self, addr: SocketAddr, peer: ServerId, now: Instant) -> Option<&mut Target> {
+        let full = self.targets.len() >= MAX_DIAL_TARGETS;
+        let min = self.timers.redial_min;
+        let t = match self.targets.entry(addr) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(_) if full => {
+                tracing::debug!(%addr, %peer, "dial set full: address ignored");
+                return None;
+            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Target::new(now, min, Some(peer), false)),
+        };
+        t.peer = Some(peer);
+        Some(t)
+    }
+
+    /// The number of addresses dialed (seeds and learned).
+    pub fn dial_targets(&self) -> usize {
+        self.targets.len()
+    }
+
     fn lose_link(&mut self, link: LinkId, now: Instant, out: &mut Vec<Action>) {
         let Some(l) = self.links.remove(&link) else { return };
         self.detector.forget(link);
@@ -308,16 +354,10 @@ impl Membership {
         self.changed(Change::Loud);
         if let Some(addr) = redial {
             let jitter = self.rng.random_range(0.5..1.0);
-            let min = self.timers.redial_min;
-            let t = self.targets.entry(addr).or_insert(Target {
-                next_dial: now,
-                backoff: min,
-                in_flight: false,
-                peer: Some(l.peer),
-            });
-            t.peer = Some(l.peer);
-            if !t.in_flight {
-                t.next_dial = now + t.backoff.mul_f64(jitter);
+            if let Some(t) = self.add_target(addr, l.peer, now) {
+                if !t.in_flight {
+                    t.next_dial = now + t.backoff.mul_f64(jitter);
+                }
             }
         }
     }
@@ -351,11 +391,7 @@ impl Membership {
         let users_changed = self.table.get(&st.id).is_none_or(|p| p.users != st.users || p.capacity != st.capacity);
         self.table.insert(st.id, PeerState::from_msg(&st, now));
         if let Ok(addr) = st.peer_addr.as_str().parse::<SocketAddr>() {
-            let min = self.timers.redial_min;
-            self.targets
-                .entry(addr)
-                .or_insert(Target { next_dial: now, backoff: min, in_flight: false, peer: Some(st.id) })
-                .peer = Some(st.id);
+            self.add_target(addr, st.id, now);
         }
         if changed {
             self.changed(Change::Loud);

@@ -314,3 +314,39 @@ async fn a_down_server_is_forgotten_after_ten_minutes_and_not_before() {
         "and gone from the published table"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_member_flood_is_bounded_and_addresses_nobody_answers_at_are_forgotten() {
+    use super::{FORGET_AFTER_FAILURES, MAX_DIAL_TARGETS};
+    let me: SocketAddr = "127.0.0.1:7100".parse().unwrap();
+    let seed: SocketAddr = "127.0.0.2:7100".parse().unwrap();
+    let now = Instant::now();
+    let mut m = Membership::new(msg("s1", 1, me), &[seed], Timers::default(), now, 7);
+    // A peer (authenticated, but bad) tells us of 10,000 members at random addresses.
+    m.handle(Event::Accepted { link: 1, peer: ServerId::new("bad").unwrap(), generation: 1 }, now);
+    for i in 0..10_000u32 {
+        let addr = format!("10.{}.{}.{}:7100", i >> 16, (i >> 8) & 255, i & 255);
+        let ev = Event::Member {
+            id: ServerId::new(&format!("fake{i}")).unwrap(),
+            generation: 1,
+            peer_addr: HostPort::new(&addr).unwrap(),
+        };
+        m.handle(ev, now);
+    }
+    assert_eq!(m.dial_targets(), MAX_DIAL_TARGETS, "the dial set is bounded");
+    // Every dial fails: after the bound, only the seed is still dialed.
+    let mut t = now;
+    for _ in 0..FORGET_AFTER_FAILURES + 2 {
+        t += Timers::default().redial_max * 2;
+        let dials: Vec<SocketAddr> = m
+            .handle(Event::Tick, t)
+            .into_iter()
+            .filter_map(|a| if let Action::Dial { addr } = a { Some(addr) } else { None })
+            .collect();
+        assert!(dials.len() <= MAX_DIAL_TARGETS);
+        for addr in dials {
+            m.handle(Event::DialFailed { addr }, t);
+        }
+    }
+    assert_eq!(m.dial_targets(), 1, "the seed is kept, the fake addresses forgotten");
+}
