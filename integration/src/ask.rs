@@ -72,7 +72,7 @@ impl Farm {
             let _ = s.read_to_string(&mut out).await;
             out
         };
-        tokio::time::timeout(Duration::from_secs(5), scrape).await.expect("a metrics scrape within 5 s")
+        tokio::time::timeout(Duration::from_secs(10), scrape).await.expect("a metrics scrape within 10 s")
     }
 
     /// One sample of server `i`'s metrics, by the start of its line

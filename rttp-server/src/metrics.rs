@@ -57,6 +57,10 @@ pub struct Metrics {
     /// Bytes written to peer links.
     pub peer_bytes_out: Counter,
     peers_up: Gauge,
+    history_bytes: Gauge,
+    history_evicted: Counter,
+    /// One render at a time: the gauges are set, then encoded.
+    render_lock: std::sync::Mutex<()>,
     /// Peer links refused by the handshake.
     pub peer_auth_failures: Counter,
     /// REDIRECTs sent to clients.
@@ -90,6 +94,9 @@ impl Metrics {
             peer_frames_out: Family::default(),
             peer_bytes_out: Counter::default(),
             peers_up: Gauge::default(),
+            history_bytes: Gauge::default(),
+            history_evicted: Counter::default(),
+            render_lock: std::sync::Mutex::new(()),
             peer_auth_failures: Counter::default(),
             redirects: Counter::default(),
         };
@@ -117,6 +124,12 @@ impl Metrics {
         r.register("peer_frames_in", "Frames received from peers, by verb", m.peer_frames_in.clone());
         r.register("peer_frames_out", "Frames queued to peers, by verb (once per peer)", m.peer_frames_out.clone());
         r.register("peer_bytes_out", "Bytes written to peer links", m.peer_bytes_out.clone());
+        r.register("history_bytes", "Bytes of room history kept, all rooms together", m.history_bytes.clone());
+        r.register(
+            "history_evicted",
+            "Messages evicted from room history by the server-wide --history-budget",
+            m.history_evicted.clone(),
+        );
         r.register("peers_up", "Peers with a live link", m.peers_up.clone());
         r.register("peer_auth_failures", "Peer links refused by the handshake", m.peer_auth_failures.clone());
         r.register("redirects", "REDIRECT frames sent to clients", m.redirects.clone());
@@ -155,10 +168,15 @@ impl Metrics {
 
     /// The Prometheus text exposition, with the gauges as given.
     pub fn render(&self, g: Gauges) -> String {
+        let _one = self.render_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.sessions.set(i64::from(g.sessions));
         self.connections.set(i64::from(g.connections));
         self.rooms.set(g.rooms as i64);
         self.peers_up.set(i64::from(g.peers_up));
+        self.history_bytes.set(g.history_bytes as i64);
+        // A counter read from its source at scrape time: add what is new.
+        let seen = self.history_evicted.get();
+        self.history_evicted.inc_by(g.history_evicted.saturating_sub(seen));
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -177,6 +195,10 @@ pub struct Gauges {
     pub rooms: usize,
     /// Peers with a live link.
     pub peers_up: u32,
+    /// Bytes of room history kept.
+    pub history_bytes: usize,
+    /// Messages evicted by the history budget so far.
+    pub history_evicted: u64,
 }
 
 /// Most metrics connections at once; more are closed at accept.

@@ -61,7 +61,7 @@ impl Shared {
         let limits = HistoryLimits { messages: config.history, bytes: config.history_bytes };
         let metrics = Arc::new(Metrics::new());
         Shared {
-            rooms: Rooms::new(prefix, limits, metrics.clone()),
+            rooms: Rooms::new(prefix, limits, config.history_budget, metrics.clone()),
             config,
             generation,
             nicks: DashMap::new(),
@@ -167,6 +167,8 @@ impl Shared {
             connections: self.connections(),
             rooms: self.rooms.len(),
             peers_up: self.peers_up(),
+            history_bytes: self.rooms.budget().kept(),
+            history_evicted: self.rooms.budget().evicted(),
         }
     }
 

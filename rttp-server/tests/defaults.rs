@@ -12,7 +12,7 @@ fn every_default_of_the_limits_table_is_the_configs() {
     let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md")).unwrap();
     let mib = 1 << 20;
     // (the row's flags and default cell as the spec writes them, the value it promises, the config's value)
-    let rows: [(&str, f64, f64); 22] = [
+    let rows: [(&str, f64, f64); 23] = [
         ("`--max-line` | 4,096 bytes", 4096.0, c.limits.max_line as f64),
         ("`--max-body` | 65,536 bytes", 65536.0, c.limits.max_body as f64),
         ("`--max-bad-frames` | 10", 10.0, f64::from(c.max_bad_frames)),
@@ -32,6 +32,7 @@ fn every_default_of_the_limits_table_is_the_configs() {
         ("`--hello-timeout` | 10 s", 10.0, c.hello_timeout.as_secs_f64()),
         ("`--ping-after`, `--idle-timeout` | 15 s", 15.0, c.ping_after.as_secs_f64()),
         ("`--ping-after`, `--idle-timeout` | 15 s, 45 s", 45.0, c.idle_timeout.as_secs_f64()),
+        ("`--history-budget` | 256 MiB", f64::from(256 * mib), c.history_budget as f64),
         ("`--max-rooms` | 100", 100.0, c.max_rooms as f64),
         ("`--history`, `--history-bytes` | 1,000 messages", 1000.0, c.history as f64),
         ("`--history`, `--history-bytes` | 1,000 messages, 4 MiB", f64::from(4 * mib), c.history_bytes as f64),

@@ -6,5 +6,6 @@ mod client_tests;
 mod dns_tests;
 mod farm_tests;
 mod fault_tests;
+mod hostile_tests;
 mod netns_tests;
 mod startup_tests;

@@ -96,6 +96,10 @@ pub struct Args {
     /// so that a client resuming all its rooms after a move is never slowed].
     #[arg(long, env = "RTTP_JOIN_BURST", value_name = "N")]
     pub join_burst: Option<u32>,
+    /// Bytes of history all rooms together keep; past it the server's oldest
+    /// messages are evicted first, whichever room holds them [default: 268435456].
+    #[arg(long, env = "RTTP_HISTORY_BUDGET", value_name = "BYTES")]
+    pub history_budget: Option<usize>,
     /// Rooms one session may be in [default: 100].
     #[arg(long, env = "RTTP_MAX_ROOMS", value_name = "N")]
     pub max_rooms: Option<usize>,

@@ -112,6 +112,8 @@ pub struct Config {
     pub history: usize,
     /// Bytes of history kept per room.
     pub history_bytes: usize,
+    /// Bytes of history kept by all rooms together.
+    pub history_budget: usize,
     /// Rooms per session.
     pub max_rooms: usize,
     /// Fault injection for tests: a HELLO with this nick panics its task.
@@ -268,6 +270,7 @@ impl Config {
             outbound_limit: positive("outbound-limit", pick!(outbound_limit, 1 << 20))?,
             history: pick!(history, 1000),
             history_bytes: pick!(history_bytes, 4 << 20),
+            history_budget: positive("history-budget", pick!(history_budget, 256 << 20))?,
             max_rooms,
             panic_nick: None,
             limits,

@@ -4,11 +4,11 @@
 //! is held while a message gets its id and is queued, so every member of a
 //! room on this server sees the same order.
 
+mod history;
 mod remote;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -33,14 +33,8 @@ pub struct Member {
     pub out: Arc<Outbound>,
 }
 
-/// Bounds of each room's replay history.
-#[derive(Debug, Clone, Copy)]
-pub struct HistoryLimits {
-    /// Messages kept.
-    pub messages: usize,
-    /// Bytes of encoded frames kept.
-    pub bytes: usize,
-}
+use history::History;
+pub use history::{HistoryBudget, HistoryLimits};
 
 #[derive(Debug, Default)]
 struct RoomState {
@@ -49,8 +43,7 @@ struct RoomState {
     interested: Vec<ServerId>,
     /// Members on other servers, for `WHO` and for netsplit notices.
     remote: Vec<(ServerId, Nick)>,
-    history: VecDeque<(MsgId, Bytes)>,
-    history_bytes: usize,
+    history: History,
     /// Members that rejoined with a gap: REPLAYs from peers go to them.
     replay_to: Vec<SessionId>,
 }
@@ -61,15 +54,14 @@ impl RoomState {
         self.members.iter().filter(|m| m.out.push(frame.clone())).count()
     }
 
-    fn remember(&mut self, id: MsgId, frame: Bytes, limits: HistoryLimits) {
-        self.history_bytes += frame.len();
-        self.history.push_back((id, frame));
-        while self.history.len() > limits.messages || self.history_bytes > limits.bytes {
-            match self.history.pop_front() {
-                Some((_, f)) => self.history_bytes -= f.len(),
-                None => break,
-            }
-        }
+    /// Keeps a message for replay, within the room's bounds, and accounts it
+    /// to the server-wide budget (which the caller enforces once the room's
+    /// lock is released: [`Rooms::enforce_budget`]).
+    fn remember(&mut self, room: Room, id: MsgId, frame: Bytes, limits: HistoryLimits, budget: &HistoryBudget) {
+        let (added, before) = (frame.len(), self.history.len());
+        let arrival = budget.arrive(room);
+        let freed = self.history.push(id, frame, arrival, limits);
+        budget.account(added, freed, before + 1 - self.history.len());
     }
 
     /// Nobody here and no peer interested: the room can go.
@@ -109,6 +101,7 @@ pub struct Rooms {
     /// The live link to each peer.
     links: DashMap<ServerId, Arc<Outbound>>,
     limits: HistoryLimits,
+    budget: HistoryBudget,
     id_prefix: String,
     seq: AtomicU64,
     metrics: Arc<Metrics>,
@@ -117,8 +110,48 @@ pub struct Rooms {
 impl Rooms {
     /// No rooms yet. Message ids are `<id_prefix>:<sequence>`: include the
     /// server id and its generation so that ids are unique farm-wide.
-    pub fn new(id_prefix: String, limits: HistoryLimits, metrics: Arc<Metrics>) -> Rooms {
-        Rooms { map: DashMap::new(), links: DashMap::new(), limits, id_prefix, seq: AtomicU64::new(0), metrics }
+    pub fn new(id_prefix: String, limits: HistoryLimits, budget: usize, metrics: Arc<Metrics>) -> Rooms {
+        Rooms {
+            map: DashMap::new(),
+            links: DashMap::new(),
+            limits,
+            budget: HistoryBudget::new(budget),
+            id_prefix,
+            seq: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// The server-wide history budget.
+    pub fn budget(&self) -> &HistoryBudget {
+        &self.budget
+    }
+
+    /// Evicts the server's oldest kept messages until the rooms are within
+    /// the budget. Called with no room lock held (it locks rooms one by one).
+    pub(crate) fn enforce_budget(&self) {
+        if self.budget.needs_rebuild() {
+            let since = self.budget.arrivals_so_far();
+            let live: Vec<(Room, u64)> =
+                self.map.iter().flat_map(|e| e.history.arrivals().map(|a| (*e.key(), a)).collect::<Vec<_>>()).collect();
+            self.budget.rebuild(live, since);
+        }
+        while self.budget.over() {
+            let Some((room, arrival)) = self.budget.oldest() else { break };
+            if let Some(mut st) = self.map.get_mut(&room) {
+                let before = st.history.len();
+                let freed = st.history.evict_upto(arrival);
+                self.budget.release(freed, before - st.history.len(), true);
+            }
+        }
+    }
+
+    /// Removes `room` if nobody uses it (re-checked under the shard lock: a
+    /// join may have raced in); its history leaves the budget.
+    fn remove_if_unused(&self, room: &Room) {
+        if let Some((_, st)) = self.map.remove_if(room, |_, st| st.is_unused()) {
+            self.budget.release(st.history.bytes(), st.history.len(), false);
+        }
     }
 
     /// Rooms known here (with members here or interested peers).
@@ -179,8 +212,9 @@ impl Rooms {
         let mut gap = false;
         let mut replayed = 0;
         if let Some(after) = after {
-            let start = match st.history.iter().rposition(|(id, _)| id == after) {
-                Some(i) => i + 1,
+            let found: Option<Vec<Bytes>> = st.history.after(after).map(|frames| frames.cloned().collect());
+            let replay = match found {
+                Some(frames) => frames,
                 None => {
                     gap = true;
                     let reason = format!("{after} is older than the history of {room}: replaying all it keeps");
@@ -190,11 +224,11 @@ impl Rooms {
                         st.replay_to.push(member_session);
                     }
                     self.to_peers(&st.interested, &PeerFrame::History { room: *room, after: *after });
-                    0
+                    st.history.all().cloned().collect()
                 }
             };
-            for (_, f) in st.history.iter().skip(start) {
-                out.push(f.clone());
+            for f in replay {
+                out.push(f);
                 replayed += 1;
             }
         }
@@ -221,8 +255,7 @@ impl Rooms {
         }
         drop(st);
         if empty {
-            // Re-checked under the shard lock: a join may have raced in.
-            self.map.remove_if(room, |_, st| st.is_unused());
+            self.remove_if_unused(room);
         }
         Some(empty)
     }
@@ -243,7 +276,9 @@ impl Rooms {
         let relayed = self.to_peers(&st.interested, &PeerFrame::Relay { room: *room, id, nick, text: text.clone() });
         let frame = ServerFrame::Msg { room: *room, id, nick, text }.to_bytes();
         let delivered = st.broadcast(&frame);
-        st.remember(id, frame, self.limits);
+        st.remember(*room, id, frame, self.limits, &self.budget);
+        drop(st);
+        self.enforce_budget();
         Some(Said { id, delivered, relayed })
     }
 

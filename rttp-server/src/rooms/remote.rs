@@ -39,7 +39,7 @@ impl Rooms {
             }
         }
         for room in unused {
-            self.map.remove_if(&room, |_, st| st.is_unused());
+            self.remove_if_unused(&room);
         }
     }
 
@@ -62,7 +62,7 @@ impl Rooms {
             let unused = st.is_unused();
             drop(st);
             if unused {
-                self.map.remove_if(&room, |_, st| st.is_unused());
+                self.remove_if_unused(&room);
             }
         }
     }
@@ -93,8 +93,8 @@ impl Rooms {
     pub fn remote_history(&self, peer: ServerId, room: Room, after: MsgId) {
         let frames: Vec<Bytes> = {
             let Some(st) = self.map.get(&room) else { return };
-            let Some(i) = st.history.iter().rposition(|(id, _)| *id == after) else { return };
-            st.history.iter().skip(i + 1).map(|(_, f)| f.clone()).collect()
+            let Some(frames) = st.history.after(&after) else { return };
+            frames.cloned().collect()
         };
         for f in frames {
             // History holds encoded MSG frames: turn each back into a REPLAY.
@@ -110,7 +110,7 @@ impl Rooms {
     /// members that rejoined with a gap (the others saw it live).
     pub fn remote_replay(&self, room: Room, id: MsgId, nick: Nick, text: Text) {
         let Some(mut st) = self.map.get_mut(&room) else { return };
-        if st.history.iter().any(|(h, _)| *h == id) {
+        if st.history.contains(&id) {
             return;
         }
         let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
@@ -119,7 +119,9 @@ impl Rooms {
         for out in targets {
             out.push(frame.clone());
         }
-        st.remember(id, frame, self.limits);
+        st.remember(room, id, frame, self.limits, &self.budget);
+        drop(st);
+        self.enforce_budget();
     }
 
     /// A message said on `peer`: to local members only, and into history.
@@ -128,6 +130,8 @@ impl Rooms {
         let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
         let n = st.broadcast(&frame);
         self.metrics.frames_out("MSG", n as u64);
-        st.remember(id, frame, self.limits);
+        st.remember(room, id, frame, self.limits, &self.budget);
+        drop(st);
+        self.enforce_budget();
     }
 }

@@ -17,7 +17,7 @@ fn frames(m: &Member) -> Vec<String> {
 }
 
 fn rooms(history: usize) -> Rooms {
-    Rooms::new("s1:g".into(), HistoryLimits { messages: history, bytes: 1 << 20 }, Arc::new(Metrics::new()))
+    Rooms::new("s1:g".into(), HistoryLimits { messages: history, bytes: 1 << 20 }, 256 << 20, Arc::new(Metrics::new()))
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn ids_are_ordered_within_a_room() {
 
 #[test]
 fn history_is_bounded_in_bytes_too() {
-    let r = Rooms::new("s1:g".into(), HistoryLimits { messages: 1000, bytes: 200 }, Arc::new(Metrics::new()));
+    let r = Rooms::new("s1:g".into(), HistoryLimits { messages: 1000, bytes: 200 }, 1 << 20, Arc::new(Metrics::new()));
     let room = Room::new("#r").unwrap();
     let a = member(1, "a");
     r.join(&room, a.clone(), None);
@@ -173,4 +173,58 @@ fn a_relayed_message_reaches_local_members_and_no_peer() {
     r.say(&room, 1, a.nick, Text::from("yo")).unwrap();
     assert_eq!(drain(&q2).iter().filter(|f| f.starts_with("RELAY ")).count(), 1);
     assert_eq!(drain(&q3).iter().filter(|f| f.starts_with("RELAY ")).count(), 1);
+}
+
+/// Replays the whole kept history of `room` to a new member; returns the texts.
+fn kept(r: &Rooms, room: &Room, session: SessionId) -> Vec<String> {
+    let m = member(session, &format!("k{session}"));
+    r.join(room, m.clone(), Some(&Token::new("nope").unwrap()));
+    let texts = frames(&m).into_iter().filter(|f| f.starts_with("MSG ")).collect();
+    r.part(room, session, false);
+    texts
+}
+
+#[test]
+fn the_server_wide_budget_evicts_the_oldest_messages_of_any_room_first() {
+    // Each room may keep 1 MiB, but all rooms together 2,000 bytes.
+    let r =
+        Rooms::new("s1:g".into(), HistoryLimits { messages: 1000, bytes: 1 << 20 }, 2_000, Arc::new(Metrics::new()));
+    let (old, new) = (Room::new("#old").unwrap(), Room::new("#new").unwrap());
+    let a = member(1, "a");
+    r.join(&old, a.clone(), None);
+    r.join(&new, a.clone(), None);
+    // About 88 bytes a frame: 30 of them are over the budget already.
+    for i in 0..30 {
+        r.say(&old, 1, a.nick, Text::from(format!("old{i:02}{}", "o".repeat(60)))).unwrap();
+    }
+    assert!(r.budget().kept() <= 2_000);
+    let before = r.budget().kept();
+    // 22 new ones fill all but 64 bytes of it: less than one frame.
+    for i in 0..22 {
+        r.say(&new, 1, a.nick, Text::from(format!("new{i:02}{}", "n".repeat(60)))).unwrap();
+        assert!(r.budget().kept() <= 2_000, "within budget after every message: {}", r.budget().kept());
+    }
+    assert!(before > 1_900, "the old room had filled the budget: {before}");
+    // The new room's messages pushed the old room's out first.
+    let old_kept = kept(&r, &old, 10);
+    let new_kept = kept(&r, &new, 11);
+    assert!(old_kept.is_empty(), "the oldest went first: {old_kept:?}");
+    assert_eq!(new_kept.len(), 22, "the newest stay: {new_kept:?}");
+    assert!(r.budget().evicted() >= 30, "{}", r.budget().evicted());
+}
+
+#[test]
+fn budget_accounting_follows_rooms_that_go_away() {
+    let r = Rooms::new("s1:g".into(), HistoryLimits { messages: 3, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
+    let room = Room::new("#r").unwrap();
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    for i in 0..10_000 {
+        r.say(&room, 1, a.nick, Text::from(format!("m{i}"))).unwrap();
+        frames(&a);
+    }
+    assert!(r.budget().kept() > 0 && r.budget().kept() < 200, "3 messages kept: {}", r.budget().kept());
+    assert!(r.budget().order_len() <= 2 * 3 + 4096 + 1, "stale entries are dropped: {}", r.budget().order_len());
+    r.part(&room, 1, false);
+    assert_eq!(r.budget().kept(), 0, "the room is gone, and its history with it");
 }
