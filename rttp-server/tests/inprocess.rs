@@ -197,3 +197,33 @@ async fn strangers_on_the_peer_port_cannot_keep_the_peers_out() {
     s2.shutdown().await;
     s1.shutdown().await;
 }
+
+/// Issue 12 item 8: a SAY sent after the server queued a REDIRECT (the
+/// client had not read it yet) is delivered, not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_say_that_crosses_a_redirect_is_delivered() {
+    let (s1, c1, p1) = member("s1", None).await;
+    let (s2, c2, _) = member("s2", Some(p1)).await;
+    check_for(T, "a mesh of two", || all_up(&[&s1, &s2], 2)).await;
+    let mut alice = Raw::hello(c1, "alice").await;
+    let mut bob = Raw::hello(c2, "bob").await;
+    alice.send("JOIN #r\r\n").await;
+    alice.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    bob.send("JOIN #r\r\n").await;
+    bob.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "bob")).await;
+    alice.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "bob")).await;
+    check_for(T, "s2 knows alice is in #r", || s2.shared().rooms.members(&"#r".parse().unwrap()).len() == 2).await;
+    // s1 drains: alice's REDIRECT is queued before she says anything.
+    rttp_server::drain::redirect_all(s1.shared().clone(), Duration::ZERO, s1.token()).await;
+    assert_eq!(s1.shared().metrics.redirects.get(), 1);
+    alice.send("SAY #r 4\r\nlate\r\n").await;
+    let got = bob.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    assert!(
+        matches!(&got, ServerFrame::Msg { text, nick, .. } if text.as_str() == "late" && nick.as_str() == "alice"),
+        "{got:?}"
+    );
+    let r = alice.until(|f| matches!(f, ServerFrame::Redirect { .. })).await;
+    assert!(matches!(r, ServerFrame::Redirect { .. }));
+    s2.shutdown().await;
+    s1.shutdown().await;
+}

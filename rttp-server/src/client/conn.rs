@@ -130,6 +130,9 @@ impl ClientConn {
                 if flow == Flow::Continue && self.out.close_requested() { Flow::Close("redirected") } else { flow };
             if let Flow::Close(why) = flow {
                 self.flush().await;
+                if why == "redirected" || why == ErrCode::ShuttingDown.label() {
+                    self.deliver_late(&mut session).await;
+                }
                 break why;
             }
         };
@@ -137,6 +140,38 @@ impl ClientConn {
         drop(session);
         self.close().await;
         (nick, reason)
+    }
+
+    /// After a REDIRECT (or `ERR 508`) the client may have sent SAYs before
+    /// it read ours: they are delivered, the session still being in its
+    /// rooms, never dropped in silence. Reads for at most [`CLOSE_LINGER`] or
+    /// until the client closes; frames other than SAY are ignored.
+    async fn deliver_late(&mut self, session: &mut Session) {
+        let deadline = Instant::now() + CLOSE_LINGER;
+        let limits = self.shared.config.limits;
+        loop {
+            loop {
+                match ClientFrame::decode_buf(&mut self.rbuf, &limits) {
+                    Ok(Some(f @ ClientFrame::Say { .. })) => {
+                        session.handle(f);
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) if e.is_fatal() => return,
+                    Err(_) => {}
+                }
+            }
+            self.flush().await;
+            match timeout_at(deadline, self.stream.readable()).await {
+                Ok(Ok(())) => match self.read() {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                },
+                _ => return,
+            }
+        }
     }
 
     /// Reads what the socket has, into a buffer allocated only now.

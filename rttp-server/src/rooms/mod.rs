@@ -46,7 +46,19 @@ struct RoomState {
     history: History,
     /// Members that rejoined with a gap: REPLAYs from peers go to them.
     replay_to: Vec<SessionId>,
+    /// When this room last asked its peers for `HISTORY`: at most one ask
+    /// per [`HISTORY_ASK_EVERY`], whoever joins with a gap.
+    history_asked: Option<std::time::Instant>,
 }
+
+/// Least time between two `HISTORY` asks for one room: a thousand joins with
+/// a gap cost the peers one answer, not a thousand.
+pub const HISTORY_ASK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Bytes of `REPLAY` this server sends one peer per second, and in a burst:
+/// what a peer asks for can never fill the link's queue (64 MiB) and cut it.
+pub const REPLAY_RATE: f64 = 4.0 * 1024.0 * 1024.0;
+/// See [`REPLAY_RATE`].
+pub const REPLAY_BURST: u32 = 16 << 20;
 
 impl RoomState {
     /// Queues a frame to every member here; returns how many accepted it.
@@ -102,6 +114,8 @@ pub struct Rooms {
     links: DashMap<ServerId, Arc<Outbound>>,
     limits: HistoryLimits,
     budget: HistoryBudget,
+    /// What each peer may still be sent as `REPLAY`, in bytes.
+    replay_budget: DashMap<ServerId, crate::ratelimit::TokenBucket>,
     id_prefix: String,
     seq: AtomicU64,
     metrics: Arc<Metrics>,
@@ -116,6 +130,7 @@ impl Rooms {
             links: DashMap::new(),
             limits,
             budget: HistoryBudget::new(budget),
+            replay_budget: DashMap::new(),
             id_prefix,
             seq: AtomicU64::new(0),
             metrics,
@@ -219,11 +234,18 @@ impl Rooms {
                     gap = true;
                     let reason = format!("{after} is older than the history of {room}: replaying all it keeps");
                     out.push(self.metrics.err(ErrCode::HistoryGap, reason));
-                    // Peers that had the room may hold what this server missed.
-                    if !st.replay_to.contains(&member_session) {
-                        st.replay_to.push(member_session);
+                    // Peers that had the room may hold what this server missed:
+                    // asked for a new member only, and once a second per room.
+                    if new_member {
+                        if !st.replay_to.contains(&member_session) {
+                            st.replay_to.push(member_session);
+                        }
+                        let now = std::time::Instant::now();
+                        if st.history_asked.is_none_or(|t| now.duration_since(t) >= HISTORY_ASK_EVERY) {
+                            st.history_asked = Some(now);
+                            self.to_peers(&st.interested, &PeerFrame::History { room: *room, after: *after });
+                        }
                     }
-                    self.to_peers(&st.interested, &PeerFrame::History { room: *room, after: *after });
                     st.history.all().cloned().collect()
                 }
             };

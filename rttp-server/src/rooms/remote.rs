@@ -25,6 +25,7 @@ impl Rooms {
     /// get `PARTED` for each), and its interest is forgotten.
     pub fn peer_down(&self, peer: ServerId) {
         self.links.remove(&peer);
+        self.replay_budget.remove(&peer);
         let mut unused = Vec::new();
         for mut st in self.map.iter_mut() {
             st.interested.retain(|p| *p != peer);
@@ -89,12 +90,18 @@ impl Rooms {
     }
 
     /// `peer` asks for the messages after `after`: answer from our history
-    /// with REPLAY frames, if we know that id.
+    /// with REPLAY frames, if we know that id, oldest first, within what
+    /// `peer` may be sent ([`super::REPLAY_RATE`]): the rest is not sent.
     pub fn remote_history(&self, peer: ServerId, room: Room, after: MsgId) {
         let frames: Vec<Bytes> = {
             let Some(st) = self.map.get(&room) else { return };
             let Some(frames) = st.history.after(&after) else { return };
-            frames.cloned().collect()
+            let now = std::time::Instant::now();
+            let mut budget = self
+                .replay_budget
+                .entry(peer)
+                .or_insert_with(|| crate::ratelimit::TokenBucket::new(super::REPLAY_RATE, super::REPLAY_BURST, now));
+            frames.take_while(|f| budget.take_n(f.len() as f64, now)).cloned().collect()
         };
         for f in frames {
             // History holds encoded MSG frames: turn each back into a REPLAY.

@@ -228,3 +228,64 @@ fn budget_accounting_follows_rooms_that_go_away() {
     r.part(&room, 1, false);
     assert_eq!(r.budget().kept(), 0, "the room is gone, and its history with it");
 }
+
+fn link_frames(link: &Arc<Outbound>) -> Vec<Bytes> {
+    let mut q = VecDeque::new();
+    link.drain_into(&mut q);
+    q.into()
+}
+
+/// Issue 12 item 3: joins with a gap cost the peers one HISTORY per room
+/// per second, and only new members ask at all.
+#[test]
+fn a_thousand_gap_joins_ask_the_peers_once() {
+    let r = rooms(10);
+    let room = Room::new("#r").unwrap();
+    let peer = ServerId::new("s9").unwrap();
+    let link = Arc::new(Outbound::new(64 << 20));
+    r.link_up(peer, link.clone());
+    r.remote_interest(peer, room, true);
+    let gap = Token::new("s9:g:5").unwrap();
+    let first = member(1, "first");
+    r.join(&room, first.clone(), Some(&gap));
+    // The same member again, and a thousand newcomers, all with a gap.
+    r.join(&room, first.clone(), Some(&gap));
+    for i in 0..1000 {
+        r.join(&room, member(10 + i, &format!("n{i}")), Some(&gap));
+    }
+    let asks = link_frames(&link).iter().filter(|f| f.starts_with(b"HISTORY ")).count();
+    assert_eq!(asks, 1, "one ask for the room");
+}
+
+/// What a peer asks for is answered within its REPLAY budget: a big history
+/// does not fill the link's queue.
+#[test]
+fn a_history_answer_is_bounded_per_peer() {
+    let r = Rooms::new(
+        "s1:g".into(),
+        HistoryLimits { messages: 1000, bytes: 64 << 20 },
+        256 << 20,
+        Arc::new(Metrics::new()),
+    );
+    let room = Room::new("#r").unwrap();
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    let big = "z".repeat(60_000);
+    let mut first = None;
+    for _ in 0..500 {
+        let said = r.say(&room, 1, a.nick, Text::from(big.clone())).unwrap();
+        first.get_or_insert(said.id);
+        frames(&a);
+    }
+    let peer = ServerId::new("s9").unwrap();
+    let link = Arc::new(Outbound::new(64 << 20));
+    r.link_up(peer, link.clone());
+    r.remote_history(peer, room, first.unwrap());
+    let sent: usize = link_frames(&link).iter().filter(|f| f.starts_with(b"REPLAY ")).map(|f| f.len()).sum();
+    assert!(sent <= REPLAY_BURST as usize, "{sent} bytes: within the burst");
+    assert!(sent >= REPLAY_BURST as usize - 61_000, "{sent} bytes: the burst is used");
+    r.remote_history(peer, room, first.unwrap());
+    let again: usize = link_frames(&link).iter().map(|f| f.len()).sum();
+    // A full budget would send the 16 MiB again; under a second of refill is under 4 MiB.
+    assert!(again < 4 << 20, "the budget refills at {REPLAY_RATE} bytes/s, not at once: {again}");
+}
