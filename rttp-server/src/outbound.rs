@@ -1,10 +1,14 @@
 //! A session's outbound queue: shared encoded frames, bounded in bytes.
 //! Whoever fans out pushes without blocking; the connection drains it in
-//! batches. Over the bound, the queue drops everything and marks the
-//! session a slow consumer, so a stalled reader never grows server memory.
+//! batches. Two bounds make the slow-consumer policy: past the soft one the
+//! session is *behind*, and may stay so for a while (a burst it will read);
+//! past the hard one, or behind for too long, the queue drops everything and
+//! marks the session a slow consumer, so a stalled reader never grows
+//! server memory and a briefly busy one is not cut off.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -15,6 +19,9 @@ pub struct Outbound {
     // A std Mutex: held only for a push or a drain, never across an await.
     inner: Mutex<Inner>,
     notify: Notify,
+    /// Past this many bytes the session is behind.
+    soft: usize,
+    /// Past this many bytes it is cut at once.
     limit: usize,
 }
 
@@ -26,12 +33,20 @@ struct Inner {
     overflowed: bool,
     /// Close the connection once what is queued is written.
     close: bool,
+    /// Since when the queue has been over the soft bound.
+    behind_since: Option<Instant>,
 }
 
 impl Outbound {
-    /// An empty queue bounded at `limit` bytes.
+    /// An empty queue bounded at `limit` bytes, with no soft bound.
     pub fn new(limit: usize) -> Outbound {
-        Outbound { inner: Mutex::new(Inner::default()), notify: Notify::new(), limit }
+        Outbound::with_soft_limit(limit, limit)
+    }
+
+    /// An empty queue that is behind past `soft` bytes and overflows past
+    /// `limit` (at least `soft`).
+    pub fn with_soft_limit(soft: usize, limit: usize) -> Outbound {
+        Outbound { inner: Mutex::new(Inner::default()), notify: Notify::new(), soft, limit: limit.max(soft) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -58,10 +73,16 @@ impl Outbound {
             return false;
         }
         g.bytes += frame.len();
+        // Falling behind wakes the connection too: it arms the timer that
+        // cuts the session if it stays behind.
+        let fell_behind = g.bytes > self.soft && g.behind_since.is_none();
+        if fell_behind {
+            g.behind_since = Some(Instant::now());
+        }
         let was_empty = g.queue.is_empty();
         g.queue.push_back(frame);
         drop(g);
-        if was_empty {
+        if was_empty || fell_behind {
             self.notify.notify_one();
         }
         true
@@ -105,6 +126,22 @@ impl Outbound {
     pub fn written(&self, n: usize) {
         let mut g = self.lock();
         g.bytes = g.bytes.saturating_sub(n);
+        if g.bytes <= self.soft {
+            g.behind_since = None;
+        }
+    }
+
+    /// Since when the session has been over the soft bound, if it is.
+    pub fn behind_since(&self) -> Option<Instant> {
+        self.lock().behind_since
+    }
+
+    /// Cuts the session as a slow consumer (it stayed behind too long): the
+    /// queue is dropped, as on overflow.
+    pub fn overflow(&self) {
+        let mut g = self.lock();
+        g.overflowed = true;
+        g.queue = VecDeque::new();
     }
 
     /// Whether the bound was exceeded.
@@ -156,6 +193,22 @@ mod tests {
         q.drain_into(&mut v);
         assert!(v.is_empty(), "an overflowed queue is emptied at once");
         assert!(!q.push(Bytes::from_static(b"1")), "and stays closed");
+    }
+
+    #[test]
+    fn behind_past_the_soft_bound_until_written_back_under_it() {
+        let q = Outbound::with_soft_limit(10, 100);
+        assert!(q.push(Bytes::from_static(b"1234567890")));
+        assert_eq!(q.behind_since(), None, "at the soft bound: not behind");
+        assert!(q.push(Bytes::from_static(b"1")));
+        let since = q.behind_since().expect("behind past it");
+        assert!(q.push(Bytes::from(vec![b'x'; 80])), "a burst up to the hard bound is kept");
+        assert_eq!(q.behind_since(), Some(since), "behind since the first byte over");
+        q.written(50);
+        assert_eq!(q.behind_since(), Some(since), "41 bytes queued: still behind");
+        q.written(31);
+        assert_eq!(q.behind_since(), None, "caught up");
+        assert!(!q.push(Bytes::from(vec![b'x'; 91])), "past the hard bound: cut at once");
     }
 
     #[test]

@@ -12,7 +12,7 @@ fn every_default_of_the_limits_table_is_the_configs() {
     let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md")).unwrap();
     let mib = 1 << 20;
     // (the row's flags and default cell as the spec writes them, the value it promises, the config's value)
-    let rows: [(&str, f64, f64); 23] = [
+    let rows: [(&str, f64, f64); 25] = [
         ("`--max-line` | 4,096 bytes", 4096.0, c.limits.max_line as f64),
         ("`--max-body` | 65,536 bytes", 65536.0, c.limits.max_body as f64),
         ("`--max-bad-frames` | 10", 10.0, f64::from(c.max_bad_frames)),
@@ -24,7 +24,21 @@ fn every_default_of_the_limits_table_is_the_configs() {
         ("`--byte-rate`, `--byte-burst` | 262,144/s, bursts of 1,048,576", f64::from(mib), f64::from(c.byte_burst)),
         ("`--join-rate`, `--join-burst` | 10/s", 10.0, c.join_rate),
         ("`--join-rate`, `--join-burst` | 10/s, bursts of `--max-rooms`", c.max_rooms as f64, f64::from(c.join_burst)),
-        ("`--outbound-limit` | 1 MiB", f64::from(mib), c.outbound_limit as f64),
+        (
+            "`--outbound-limit`, `--slow-consumer-after`, `--outbound-max` | 1 MiB",
+            f64::from(mib),
+            c.outbound_limit as f64,
+        ),
+        (
+            "`--outbound-limit`, `--slow-consumer-after`, `--outbound-max` | 1 MiB, 10 s",
+            10.0,
+            c.slow_consumer_after.as_secs_f64(),
+        ),
+        (
+            "`--outbound-limit`, `--slow-consumer-after`, `--outbound-max` | 1 MiB, 10 s, 16 MiB",
+            f64::from(16 * mib),
+            c.outbound_max as f64,
+        ),
         ("`--capacity` | 10,000", 10_000.0, f64::from(c.capacity)),
         ("`--max-connections` | capacity + 10% + 64", 10_000.0 + 1_000.0 + 64.0, f64::from(c.max_connections)),
         ("`--max-per-ip` | 256", 256.0, f64::from(c.max_per_ip)),

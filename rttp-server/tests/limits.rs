@@ -191,6 +191,7 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (server, addr) = start(|c| {
         c.outbound_limit = 256 * 1024;
+        c.outbound_max = 256 * 1024; // cut at the bound, not after a while behind
         no_rate_limits(c);
     })
     .await;
@@ -262,6 +263,7 @@ fn send_buffer_max() -> usize {
 async fn an_overflowing_queue_is_told_507_then_closed() {
     let (server, addr) = start(|c| {
         c.outbound_limit = 8 * 1024;
+        c.outbound_max = 8 * 1024;
         no_rate_limits(c);
     })
     .await;

@@ -42,7 +42,7 @@ pub(crate) struct ClientConn {
 
 impl ClientConn {
     pub(crate) fn new(stream: TcpStream, shared: Arc<Shared>) -> ClientConn {
-        let out = Arc::new(Outbound::new(shared.config.outbound_limit));
+        let out = Arc::new(Outbound::with_soft_limit(shared.config.outbound_limit, shared.config.outbound_max));
         ClientConn { stream, shared, out, rbuf: BytesMut::new(), wq: VecDeque::new(), mid_frame: false }
     }
 
@@ -59,6 +59,7 @@ impl ClientConn {
         // as long as the session, and idle sessions must stay small.
         let (hello_timeout, ping_after, idle_timeout) =
             (self.shared.config.hello_timeout, self.shared.config.ping_after, self.shared.config.idle_timeout);
+        let slow_after = self.shared.config.slow_consumer_after;
         let started = Instant::now();
         let mut last_heard = started;
         let mut pinged = false;
@@ -72,6 +73,8 @@ impl ClientConn {
                 (true, true) => last_heard + idle_timeout,
             };
             let writing = !self.wq.is_empty();
+            // Behind (over --outbound-limit): cut when that has lasted --slow-consumer-after.
+            let cut_at = self.out.behind_since().map(|t| Instant::from_std(t) + slow_after);
             let flow = tokio::select! {
                 _ = token.cancelled() => session.error(ErrCode::ShuttingDown, "server shutting down"),
                 r = self.stream.readable(), if paused.is_none() => match r.and_then(|_| self.read()) {
@@ -102,6 +105,7 @@ impl ClientConn {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
                     Err(_) => break "write error",
                 },
+                _ = sleep_until(cut_at.unwrap_or(deadline)), if cut_at.is_some() => Flow::Continue,
                 _ = sleep_until(paused.unwrap_or(deadline)), if paused.is_some() => {
                     paused = None;
                     self.process(&mut session, &mut paused)
@@ -116,6 +120,9 @@ impl ClientConn {
                     true => session.error(ErrCode::Timeout, format!("silent for {idle_timeout:?}")),
                 },
             };
+            if cut_at.is_some_and(|t| Instant::now() >= t) && self.out.behind_since().is_some() {
+                self.out.overflow();
+            }
             if self.out.overflowed() {
                 self.shared.metrics.slow_consumers.inc();
                 self.wq.clear();

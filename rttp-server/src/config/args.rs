@@ -63,9 +63,18 @@ pub struct Args {
     /// SAY frames a session may send in one burst [default: 40].
     #[arg(long, env = "RTTP_SAY_BURST", value_name = "N")]
     pub say_burst: Option<u32>,
-    /// Bytes queued for one session before it is cut off as a slow consumer [default: 1048576].
+    /// Bytes queued for one session past which it is behind: it is cut off as
+    /// a slow consumer if it stays behind for --slow-consumer-after [default: 1048576].
     #[arg(long, env = "RTTP_OUTBOUND_LIMIT", value_name = "BYTES")]
     pub outbound_limit: Option<usize>,
+    /// Bytes queued for one session past which it is cut off at once
+    /// [default: 16777216, and at least --outbound-limit].
+    #[arg(long, env = "RTTP_OUTBOUND_MAX", value_name = "BYTES")]
+    pub outbound_max: Option<usize>,
+    /// Seconds a session may stay behind (over --outbound-limit) before it is
+    /// cut off as a slow consumer [default: 10].
+    #[arg(long, env = "RTTP_SLOW_CONSUMER_AFTER", value_name = "SECONDS")]
+    pub slow_consumer_after: Option<f64>,
     /// Messages each room keeps for replay [default: 1000].
     #[arg(long, env = "RTTP_HISTORY", value_name = "N")]
     pub history: Option<usize>,

@@ -106,8 +106,12 @@ pub struct Config {
     pub join_rate: f64,
     /// JOIN and PART burst per session.
     pub join_burst: u32,
-    /// Outbound queue bound per session, in bytes.
+    /// Outbound bytes per session past which it is behind.
     pub outbound_limit: usize,
+    /// Outbound bytes per session past which it is cut at once.
+    pub outbound_max: usize,
+    /// How long a session may stay behind before it is cut.
+    pub slow_consumer_after: Duration,
     /// Messages kept per room.
     pub history: usize,
     /// Bytes of history kept per room.
@@ -240,6 +244,7 @@ impl Config {
         };
         let say_rate = rate("say-rate", pick!(say_rate, 20.0))?;
         let max_rooms = positive("max-rooms", pick!(max_rooms, 100))?;
+        let outbound_limit = positive("outbound-limit", pick!(outbound_limit, 1 << 20))?;
         let limits = Limits {
             max_line: at_least("max-line", pick!(max_line, rttp_proto::MAX_LINE), MIN_LINE)?,
             max_body: at_most_protocol_body(pick!(max_body, rttp_proto::MAX_BODY))?,
@@ -267,7 +272,9 @@ impl Config {
             byte_burst: positive("byte-burst", pick!(byte_burst, 1 << 20) as usize)? as u32,
             join_rate: rate("join-rate", pick!(join_rate, 10.0))?,
             join_burst: positive("join-burst", pick!(join_burst, max_rooms as u32) as usize)? as u32,
-            outbound_limit: positive("outbound-limit", pick!(outbound_limit, 1 << 20))?,
+            outbound_limit,
+            outbound_max: pick!(outbound_max, 16 << 20).max(outbound_limit),
+            slow_consumer_after: secs("slow-consumer-after", pick!(slow_consumer_after, 10.0))?,
             history: pick!(history, 1000),
             history_bytes: pick!(history_bytes, 4 << 20),
             history_budget: positive("history-budget", pick!(history_budget, 256 << 20))?,

@@ -1,0 +1,118 @@
+//! The slow-consumer policy, both halves: a member briefly behind in a burst
+//! (over `--outbound-limit`, under `--outbound-max`) is kept and gets every
+//! message; one that stays behind for `--slow-consumer-after` is cut off
+//! with `ERR 507`, and the room goes on.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{no_rate_limits, start, Raw};
+use rttp_proto::ServerFrame;
+use tokio::io::AsyncWriteExt;
+
+/// The most the kernel lets a TCP send buffer grow to (tcp_wmem's third field).
+fn send_buffer_max() -> usize {
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").expect("Linux: tcp_wmem");
+    wmem.split_whitespace().nth(2).and_then(|m| m.parse().ok()).expect("tcp_wmem has three numbers")
+}
+
+/// `n` messages of 1 KiB into `#busy` from a sender that reads nothing back
+/// (its own copies are dropped by a task).
+async fn flood(addr: std::net::SocketAddr, n: usize) {
+    let (mut rd, mut wr) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 16];
+        while matches!(rd.read(&mut buf).await, Ok(k) if k > 0) {}
+    });
+    wr.write_all(b"HELLO 1 sender\r\nJOIN #busy\r\n").await.unwrap();
+    let frame = format!("SAY #busy 1024\r\n{}\r\n", "z".repeat(1024));
+    for _ in 0..n {
+        wr.write_all(frame.as_bytes()).await.unwrap();
+    }
+    // Kept open: the sender stays a member until the test ends.
+    std::mem::forget(wr);
+}
+
+async fn member(addr: std::net::SocketAddr, nick: &str, small_window: bool) -> Raw {
+    let mut m = if small_window { Raw::connect_small_window(addr).await } else { Raw::connect(addr).await };
+    m.send(&format!("HELLO 1 {nick}\r\nJOIN #busy\r\n")).await;
+    m.until(|f| matches!(f, ServerFrame::Joined { nick: n, .. } if n.as_str() == nick)).await;
+    m
+}
+
+/// A burst far over the kernel's buffers and the soft bound, to a member that
+/// does not read for half a second and then catches up. Returns how many of
+/// the messages it got, and whether it was cut off.
+async fn burst(outbound_max: usize) -> (usize, usize, bool) {
+    let (server, addr) = start(|c| {
+        no_rate_limits(c);
+        c.outbound_limit = 64 * 1024;
+        c.outbound_max = outbound_max;
+        c.slow_consumer_after = Duration::from_secs(30);
+    })
+    .await;
+    let mut late = member(addr, "late", true).await;
+    let n = (send_buffer_max() + (2 << 20)) / 1024;
+    flood(addr, n).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut got = 0;
+    while got < n {
+        match late.try_frame().await {
+            Some(ServerFrame::Msg { .. }) => got += 1,
+            Some(ServerFrame::Joined { .. }) => {}
+            Some(ServerFrame::Err { code: 507, .. }) | None => break,
+            Some(other) => panic!("after {got}: {other:?}"),
+        }
+    }
+    let text = server.shared().metrics.render(server.shared().gauges());
+    let cut = text.contains("rttp_slow_consumer_disconnects_total 1\n");
+    server.shutdown().await;
+    (n, got, cut)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_briefly_behind_is_kept_and_gets_everything() {
+    // With no room above the soft bound (the old policy) the burst cuts it
+    // off: it really was behind.
+    let (n, got, cut) = burst(64 * 1024).await;
+    assert!(cut && got < n, "without room to be behind, the burst cuts it: got {got} of {n}");
+    // Under the hard bound, briefly behind: kept, and it gets everything.
+    let (n, got, cut) = burst(64 << 20).await;
+    assert!(!cut, "not cut off");
+    assert_eq!(got, n, "every message, none lost to the burst");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stays_behind_is_cut_after_the_time_and_the_room_goes_on() {
+    let (server, addr) = start(|c| {
+        no_rate_limits(c);
+        c.outbound_limit = 64 * 1024;
+        c.outbound_max = 64 << 20;
+        c.slow_consumer_after = Duration::from_secs(1);
+    })
+    .await;
+    let _stalled = member(addr, "stalled", true).await;
+    let mut reader = member(addr, "reader", false).await;
+    let n = (send_buffer_max() + (2 << 20)) / 1024;
+    let started = tokio::time::Instant::now();
+    flood(addr, n).await;
+    // `stalled` never reads: it is under the hard bound (64 MiB) but stays
+    // behind, so it is cut after a second; `reader` gets everything.
+    let mut got = 0;
+    let mut cut = None;
+    while got < n || cut.is_none() {
+        match reader.frame().await {
+            ServerFrame::Msg { .. } => got += 1,
+            ServerFrame::Parted { nick, .. } if nick.as_str() == "stalled" => cut = Some(started.elapsed()),
+            ServerFrame::Joined { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, n, "the reading member got every message");
+    let text = server.shared().metrics.render(server.shared().gauges());
+    assert!(text.contains("rttp_slow_consumer_disconnects_total 1\n"), "{text}");
+    assert!(cut.unwrap() >= Duration::from_secs(1), "not before --slow-consumer-after: {cut:?}");
+    server.shutdown().await;
+}
