@@ -26,7 +26,9 @@ for i in 1 2 3; do
   pids+=($!)
 done
 sleep 1
-"$BIN/farm-dns" --listen 127.77.0.250:5353 --farm 127.77.0.1:7000 --farm 127.77.0.2:7000 2>"$work/dns.log" &
+# Response rate limiting off on both sides (NSD: rrl-ratelimit: 0): dnsperf
+# asks from one address, and the throughput is what is measured.
+"$BIN/farm-dns" --listen 127.77.0.250:5353 --rrl-rate 0 --farm 127.77.0.1:7000 --farm 127.77.0.2:7000 2>"$work/dns.log" &
 pids+=($!)
 
 cat > "$work/farm.test.zone" <<ZONE

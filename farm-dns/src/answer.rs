@@ -231,6 +231,17 @@ fn encode(mut resp: Message, max: usize) -> Option<Vec<u8>> {
     resp.to_vec().ok()
 }
 
+/// `answer` cut to its header and question, TC set: what response rate
+/// limiting "slips" instead of an answer, so a real client retries over TCP.
+pub(crate) fn truncated(answer: &[u8]) -> Option<Vec<u8>> {
+    let mut resp = Message::from_vec(answer).ok()?;
+    resp.metadata.truncation = true;
+    resp.answers.clear();
+    resp.authorities.clear();
+    resp.additionals.clear();
+    resp.to_vec().ok()
+}
+
 /// The answer to bytes that are not a parsable query: FORMERR when the
 /// header can be read and it is a query, else nothing.
 pub(crate) fn malformed(bytes: &[u8]) -> Option<Vec<u8>> {

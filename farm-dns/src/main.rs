@@ -8,6 +8,7 @@ mod answer_tests;
 mod cache;
 #[cfg(test)]
 mod cache_tests;
+mod rrl;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -55,6 +56,14 @@ struct Args {
     /// TTL of every record, in seconds.
     #[arg(long, default_value_t = 1, value_name = "SECONDS")]
     ttl: u32,
+    /// Response rate limiting: UDP answers per second to one source prefix
+    /// (/24, /56), as NSD and Knot do; 0 turns it off.
+    #[arg(long, default_value_t = 100, value_name = "PER_SECOND")]
+    rrl_rate: u32,
+    /// Of the answers over --rrl-rate, every Nth is sent truncated (TC, so a
+    /// real client retries over TCP) instead of dropped; 0: drop them all.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    rrl_slip: u32,
     /// Client port assumed for --farm addresses given without one. (SRV
     /// records always carry each server's own port, from its FARM_INFO row.)
     #[arg(long, default_value_t = 7000, value_name = "PORT")]
@@ -125,7 +134,9 @@ async fn run(args: Args, zone: Zone) -> ExitCode {
     let (tx, rx) = watch::channel(Watched::default());
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(watch_farm(seeds, WatchTimers::default(), tx, token.clone()));
-    let state = Arc::new(State { zone, live: watch::channel(Arc::new(Vec::new())).0, rotation: AtomicU64::new(0) });
+    let rrl = (0..RRL_SHARDS).map(|_| std::sync::Mutex::new(rrl::Rrl::new(args.rrl_rate, args.rrl_slip))).collect();
+    let state =
+        Arc::new(State { zone, live: watch::channel(Arc::new(Vec::new())).0, rotation: AtomicU64::new(0), rrl });
     tasks.spawn(follow(rx, state.clone(), token.clone()));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     for _ in 0..workers {
@@ -151,6 +162,23 @@ struct State {
     zone: Zone,
     live: watch::Sender<Arc<Vec<Live>>>,
     rotation: AtomicU64,
+    /// Response rate limiting, sharded by source prefix (one lock per shard).
+    rrl: Vec<std::sync::Mutex<rrl::Rrl>>,
+}
+
+/// Shards of the response rate limiter.
+const RRL_SHARDS: usize = 4;
+
+impl State {
+    /// The rate limiter's verdict for an answer to `ip`.
+    fn rrl(&self, ip: std::net::IpAddr) -> rrl::Verdict {
+        let shard = match ip {
+            std::net::IpAddr::V4(v4) => (u32::from(v4) >> 8) as usize,
+            std::net::IpAddr::V6(v6) => (u128::from(v6) >> 72) as usize,
+        } % RRL_SHARDS;
+        let mut r = self.rrl[shard].lock().unwrap_or_else(|e| e.into_inner());
+        r.check(ip, std::time::Instant::now())
+    }
 }
 
 /// Turns each new farm table into the live set.
@@ -199,10 +227,17 @@ async fn serve_udp(sock: Arc<UdpSocket>, state: Arc<State>, token: CancellationT
             },
             _ = token.cancelled() => return,
         };
+        let verdict = state.rrl(from.ip());
+        if verdict == rrl::Verdict::Drop {
+            continue;
+        }
         let live = state.live.borrow().clone();
         let counter = state.rotation.fetch_add(1, Ordering::Relaxed);
         if let Some(out) = cache.answer(&state.zone, live, counter, &buf[..n]) {
-            let _ = sock.send_to(&out, from).await;
+            let out = if verdict == rrl::Verdict::Slip { answer::truncated(&out) } else { Some(out) };
+            if let Some(out) = out {
+                let _ = sock.send_to(&out, from).await;
+            }
         }
     }
 }

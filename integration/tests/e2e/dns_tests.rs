@@ -248,6 +248,50 @@ async fn tcp_clients_are_capped_per_address_and_a_non_reader_is_dropped() {
     assert_eq!(again.len(), 3, "the freed slot serves the address again: {again:?}");
 }
 
+/// Response rate limiting: 2,000 UDP queries in about a second from one
+/// address get about the rate's worth of answers (100/s, bursts of 100), and
+/// half of the rest as truncated answers (slip 2) so a real client would
+/// retry over TCP; another address is answered in full meanwhile.
+#[tokio::test]
+async fn one_address_flooding_is_rate_limited_and_another_is_answered() {
+    let mut farm = Farm::start(FarmSpec::default());
+    let dns = farm.start_dns();
+    check_for(T, "three A records", || async { short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 3 })
+        .await;
+    let sock = std::sync::Arc::new(tokio::net::UdpSocket::bind(format!("{}.70:0", farm.prefix())).await.unwrap());
+    sock.connect(dns).await.unwrap();
+    let rx = sock.clone();
+    let reader = tokio::spawn(async move {
+        let (mut full, mut tc) = (0u32, 0u32);
+        let mut buf = [0u8; 1500];
+        while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1500), rx.recv(&mut buf)).await {
+            if n >= 12 && buf[2] & 0x02 != 0 {
+                tc += 1;
+            } else {
+                full += 1;
+            }
+        }
+        (full, tc)
+    });
+    let started = tokio::time::Instant::now();
+    for i in 0..2_000u16 {
+        sock.send(&tcp_query(i)[2..]).await.unwrap();
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let other = short(&farm.dig(&["-b", "127.0.0.1", "chat.farm.test", "A", "+short"]).await);
+    assert_eq!(other.len(), 3, "another address is answered in full: {other:?}");
+    let (full, tc) = reader.await.unwrap();
+    println!("rrl: 2,000 queries in {secs:.2} s from one address: {full} answers, {tc} truncated");
+    let most = 100.0 + 100.0 * (secs + 1.0);
+    assert!(f64::from(full) <= most, "{full} answers, over the rate's {most:.0}");
+    assert!(full >= 100, "the burst is answered: {full}");
+    let limited = 2_000 - full;
+    assert!(tc >= limited / 2 - 50 && tc <= limited / 2 + 50, "every second limited answer slips: {tc} of {limited}");
+}
+
 #[test]
 fn bad_flags_exit_2_with_a_message() {
     for (args, needle) in [
