@@ -73,7 +73,7 @@ impl Rrl {
             return Verdict::Send;
         }
         b.limited += 1;
-        if self.slip > 0 && b.limited % self.slip == 0 {
+        if self.slip > 0 && b.limited.is_multiple_of(self.slip) {
             Verdict::Slip
         } else {
             Verdict::Drop
