@@ -59,6 +59,19 @@ pub const HISTORY_ASK_EVERY: std::time::Duration = std::time::Duration::from_sec
 pub const REPLAY_RATE: f64 = 4.0 * 1024.0 * 1024.0;
 /// See [`REPLAY_RATE`].
 pub const REPLAY_BURST: u32 = 16 << 20;
+/// Rooms one peer may be interested in here: each costs a room's state.
+pub const MAX_PEER_ROOMS: usize = 100_000;
+/// Remote members one peer may announce here, over all rooms.
+pub const MAX_PEER_MEMBERS: usize = 1_000_000;
+
+/// What one peer has made this server hold.
+#[derive(Debug, Default)]
+struct PeerLoad {
+    rooms: usize,
+    members: usize,
+    /// Interests and members refused past the bounds (logged once).
+    refused: u64,
+}
 
 impl RoomState {
     /// Queues a frame to every member here; returns how many accepted it.
@@ -114,6 +127,10 @@ pub struct Rooms {
     links: DashMap<ServerId, Arc<Outbound>>,
     limits: HistoryLimits,
     budget: HistoryBudget,
+    /// What each peer has made this server hold, against the bounds.
+    peer_load: DashMap<ServerId, PeerLoad>,
+    /// Rooms and remote members one peer may create here.
+    peer_bounds: (usize, usize),
     /// What each peer may still be sent as `REPLAY`, in bytes.
     replay_budget: DashMap<ServerId, crate::ratelimit::TokenBucket>,
     id_prefix: String,
@@ -131,10 +148,18 @@ impl Rooms {
             limits,
             budget: HistoryBudget::new(budget),
             replay_budget: DashMap::new(),
+            peer_load: DashMap::new(),
+            peer_bounds: (MAX_PEER_ROOMS, MAX_PEER_MEMBERS),
             id_prefix,
             seq: AtomicU64::new(0),
             metrics,
         }
+    }
+
+    /// Lowers the per-peer bounds (tests).
+    #[cfg(test)]
+    pub(crate) fn set_peer_bounds(&mut self, rooms: usize, members: usize) {
+        self.peer_bounds = (rooms, members);
     }
 
     /// The server-wide history budget.

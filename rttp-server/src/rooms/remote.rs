@@ -25,6 +25,7 @@ impl Rooms {
     /// get `PARTED` for each), and its interest is forgotten.
     pub fn peer_down(&self, peer: ServerId) {
         self.links.remove(&peer);
+        self.peer_load.remove(&peer);
         self.replay_budget.remove(&peer);
         let mut unused = Vec::new();
         for mut st in self.map.iter_mut() {
@@ -50,6 +51,21 @@ impl Rooms {
         if on {
             let mut st = self.map.entry(room).or_default();
             if !st.interested.contains(&peer) {
+                let mut load = self.peer_load.entry(peer).or_default();
+                if load.rooms >= self.peer_bounds.0 {
+                    load.refused += 1;
+                    if load.refused == 1 {
+                        tracing::warn!(%peer, "a peer is interested in more than {} rooms: ignored", self.peer_bounds.0);
+                    }
+                    drop(load);
+                    let unused = st.is_unused();
+                    drop(st);
+                    if unused {
+                        self.remove_if_unused(&room);
+                    }
+                    return;
+                }
+                load.rooms += 1;
                 st.interested.push(peer);
             }
             let nicks: Vec<Nick> = st.members.iter().map(|m| m.nick).collect();
@@ -58,8 +74,13 @@ impl Rooms {
             }
         } else {
             let Some(mut st) = self.map.get_mut(&room) else { return };
+            let (rooms, members) = (st.interested.len(), st.remote.len());
             st.interested.retain(|p| *p != peer);
             st.remote.retain(|(p, _)| *p != peer);
+            if let Some(mut load) = self.peer_load.get_mut(&peer) {
+                load.rooms -= rooms - st.interested.len();
+                load.members -= members - st.remote.len();
+            }
             let unused = st.is_unused();
             drop(st);
             if unused {
@@ -73,6 +94,15 @@ impl Rooms {
     pub fn remote_joined(&self, peer: ServerId, room: Room, nick: Nick, announce: bool) {
         let Some(mut st) = self.map.get_mut(&room) else { return };
         if !st.remote.contains(&(peer, nick)) {
+            let mut load = self.peer_load.entry(peer).or_default();
+            if load.members >= self.peer_bounds.1 {
+                load.refused += 1;
+                if load.refused == 1 {
+                    tracing::warn!(%peer, "a peer announced more than {} room members: ignored", self.peer_bounds.1);
+                }
+                return;
+            }
+            load.members += 1;
             st.remote.push((peer, nick));
         }
         if announce {
@@ -85,6 +115,9 @@ impl Rooms {
         let Some(mut st) = self.map.get_mut(&room) else { return };
         if let Some(i) = st.remote.iter().position(|x| *x == (peer, nick)) {
             st.remote.swap_remove(i);
+            if let Some(mut load) = self.peer_load.get_mut(&peer) {
+                load.members -= 1;
+            }
         }
         st.broadcast(&ServerFrame::Parted { room, nick }.to_bytes());
     }

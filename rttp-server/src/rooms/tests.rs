@@ -289,3 +289,39 @@ fn a_history_answer_is_bounded_per_peer() {
     // A full budget would send the 16 MiB again; under a second of refill is under 4 MiB.
     assert!(again < 4 << 20, "the budget refills at {REPLAY_RATE} bytes/s, not at once: {again}");
 }
+
+/// Issue 12 item 11: an authenticated but misbehaving peer cannot make this
+/// server hold rooms and members without bound; what it gave back is
+/// counted back, and another peer is unaffected.
+#[test]
+fn a_peer_creates_rooms_and_members_within_its_bounds() {
+    let mut r = rooms(10);
+    r.set_peer_bounds(50, 80);
+    let (bad, good) = (ServerId::new("bad").unwrap(), ServerId::new("good").unwrap());
+    r.link_up(bad, Arc::new(Outbound::new(64 << 20)));
+    r.link_up(good, Arc::new(Outbound::new(64 << 20)));
+    for i in 0..1_000 {
+        r.remote_interest(bad, Room::new(&format!("#r{i}")).unwrap(), true);
+    }
+    assert_eq!(r.len(), 50, "the rooms it may create");
+    for i in 0..50 {
+        for n in 0..10 {
+            r.remote_joined(bad, Room::new(&format!("#r{i}")).unwrap(), Nick::new(&format!("n{n}")).unwrap(), false);
+        }
+    }
+    let members: usize = (0..50).map(|i| r.members(&Room::new(&format!("#r{i}")).unwrap()).len()).sum();
+    assert_eq!(members, 80, "the members it may announce");
+    // Giving rooms back makes room for more; another peer has bounds of its own.
+    for i in 0..10 {
+        r.remote_interest(bad, Room::new(&format!("#r{i}")).unwrap(), false);
+    }
+    r.remote_interest(bad, Room::new("#again").unwrap(), true);
+    assert!(r.interested(&Room::new("#again").unwrap()).contains(&bad));
+    r.remote_interest(good, Room::new("#good").unwrap(), true);
+    r.remote_joined(good, Room::new("#good").unwrap(), Nick::new("g").unwrap(), false);
+    assert_eq!(r.members(&Room::new("#good").unwrap()).len(), 1);
+    // Its link lost: everything it held is gone, and so is its count.
+    r.peer_down(bad);
+    r.remote_interest(bad, Room::new("#fresh").unwrap(), true);
+    assert!(r.interested(&Room::new("#fresh").unwrap()).contains(&bad), "counted from zero again");
+}
