@@ -151,3 +151,176 @@ async fn a_history_flood_stays_under_the_budget() {
     })
     .await;
 }
+
+/// The peak RSS of every server while `attack` runs.
+async fn peak_rss_during<F: std::future::Future<Output = T>, T>(farm: &Farm, attack: F) -> (T, u64) {
+    let pids: Vec<u32> = (0..farm.servers.len()).filter_map(|i| farm.pid_of(i)).collect();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0;
+        while !d.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = pids.iter().map(|p| rss_bytes(*p)).max().unwrap_or(0).max(peak);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        peak
+    });
+    let out = attack.await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    (out, sampler.await.unwrap())
+}
+
+/// Every server still lists every other UP.
+async fn all_still_up(farm: &Farm) {
+    check_for(T, "every server still UP in every table", || farm.all_up()).await;
+}
+
+/// Members of one room on s1, s2 and s3.
+async fn room_on_three(farm: &Farm, room: &str) -> Vec<Raw> {
+    let mut v = Vec::new();
+    for (i, nick) in ["ann", "ben", "cat"].iter().enumerate() {
+        v.push(bystander(farm, i, nick, room).await);
+    }
+    for (i, c) in v.iter_mut().enumerate() {
+        // Each sees the members of the other servers arrive before the attack.
+        for other in ["ann", "ben", "cat"].iter().filter(|n| **n != ["ann", "ben", "cat"][i]) {
+            let seen = |f: &ServerFrame| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == *other);
+            if i < ["ann", "ben", "cat"].iter().position(|n| n == other).unwrap() {
+                c.until(seen).await;
+            }
+        }
+    }
+    v
+}
+
+/// JOIN/PART churn and WHO from one session, default budgets: the members of
+/// the room on all three servers see at most the JOIN budget's worth of
+/// notices, a conversation across the servers goes on, and every server
+/// stays UP with its memory in bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_churn_and_who_floods_are_paced() {
+    let farm = Farm::start(FarmSpec::default());
+    farm.wait_mesh().await;
+    let mut room = room_on_three(&farm, "#r").await;
+    let mut attacker = Raw::hello(farm.servers[0].client, "mallory").await;
+    let started = tokio::time::Instant::now();
+    let window = Duration::from_secs(5);
+    let ((), peak) = peak_rss_during(&farm, async {
+        // 10,000 JOIN/PART pairs and 1,000 WHOs in one write.
+        let mut flood = "JOIN #r\r\nPART #r\r\n".repeat(10_000);
+        flood.push_str(&"WHO #r\r\n".repeat(1_000));
+        attacker.send(&flood).await;
+        // Meanwhile the room talks, across servers.
+        let (a, rest) = room.split_first_mut().unwrap();
+        still_talking(a, &mut rest[1], "#r", 10).await;
+    })
+    .await;
+    // What reached a member on another server about mallory within the
+    // window: the burst of the JOIN budget (--max-rooms, 100) and 10/s.
+    let mut notices = 0;
+    let end = started + window;
+    while let Ok(Some(f)) = tokio::time::timeout_at(end, room[2].try_frame()).await {
+        if matches!(&f, ServerFrame::Joined { nick, .. } | ServerFrame::Parted { nick, .. } if nick.as_str() == "mallory")
+        {
+            notices += 1;
+        }
+    }
+    println!(
+        "churn: in {window:?} cat on s3 saw {notices} of mallory's 20,000 room changes; peak RSS {} MiB",
+        peak >> 20
+    );
+    assert!(notices <= 100 + 10 * 6, "paced to the JOIN budget: {notices}");
+    assert!(notices >= 20, "mallory is slowed, not cut off: {notices}");
+    assert!(peak < 128 << 20, "peak RSS {} MiB", peak >> 20);
+    let (b, rest) = room.split_at_mut(1);
+    still_talking(&mut rest[1], &mut b[0], "#r", 3).await;
+    all_still_up(&farm).await;
+}
+
+/// Gap JOINs from many sessions against a room with 3.6 MB of history on
+/// another server: the peers are asked at most once a second, answer within
+/// their REPLAY budget, and the peer link is never cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_requests_never_cut_a_peer_link() {
+    let farm = Farm::start(FarmSpec { servers: 2, extra: no_rate_limits(), ..FarmSpec::default() });
+    farm.wait_mesh().await;
+    let mut filler = bystander(&farm, 1, "filler", "#big").await;
+    let body = "b".repeat(60_000);
+    for _ in 0..60 {
+        filler.send(&format!("SAY #big {}\r\n{body}\r\n", body.len())).await;
+        filler.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    }
+    let mut ann = bystander(&farm, 0, "ann", "#calm").await;
+    let mut ben = bystander(&farm, 1, "ben", "#calm").await;
+    ann.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "ben")).await;
+    let asked_before = farm.metric(0, "rttp_peer_frames_out_total{verb=\"HISTORY\"}").await.unwrap_or(0.0);
+    let addr = farm.servers[0].client;
+    let ((), peak) = peak_rss_during(&farm, async {
+        let mut attackers = Vec::new();
+        for s in 0..20 {
+            attackers.push(tokio::spawn(async move {
+                let mut c = Raw::hello(addr, &format!("gap{s}")).await;
+                // A fake after-id misses everywhere: every JOIN is a gap.
+                c.send(&"JOIN #big s9:zz:1\r\nPART #big\r\n".repeat(50)).await;
+                let _ = c.quiet_for(Duration::from_secs(3)).await;
+            }));
+        }
+        still_talking(&mut ann, &mut ben, "#calm", 10).await;
+        for a in attackers {
+            a.await.unwrap();
+        }
+    })
+    .await;
+    let asked = farm.metric(0, "rttp_peer_frames_out_total{verb=\"HISTORY\"}").await.unwrap_or(0.0) - asked_before;
+    println!("history: 1,000 gap JOINs made s1 ask {asked} times; peak RSS {} MiB", peak >> 20);
+    assert!(asked <= 10.0, "at most once a second for the room: {asked}");
+    assert_eq!(farm.metric(0, "rttp_peers_up ").await, Some(1.0), "s1's link to s2 never dropped");
+    assert_eq!(farm.metric(1, "rttp_slow_consumer_disconnects_total ").await, Some(0.0));
+    still_talking(&mut ben, &mut ann, "#calm", 3).await;
+    all_still_up(&farm).await;
+}
+
+/// Connection slots: one address holding every slot it may, and a full
+/// server: the others are served, and the farm's tables show the full
+/// server FULL so that nobody is sent there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_hogs_are_capped_and_a_full_server_says_so() {
+    let farm = Farm::start(FarmSpec {
+        extra_for: vec![(0, ["--max-per-ip", "8", "--max-connections", "12"].map(String::from).to_vec())],
+        ..FarmSpec::default()
+    });
+    farm.wait_mesh().await;
+    let s1 = farm.servers[0].client;
+    let from = |last: u8| {
+        let ip = format!("{}.{last}", farm.prefix());
+        async move {
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+            Raw::over(sock.connect(s1).await.unwrap())
+        }
+    };
+    let mut hogs = Vec::new();
+    for _ in 0..8 {
+        hogs.push(from(80).await);
+    }
+    let mut ninth = from(80).await;
+    let why = ninth.expect_err(509).await;
+    assert!(why.contains("your address"), "{why}");
+    // Four more from another address fill the server's 12 slots: s1 is FULL
+    // in s2's table, and the thirteenth connection is refused.
+    for _ in 0..4 {
+        hogs.push(from(81).await);
+    }
+    check_for(T, "s2 lists s1 FULL", || async { farm.status_seen(1, "s1").await == Some(Status::Full) }).await;
+    let mut extra = from(82).await;
+    extra.expect_err(509).await;
+    // Users on the other servers are not affected, and s1 is UP again once
+    // the hogs go.
+    let mut ann = bystander(&farm, 1, "ann", "#calm").await;
+    let mut ben = bystander(&farm, 2, "ben", "#calm").await;
+    ann.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "ben")).await;
+    still_talking(&mut ann, &mut ben, "#calm", 3).await;
+    drop(hogs);
+    check_for(T, "s1 UP again once the hogs left", || async { farm.status_seen(1, "s1").await == Some(Status::Up) })
+        .await;
+}
