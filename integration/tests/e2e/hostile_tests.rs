@@ -3,10 +3,18 @@
 //! slowdown), that the other users stay connected and get every message said
 //! meanwhile, that the servers stay UP in each other's tables, and that
 //! memory stays under its documented bound.
+//!
+//! Attacks whose subject is one server's code path, with no farm needed, live
+//! beside it as in-process tests over real sockets: the per-session budgets
+//! (`rttp-server/tests/budgets.rs`), every limit of PROTOCOL §5.1
+//! (`tests/limits.rs`), the slow-consumer policy (`tests/slow_consumers.rs`),
+//! strangers on the peer port (`tests/inprocess.rs`), the metrics listener
+//! (`tests/metrics_listener.rs`), and a bad peer's MEMBER and INTEREST floods
+//! (unit tests of `farm::membership` and `rooms`).
 
 use std::time::Duration;
 
-use integration::{check_for, Farm, FarmSpec, Raw};
+use integration::{check_for, short, Farm, FarmSpec, Raw};
 use rttp_proto::{ServerFrame, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -323,4 +331,99 @@ async fn connection_hogs_are_capped_and_a_full_server_says_so() {
     drop(hogs);
     check_for(T, "s1 UP again once the hogs left", || async { farm.status_seen(1, "s1").await == Some(Status::Up) })
         .await;
+}
+
+/// One DNS-over-TCP query for `chat.farm.test A`, with its length prefix.
+fn tcp_query(id: u16) -> Vec<u8> {
+    let mut q = vec![(id >> 8) as u8, id as u8, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["chat", "farm", "test"] {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend(q);
+    framed
+}
+
+async fn tcp_from(src: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{src}:0").parse().unwrap()).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+/// farm-dns over TCP: one address holds at most 16 connections (another
+/// address is still answered), and a client that sends without ever reading
+/// is dropped once farm-dns's writes to it stall for 10 s.
+#[tokio::test]
+async fn tcp_clients_are_capped_per_address_and_a_non_reader_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut farm = Farm::start(FarmSpec::default());
+    let dns = farm.start_dns();
+    check_for(T, "three A records", || async { short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 3 })
+        .await;
+    let hog_ip = format!("{}.60", farm.prefix());
+    let mut hogs = Vec::new();
+    for _ in 0..16 {
+        hogs.push(tcp_from(&hog_ip, dns).await);
+    }
+    let mut extra = tcp_from(&hog_ip, dns).await;
+    let mut buf = [0u8; 16];
+    let r = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "the 17th connection from one address is closed: {r:?}");
+    let other_ip = format!("{}.61", farm.prefix());
+    let other = short(&farm.dig(&["-b", &other_ip, "+tcp", "chat.farm.test", "A", "+short"]).await);
+    assert_eq!(other.len(), 3, "another address is answered over TCP: {other:?}");
+    // A hog that sends 200,000 queries and never reads: far more answers than
+    // the socket buffers hold, so farm-dns's writes stall, and it must drop it.
+    let mut hog = hogs.pop().unwrap();
+    let flood: Vec<u8> = (0..200_000u32).flat_map(|i| tcp_query(i as u16)).collect();
+    let sent = tokio::time::timeout(Duration::from_secs(40), async move { hog.write_all(&flood).await }).await;
+    assert!(matches!(sent, Ok(Err(_))), "farm-dns dropped the non-reader (its writes failed): {sent:?}");
+    let again = short(&farm.dig(&["-b", &hog_ip, "+tcp", "chat.farm.test", "A", "+short"]).await);
+    assert_eq!(again.len(), 3, "the freed slot serves the address again: {again:?}");
+}
+
+/// Response rate limiting: 2,000 UDP queries in about a second from one
+/// address get about the rate's worth of answers (100/s, bursts of 100), and
+/// half of the rest as truncated answers (slip 2) so a real client would
+/// retry over TCP; another address is answered in full meanwhile.
+#[tokio::test]
+async fn one_address_flooding_is_rate_limited_and_another_is_answered() {
+    let mut farm = Farm::start(FarmSpec::default());
+    let dns = farm.start_dns();
+    check_for(T, "three A records", || async { short(&farm.dig(&["chat.farm.test", "A", "+short"]).await).len() == 3 })
+        .await;
+    let sock = std::sync::Arc::new(tokio::net::UdpSocket::bind(format!("{}.70:0", farm.prefix())).await.unwrap());
+    sock.connect(dns).await.unwrap();
+    let rx = sock.clone();
+    let reader = tokio::spawn(async move {
+        let (mut full, mut tc) = (0u32, 0u32);
+        let mut buf = [0u8; 1500];
+        while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1500), rx.recv(&mut buf)).await {
+            if n >= 12 && buf[2] & 0x02 != 0 {
+                tc += 1;
+            } else {
+                full += 1;
+            }
+        }
+        (full, tc)
+    });
+    let started = tokio::time::Instant::now();
+    for i in 0..2_000u16 {
+        sock.send(&tcp_query(i)[2..]).await.unwrap();
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let other = short(&farm.dig(&["-b", "127.0.0.1", "chat.farm.test", "A", "+short"]).await);
+    assert_eq!(other.len(), 3, "another address is answered in full: {other:?}");
+    let (full, tc) = reader.await.unwrap();
+    println!("rrl: 2,000 queries in {secs:.2} s from one address: {full} answers, {tc} truncated");
+    let most = 100.0 + 100.0 * (secs + 1.0);
+    assert!(f64::from(full) <= most, "{full} answers, over the rate's {most:.0}");
+    assert!(full >= 100, "the burst is answered: {full}");
+    let limited = 2_000 - full;
+    assert!(tc >= limited / 2 - 50 && tc <= limited / 2 + 50, "every second limited answer slips: {tc} of {limited}");
 }
