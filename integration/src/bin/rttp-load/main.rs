@@ -153,6 +153,13 @@ pub(crate) fn chart(name: &str, draw: impl FnOnce(&std::path::Path) -> Result<()
     }
 }
 
+/// As many connections as the servers may take under this machine's
+/// open-file limit (a server refuses to start with more than fit).
+fn max_connections() -> u64 {
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(4096, |(_, h)| h);
+    hard.saturating_sub(1024).max(1024)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -173,8 +180,6 @@ async fn main() -> ExitCode {
         "4000000000",
         "--join-rate",
         "1000000",
-        "--max-connections",
-        "200000",
         "--max-per-ip",
         "200000",
         "--outbound-limit",
@@ -184,6 +189,7 @@ async fn main() -> ExitCode {
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(["--max-connections".to_string(), max_connections().to_string()])
     .collect();
     let (name, json) = if args.target == "nats" {
         match shape(&nats::Nats::start(3), &args.workload).await {
