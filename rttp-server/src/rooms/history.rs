@@ -3,14 +3,18 @@
 //! by one server-wide budget (`--history-budget`) that evicts the oldest
 //! message of the whole server first.
 //!
-//! Why a global arrival order: the budget must take from the rooms that hold
-//! the oldest messages, not from the room that happens to be speaking now.
-//! Each kept message carries its arrival number; the budget keeps
-//! `(room, arrival)` in arrival order and evicts from the front. Entries the
-//! per-room bounds already evicted go stale; the queue is rebuilt from the
-//! rooms when stale ones outnumber the live ones, so it stays O(kept).
+//! Why a heap of rooms and not a queue of messages: a queue entry per kept
+//! message cost 80 bytes beside each (often 100-byte) message. Every kept
+//! message carries an arrival number; the budget holds one entry per room
+//! with history, keyed by the arrival of that room's oldest message. Eviction
+//! pops the smallest, evicts that one message, and puts the room back with
+//! its next oldest. An entry the room's own bounds made stale (its front
+//! moved on) is put back with the right arrival when popped; one left by a
+//! removed room is dropped. The heap is rebuilt from the rooms when such
+//! leftovers outnumber the rooms, so it stays O(rooms).
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -31,6 +35,8 @@ pub struct HistoryLimits {
 pub(crate) struct History {
     kept: VecDeque<(MsgId, Bytes, u64)>,
     bytes: usize,
+    /// The arrival under which this room is in the budget's heap, if it is.
+    pub(crate) queued: Option<u64>,
 }
 
 impl History {
@@ -46,7 +52,8 @@ impl History {
         freed
     }
 
-    fn pop_front(&mut self) -> usize {
+    /// Evicts the oldest message; returns its bytes.
+    pub(crate) fn pop_front(&mut self) -> usize {
         match self.kept.pop_front() {
             Some((_, f, _)) => {
                 self.bytes -= f.len();
@@ -56,13 +63,9 @@ impl History {
         }
     }
 
-    /// Evicts every message that arrived at or before `arrival`; returns the bytes.
-    pub(crate) fn evict_upto(&mut self, arrival: u64) -> usize {
-        let mut freed = 0;
-        while self.kept.front().is_some_and(|(_, _, a)| *a <= arrival) {
-            freed += self.pop_front();
-        }
-        freed
+    /// The arrival number of the oldest message kept.
+    pub(crate) fn front_arrival(&self) -> Option<u64> {
+        self.kept.front().map(|(_, _, a)| *a)
     }
 
     /// The frames after `id`, or `None` when `id` is not kept.
@@ -85,15 +88,33 @@ impl History {
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
+}
 
-    /// Messages kept.
-    pub(crate) fn len(&self) -> usize {
-        self.kept.len()
+/// One room in the budget's heap: the arrival of its oldest message.
+/// Ordered (and equal) by arrival only.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    arrival: u64,
+    room: Room,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.arrival == other.arrival
     }
+}
 
-    /// Arrival numbers of the kept messages (for rebuilding the budget's order).
-    pub(crate) fn arrivals(&self) -> impl Iterator<Item = u64> + '_ {
-        self.kept.iter().map(|(_, _, a)| *a)
+impl Eq for Entry {}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> std::cmp::Ordering {
+        self.arrival.cmp(&other.arrival)
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -102,9 +123,8 @@ impl History {
 pub struct HistoryBudget {
     limit: usize,
     kept: AtomicUsize,
-    messages: AtomicUsize,
     next_arrival: AtomicU64,
-    order: Mutex<VecDeque<(Room, u64)>>,
+    heap: Mutex<BinaryHeap<Reverse<Entry>>>,
     evicted: AtomicU64,
 }
 
@@ -114,9 +134,8 @@ impl HistoryBudget {
         HistoryBudget {
             limit,
             kept: AtomicUsize::new(0),
-            messages: AtomicUsize::new(0),
             next_arrival: AtomicU64::new(0),
-            order: Mutex::new(VecDeque::new()),
+            heap: Mutex::new(BinaryHeap::new()),
             evicted: AtomicU64::new(0),
         }
     }
@@ -136,63 +155,61 @@ impl HistoryBudget {
         self.kept() > self.limit
     }
 
-    /// Takes an arrival number for a message about to be kept in `room`.
-    pub(crate) fn arrive(&self, room: Room) -> u64 {
-        let a = self.next_arrival.fetch_add(1, Ordering::Relaxed) + 1;
-        self.lock().push_back((room, a));
-        a
+    /// An arrival number for a message about to be kept.
+    pub(crate) fn arrive(&self) -> u64 {
+        self.next_arrival.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Accounts a message kept (`added` bytes) and what its room evicted.
-    pub(crate) fn account(&self, added: usize, freed: usize, freed_messages: usize) {
-        self.kept.fetch_add(added, Ordering::Relaxed);
-        self.kept.fetch_sub(freed, Ordering::Relaxed);
-        self.messages.fetch_add(1, Ordering::Relaxed);
-        self.messages.fetch_sub(freed_messages, Ordering::Relaxed);
-    }
-
-    /// Accounts bytes and messages that left (a room removed, or evicted by the budget).
-    pub(crate) fn release(&self, bytes: usize, messages: usize, by_budget: bool) {
-        self.kept.fetch_sub(bytes, Ordering::Relaxed);
-        self.messages.fetch_sub(messages, Ordering::Relaxed);
-        if by_budget {
-            self.evicted.fetch_add(messages as u64, Ordering::Relaxed);
-        }
-    }
-
-    /// The oldest `(room, arrival)`, to evict up to.
-    pub(crate) fn oldest(&self) -> Option<(Room, u64)> {
-        self.lock().pop_front()
-    }
-
-    /// Whether the order queue holds far more entries than messages kept.
-    pub(crate) fn needs_rebuild(&self) -> bool {
-        self.lock().len() > 2 * self.messages.load(Ordering::Relaxed) + 4096
-    }
-
-    /// The arrival number the next message will get (read before a rebuild
-    /// collects the rooms).
+    /// The arrival number the next message will get.
     pub(crate) fn arrivals_so_far(&self) -> u64 {
         self.next_arrival.load(Ordering::Relaxed)
     }
 
-    /// Replaces the order with the kept messages' `(room, arrival)`,
-    /// collected after `since` was read; entries that arrived after `since`
-    /// are kept from the current order (a duplicate only evicts nothing).
-    pub(crate) fn rebuild(&self, mut live: Vec<(Room, u64)>, since: u64) {
-        let mut q = self.lock();
-        live.extend(q.iter().filter(|(_, a)| *a > since).copied());
-        live.sort_unstable_by_key(|(_, a)| *a);
-        *q = live.into();
+    /// Accounts bytes kept and bytes a room's own bounds evicted.
+    pub(crate) fn account(&self, added: usize, freed: usize) {
+        self.kept.fetch_add(added, Ordering::Relaxed);
+        self.kept.fetch_sub(freed, Ordering::Relaxed);
     }
 
-    /// Entries in the order queue (live and stale).
+    /// Accounts bytes that left: a room removed, or evicted by the budget
+    /// (`messages` of them).
+    pub(crate) fn release(&self, bytes: usize, by_budget: u64) {
+        self.kept.fetch_sub(bytes, Ordering::Relaxed);
+        self.evicted.fetch_add(by_budget, Ordering::Relaxed);
+    }
+
+    /// Puts `room` in the heap under the arrival of its oldest message.
+    pub(crate) fn enqueue(&self, arrival: u64, room: Room) {
+        self.lock().push(Reverse(Entry { arrival, room }));
+    }
+
+    /// The room with the oldest message, as it was enqueued.
+    pub(crate) fn oldest(&self) -> Option<(u64, Room)> {
+        self.lock().pop().map(|Reverse(e)| (e.arrival, e.room))
+    }
+
+    /// Whether leftovers outnumber the `rooms`.
+    pub(crate) fn needs_rebuild(&self, rooms: usize) -> bool {
+        self.lock().len() > 2 * rooms + 4096
+    }
+
+    /// Replaces the heap with `live` (every room with history, collected
+    /// after `since` was read); entries enqueued after `since` are kept.
+    pub(crate) fn rebuild(&self, live: Vec<(u64, Room)>, since: u64) {
+        let mut h = self.lock();
+        let mut entries: Vec<Reverse<Entry>> =
+            live.into_iter().map(|(arrival, room)| Reverse(Entry { arrival, room })).collect();
+        entries.extend(h.iter().filter(|Reverse(e)| e.arrival > since).copied());
+        *h = BinaryHeap::from(entries);
+    }
+
+    /// Entries in the heap (live and leftover).
     #[cfg(test)]
-    pub(crate) fn order_len(&self) -> usize {
+    pub(crate) fn heap_len(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Room, u64)>> {
-        self.order.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, BinaryHeap<Reverse<Entry>>> {
+        self.heap.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

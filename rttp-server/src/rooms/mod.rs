@@ -83,10 +83,15 @@ impl RoomState {
     /// to the server-wide budget (which the caller enforces once the room's
     /// lock is released: [`Rooms::enforce_budget`]).
     fn remember(&mut self, room: Room, id: MsgId, frame: Bytes, limits: HistoryLimits, budget: &HistoryBudget) {
-        let (added, before) = (frame.len(), self.history.len());
-        let arrival = budget.arrive(room);
-        let freed = self.history.push(id, frame, arrival, limits);
-        budget.account(added, freed, before + 1 - self.history.len());
+        let added = frame.len();
+        let freed = self.history.push(id, frame, budget.arrive(), limits);
+        budget.account(added, freed);
+        if self.history.queued.is_none() {
+            self.history.queued = self.history.front_arrival();
+            if let Some(a) = self.history.queued {
+                budget.enqueue(a, room);
+            }
+        }
     }
 
     /// Nobody here and no peer interested: the room can go.
@@ -170,18 +175,40 @@ impl Rooms {
     /// Evicts the server's oldest kept messages until the rooms are within
     /// the budget. Called with no room lock held (it locks rooms one by one).
     pub(crate) fn enforce_budget(&self) {
-        if self.budget.needs_rebuild() {
+        // Leftovers of removed rooms pile up even under the budget: rebuild
+        // when they outnumber the rooms.
+        if self.budget.needs_rebuild(self.map.len()) {
             let since = self.budget.arrivals_so_far();
-            let live: Vec<(Room, u64)> =
-                self.map.iter().flat_map(|e| e.history.arrivals().map(|a| (*e.key(), a)).collect::<Vec<_>>()).collect();
+            let mut live = Vec::new();
+            for mut e in self.map.iter_mut() {
+                let front = e.history.front_arrival();
+                e.history.queued = front;
+                if let Some(a) = front {
+                    live.push((a, *e.key()));
+                }
+            }
             self.budget.rebuild(live, since);
         }
         while self.budget.over() {
-            let Some((room, arrival)) = self.budget.oldest() else { break };
-            if let Some(mut st) = self.map.get_mut(&room) {
-                let before = st.history.len();
-                let freed = st.history.evict_upto(arrival);
-                self.budget.release(freed, before - st.history.len(), true);
+            let Some((arrival, room)) = self.budget.oldest() else { break };
+            let Some(mut st) = self.map.get_mut(&room) else { continue };
+            if st.history.queued != Some(arrival) {
+                // A leftover: the room is in the heap under another arrival.
+                continue;
+            }
+            st.history.queued = None;
+            match st.history.front_arrival() {
+                None => continue,
+                // Its own bounds evicted past it: back in, under its oldest now.
+                Some(front) if front > arrival => {}
+                Some(_) => {
+                    let freed = st.history.pop_front();
+                    self.budget.release(freed, 1);
+                }
+            }
+            st.history.queued = st.history.front_arrival();
+            if let Some(a) = st.history.queued {
+                self.budget.enqueue(a, room);
             }
         }
     }
@@ -190,7 +217,7 @@ impl Rooms {
     /// join may have raced in); its history leaves the budget.
     fn remove_if_unused(&self, room: &Room) {
         if let Some((_, st)) = self.map.remove_if(room, |_, st| st.is_unused()) {
-            self.budget.release(st.history.bytes(), st.history.len(), false);
+            self.budget.release(st.history.bytes(), 0);
         }
     }
 
