@@ -75,6 +75,9 @@ impl ClientConn {
             let writing = !self.wq.is_empty();
             // Behind (over --outbound-limit): cut when that has lasted --slow-consumer-after.
             let cut_at = self.out.behind_since().map(|t| Instant::from_std(t) + slow_after);
+            // One timer for the three deadlines: each Sleep in a select! would
+            // sit in every idle connection's future.
+            let wake = [Some(deadline), cut_at, paused].into_iter().flatten().min().unwrap_or(deadline);
             let flow = tokio::select! {
                 _ = token.cancelled() => session.error(ErrCode::ShuttingDown, "server shutting down"),
                 r = self.stream.readable(), if paused.is_none() => match r.and_then(|_| self.read()) {
@@ -105,20 +108,26 @@ impl ClientConn {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
                     Err(_) => break "write error",
                 },
-                _ = sleep_until(cut_at.unwrap_or(deadline)), if cut_at.is_some() => Flow::Continue,
-                _ = sleep_until(paused.unwrap_or(deadline)), if paused.is_some() => {
-                    paused = None;
-                    self.process(&mut session, &mut paused)
-                }
-                _ = sleep_until(deadline) => match session.settled() {
-                    false => session.error(ErrCode::Timeout, format!("no HELLO within {hello_timeout:?}")),
-                    true if !pinged => {
-                        pinged = true;
-                        session.send(&ServerFrame::Ping { token: Token::new("idle").expect("valid token") });
+                _ = sleep_until(wake) => {
+                    let now = Instant::now();
+                    if paused.is_some_and(|p| now >= p) {
+                        paused = None;
+                        self.process(&mut session, &mut paused)
+                    } else if now < deadline {
+                        // The slow-consumer deadline: checked below.
                         Flow::Continue
+                    } else {
+                        match session.settled() {
+                            false => session.error(ErrCode::Timeout, format!("no HELLO within {hello_timeout:?}")),
+                            true if !pinged => {
+                                pinged = true;
+                                session.send(&ServerFrame::Ping { token: Token::new("idle").expect("valid token") });
+                                Flow::Continue
+                            }
+                            true => session.error(ErrCode::Timeout, format!("silent for {idle_timeout:?}")),
+                        }
                     }
-                    true => session.error(ErrCode::Timeout, format!("silent for {idle_timeout:?}")),
-                },
+                }
             };
             if cut_at.is_some_and(|t| Instant::now() >= t) && self.out.behind_since().is_some() {
                 self.out.overflow();
@@ -138,7 +147,8 @@ impl ClientConn {
             if let Flow::Close(why) = flow {
                 self.flush().await;
                 if why == "redirected" || why == ErrCode::ShuttingDown.label() {
-                    self.deliver_late(&mut session).await;
+                    // Boxed: its state would otherwise sit in every connection's future.
+                    Box::pin(self.deliver_late(&mut session)).await;
                 }
                 break why;
             }

@@ -1,5 +1,6 @@
 //! Client connections: the accept loop, the connection, the session.
 
+mod budget;
 mod conn;
 mod session;
 
@@ -80,6 +81,6 @@ mod tests {
         let shared = Arc::new(Shared::new(crate::Config::new("s1").unwrap()));
         let size = conn::ClientConn::task_size(s, shared);
         println!("connection task: {size} bytes");
-        assert!(size < 1536, "the per-connection future is {size} bytes");
+        assert!(size < 1280, "the per-connection future is {size} bytes");
     }
 }

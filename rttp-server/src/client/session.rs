@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use rttp_proto::{ClientFrame, DecodeError, ErrCode, Frame, Nick, Room, ServerFrame, PROTOCOL_VERSION};
 
+use super::budget::SessionBudget;
 use crate::outbound::Outbound;
-use crate::ratelimit::TokenBucket;
 use crate::rooms::{Member, SessionId};
 use crate::state::{radix36, Shared};
 
@@ -26,14 +26,10 @@ pub(crate) struct Session {
     id: SessionId,
     nick: Option<Nick>,
     rooms: Vec<Room>,
-    say_bucket: TokenBucket,
-    /// Every frame in (and every WHO line out) costs one.
-    frames: TokenBucket,
-    /// Every byte in (and every byte of a WHO answer) costs one.
-    bytes: TokenBucket,
-    /// JOIN and PART: membership churn reaches every member of the room, so
-    /// it has a budget of its own.
-    joins: TokenBucket,
+    /// Frames, bytes and room changes (JOIN, PART: membership churn reaches
+    /// every member of the room, so it has a budget of its own). A WHO is
+    /// charged the lines and bytes it sends.
+    budget: SessionBudget,
     bad_in_row: u32,
     /// Receives every `FARM_INFO` push without a session (`FARM watch`).
     watching: bool,
@@ -43,24 +39,9 @@ impl Session {
     pub(crate) fn new(shared: Arc<Shared>, out: Arc<Outbound>) -> Session {
         let cfg = &shared.config;
         let now = Instant::now();
-        let say_bucket = TokenBucket::new(cfg.say_rate, cfg.say_burst, now);
-        let frames = TokenBucket::new(cfg.frame_rate, cfg.frame_burst, now);
-        let bytes = TokenBucket::new(cfg.byte_rate, cfg.byte_burst, now);
-        let joins = TokenBucket::new(cfg.join_rate, cfg.join_burst, now);
+        let budget = SessionBudget::new(cfg, now);
         let id = shared.next_session();
-        Session {
-            shared,
-            out,
-            id,
-            nick: None,
-            rooms: Vec::new(),
-            say_bucket,
-            frames,
-            bytes,
-            joins,
-            bad_in_row: 0,
-            watching: false,
-        }
+        Session { shared, out, id, nick: None, rooms: Vec::new(), budget, bad_in_row: 0, watching: false }
     }
 
     pub(crate) fn nick(&self) -> Option<Nick> {
@@ -74,16 +55,14 @@ impl Session {
 
     /// Charges one frame of `len` bytes read from the client.
     pub(crate) fn charge(&mut self, len: usize) {
-        let now = Instant::now();
-        self.frames.charge(1.0, now);
-        self.bytes.charge(len as f64, now);
+        self.budget.charge(&self.shared.config, 1.0, len as f32, 0.0, Instant::now());
     }
 
     /// When the session is over its frame or byte budget: the instant its
     /// connection may read again. The connection stops reading until then
     /// (TCP pushes back on the client; nothing is dropped).
     pub(crate) fn paused_until(&self) -> Option<Instant> {
-        [self.frames.ready_at(), self.bytes.ready_at(), self.joins.ready_at()].into_iter().flatten().max()
+        self.budget.paused_until(&self.shared.config)
     }
 
     /// Queues a frame to this session.
@@ -130,7 +109,7 @@ impl Session {
         self.bad_in_row = 0;
         self.shared.metrics.frame_in(frame.verb());
         if matches!(frame, ClientFrame::Join { .. } | ClientFrame::Part { .. }) {
-            self.joins.charge(1.0, Instant::now());
+            self.budget.charge(&self.shared.config, 0.0, 0.0, 1.0, Instant::now());
         }
         match (&frame, self.nick) {
             (ClientFrame::Hello { version, nick }, None) => self.hello(*version, *nick),
@@ -250,7 +229,7 @@ impl Session {
     }
 
     fn say(&mut self, room: Room, nick: Nick, text: rttp_proto::Text) -> Flow {
-        if !self.say_bucket.take(Instant::now()) {
+        if !self.budget.take_say(&self.shared.config, Instant::now()) {
             self.shared.metrics.rate_limited.inc();
             let cfg = &self.shared.config;
             return self.error(
@@ -281,9 +260,7 @@ impl Session {
             self.out.push(f);
         }
         self.send(&ServerFrame::EndMembers { room, total: nicks.len() as u32 });
-        let now = Instant::now();
-        self.frames.charge(lines as f64, now);
-        self.bytes.charge(bytes as f64, now);
+        self.budget.charge(&self.shared.config, lines as f32, bytes as f32, 0.0, Instant::now());
         Flow::Continue
     }
 }
