@@ -44,6 +44,30 @@ pub struct FarmSpec {
     pub metrics: bool,
 }
 
+/// `rttp-server` flags that lift every per-session budget (SAY, frames,
+/// bytes, JOIN/PART): for load generators, and for attack tests where the
+/// attack under test must be the only limit in play.
+pub fn no_rate_limit_flags() -> Vec<String> {
+    [
+        "--say-rate",
+        "1000000",
+        "--say-burst",
+        "1000000",
+        "--frame-rate",
+        "1000000000",
+        "--frame-burst",
+        "1000000000",
+        "--byte-rate",
+        "1000000000000",
+        "--byte-burst",
+        "4000000000",
+        "--join-rate",
+        "1000000",
+    ]
+    .map(String::from)
+    .into()
+}
+
 impl Default for FarmSpec {
     fn default() -> FarmSpec {
         FarmSpec {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{check_for, no_rate_limits, start, Raw, WAIT};
+use common::{check_for, no_rate_limits, send_buffer_max, start, Raw, WAIT};
 
 use rttp_proto::ServerFrame;
 
@@ -248,12 +248,6 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
     drop(wr);
     sink.abort();
     server.shutdown().await;
-}
-
-/// The most the kernel lets a TCP send buffer grow to (tcp_wmem's third field).
-fn send_buffer_max() -> usize {
-    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").expect("Linux: tcp_wmem");
-    wmem.split_whitespace().nth(2).and_then(|m| m.parse().ok()).expect("tcp_wmem has three numbers")
 }
 
 /// A session whose queue overflows while its socket still has room (a

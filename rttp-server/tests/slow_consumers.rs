@@ -7,15 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{no_rate_limits, start, Raw};
+use common::{no_rate_limits, send_buffer_max, start, Raw};
 use rttp_proto::ServerFrame;
 use tokio::io::AsyncWriteExt;
-
-/// The most the kernel lets a TCP send buffer grow to (tcp_wmem's third field).
-fn send_buffer_max() -> usize {
-    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").expect("Linux: tcp_wmem");
-    wmem.split_whitespace().nth(2).and_then(|m| m.parse().ok()).expect("tcp_wmem has three numbers")
-}
 
 /// `n` messages of 1 KiB into `#busy` from a sender whose own copies are
 /// read and counted by a task; returns once the server has fanned out all of

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use integration::{check_for, short, Farm, FarmSpec, Raw};
+use integration::{check_for, no_rate_limit_flags, short, Farm, FarmSpec, Raw};
 use rttp_proto::{ServerFrame, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -29,30 +29,6 @@ fn rss_bytes(pid: u32) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
-}
-
-/// Flags that lift every per-session budget: the attack under test is the
-/// only limit in play.
-fn no_rate_limits() -> Vec<String> {
-    [
-        "--say-rate",
-        "1000000",
-        "--say-burst",
-        "1000000",
-        "--frame-rate",
-        "1000000000",
-        "--frame-burst",
-        "1000000000",
-        "--byte-rate",
-        "1000000000000",
-        "--byte-burst",
-        "4000000000",
-        "--join-rate",
-        "1000000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 /// A bystander on `server` in `room`, for checking that others are unaffected.
@@ -85,7 +61,7 @@ async fn still_talking(from: &mut Raw, to: &mut Raw, room: &str, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_history_flood_stays_under_the_budget() {
     let budget: u64 = std::env::var("RTTP_TEST_BUDGET").ok().and_then(|v| v.parse().ok()).unwrap_or(32 << 20);
-    let mut extra = no_rate_limits();
+    let mut extra = no_rate_limit_flags();
     extra.extend(["--history-budget".to_string(), budget.to_string()]);
     let farm = Farm::start(FarmSpec { servers: 2, extra, ..FarmSpec::default() });
     farm.wait_mesh().await;
@@ -250,7 +226,7 @@ async fn membership_churn_and_who_floods_are_paced() {
 /// their REPLAY budget, and the peer link is never cut.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_requests_never_cut_a_peer_link() {
-    let farm = Farm::start(FarmSpec { servers: 2, extra: no_rate_limits(), ..FarmSpec::default() });
+    let farm = Farm::start(FarmSpec { servers: 2, extra: no_rate_limit_flags(), ..FarmSpec::default() });
     farm.wait_mesh().await;
     let mut filler = bystander(&farm, 1, "filler", "#big").await;
     let body = "b".repeat(60_000);

@@ -38,3 +38,10 @@ pub fn no_rate_limits(c: &mut Config) {
     c.join_rate = 1e9;
     c.join_burst = u32::MAX;
 }
+
+/// The most the kernel lets a TCP send buffer grow to (tcp_wmem's third
+/// field): what a stalled reader's server side can absorb before its queue.
+pub fn send_buffer_max() -> usize {
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").expect("Linux: tcp_wmem");
+    wmem.split_whitespace().nth(2).and_then(|m| m.parse().ok()).expect("tcp_wmem has three numbers")
+}

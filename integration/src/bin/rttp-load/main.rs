@@ -165,32 +165,11 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     // As many connections as the hard limit allows; a run that needs more fails on connect, with its count.
     let _ = rttp_conn::fdlimit::raise_for(0);
-    let load_flags: Vec<String> = [
-        "--say-rate",
-        "1000000",
-        "--say-burst",
-        "1000000",
-        "--frame-rate",
-        "1000000000",
-        "--frame-burst",
-        "1000000000",
-        "--byte-rate",
-        "1000000000000",
-        "--byte-burst",
-        "4000000000",
-        "--join-rate",
-        "1000000",
-        "--max-per-ip",
-        "200000",
-        "--outbound-limit",
-        "16777216",
-        "--history",
-        "100",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(["--max-connections".to_string(), max_connections().to_string()])
-    .collect();
+    let load_flags: Vec<String> = integration::no_rate_limit_flags()
+        .into_iter()
+        .chain(["--max-per-ip", "200000", "--outbound-limit", "16777216", "--history", "100"].map(String::from))
+        .chain(["--max-connections".to_string(), max_connections().to_string()])
+        .collect();
     let (name, json) = if args.target == "nats" {
         match shape(&nats::Nats::start(3), &args.workload).await {
             Some(r) => ("nats", r.json()),
