@@ -29,6 +29,20 @@ const WRITE_BATCH: usize = 64;
 /// a bigger frame grows the buffer as needed.
 const READ_CHUNK: usize = 1024;
 
+/// The session's deadline passed: no HELLO in time, or silence (a PING
+/// first, then the close).
+fn silence(session: &mut Session, pinged: &mut bool, hello_timeout: Duration, idle_timeout: Duration) -> Flow {
+    match session.settled() {
+        false => session.error(ErrCode::Timeout, format!("no HELLO within {hello_timeout:?}")),
+        true if !*pinged => {
+            *pinged = true;
+            session.send(&ServerFrame::Ping { token: Token::new("idle").expect("valid token") });
+            Flow::Continue
+        }
+        true => session.error(ErrCode::Timeout, format!("silent for {idle_timeout:?}")),
+    }
+}
+
 /// A client connection: the socket, its buffers, and its session.
 pub(crate) struct ClientConn {
     stream: TcpStream,
@@ -117,39 +131,18 @@ impl ClientConn {
                         // The slow-consumer deadline: checked below.
                         Flow::Continue
                     } else {
-                        match session.settled() {
-                            false => session.error(ErrCode::Timeout, format!("no HELLO within {hello_timeout:?}")),
-                            true if !pinged => {
-                                pinged = true;
-                                session.send(&ServerFrame::Ping { token: Token::new("idle").expect("valid token") });
-                                Flow::Continue
-                            }
-                            true => session.error(ErrCode::Timeout, format!("silent for {idle_timeout:?}")),
-                        }
+                        silence(&mut session, &mut pinged, hello_timeout, idle_timeout)
                     }
                 }
             };
-            if cut_at.is_some_and(|t| Instant::now() >= t) && self.out.behind_since().is_some() {
-                self.out.overflow();
-            }
-            if self.out.overflowed() {
-                self.shared.metrics.slow_consumers.inc();
-                self.wq.clear();
-                if !self.mid_frame {
-                    let err = self.shared.metrics.err(ErrCode::SlowConsumer, "outbound queue overflowed: read faster");
-                    // Best effort: a stalled reader's socket buffer is likely full.
-                    let _ = self.stream.try_write(&err);
-                }
+            if self.slow_consumer(cut_at) {
                 break "slow consumer";
             }
             let flow =
                 if flow == Flow::Continue && self.out.close_requested() { Flow::Close("redirected") } else { flow };
             if let Flow::Close(why) = flow {
-                self.flush().await;
-                if why == "redirected" || why == ErrCode::ShuttingDown.label() {
-                    // Boxed: its state would otherwise sit in every connection's future.
-                    Box::pin(self.deliver_late(&mut session)).await;
-                }
+                // Boxed: its state would otherwise sit in every connection's future.
+                Box::pin(self.closing(&mut session, why)).await;
                 break why;
             }
         };
@@ -157,6 +150,35 @@ impl ClientConn {
         drop(session);
         self.close().await;
         (nick, reason)
+    }
+
+    /// Whether the session is a slow consumer: its queue overflowed, or it
+    /// has been behind since before `cut_at`. Then its queue is dropped and
+    /// it is told `ERR 507` if the socket can still take it.
+    fn slow_consumer(&mut self, cut_at: Option<Instant>) -> bool {
+        if cut_at.is_some_and(|t| Instant::now() >= t) && self.out.behind_since().is_some() {
+            self.out.overflow();
+        }
+        if !self.out.overflowed() {
+            return false;
+        }
+        self.shared.metrics.slow_consumers.inc();
+        self.wq.clear();
+        if !self.mid_frame {
+            let err = self.shared.metrics.err(ErrCode::SlowConsumer, "outbound queue overflowed: read faster");
+            // Best effort: a stalled reader's socket buffer is likely full.
+            let _ = self.stream.try_write(&err);
+        }
+        true
+    }
+
+    /// The session closes for `why`: what is queued is flushed and, after a
+    /// REDIRECT or `ERR 508`, late SAYs are still delivered.
+    async fn closing(&mut self, session: &mut Session, why: &str) {
+        self.flush().await;
+        if why == "redirected" || why == ErrCode::ShuttingDown.label() {
+            self.deliver_late(session).await;
+        }
     }
 
     /// After a REDIRECT (or `ERR 508`) the client may have sent SAYs before

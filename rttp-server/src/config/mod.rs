@@ -27,6 +27,47 @@ pub struct FarmConfig {
     pub timers: crate::farm::membership::Timers,
 }
 
+/// The error for a bad value of `--what`.
+fn bad(what: &str, why: String) -> Error {
+    Error::Config(format!("invalid --{what}: {why}"))
+}
+
+/// A positive number of seconds.
+fn secs(what: &str, v: f64) -> Result<Duration> {
+    if v.is_finite() && v > 0.0 && v < 1e9 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(bad(what, format!("{v} is not a positive number of seconds")))
+    }
+}
+
+/// At least `min`, so that HELLO and ERR fit on a line.
+fn at_least(what: &str, v: usize, min: usize) -> Result<usize> {
+    if v < min {
+        Err(bad(what, format!("must be at least {min}, so that HELLO and ERR fit on a line")))
+    } else {
+        Ok(v)
+    }
+}
+
+/// At least 1.
+fn positive(what: &str, v: usize) -> Result<usize> {
+    if v == 0 {
+        Err(bad(what, "must be at least 1".into()))
+    } else {
+        Ok(v)
+    }
+}
+
+/// A positive, finite rate.
+fn rate(what: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(bad(what, format!("{v} is not a positive rate")))
+    }
+}
+
 /// Reads the cluster secret file, refusing one that group or others may
 /// read (as ssh refuses such a private key): the secret is the farm's only
 /// peer authentication.
@@ -133,12 +174,7 @@ pub struct Config {
 
 impl Config {
     /// The farm part: present when a peer address, a seed or a secret is given.
-    fn farm(
-        cli: &Args,
-        file: &Args,
-        listen: SocketAddr,
-        secs: &dyn Fn(&str, f64) -> Result<Duration>,
-    ) -> Result<Option<FarmConfig>> {
+    fn farm(cli: &Args, file: &Args, listen: SocketAddr) -> Result<Option<FarmConfig>> {
         let seeds = if cli.seed.is_empty() { file.seed.clone() } else { cli.seed.clone() };
         let peer_listen = cli.peer_listen.or(file.peer_listen);
         let secret_file = cli.secret_file.clone().or(file.secret_file.clone());
@@ -199,7 +235,6 @@ impl Config {
                 cli.$f.clone().or(file.$f.clone()).unwrap_or_else(|| $default)
             };
         }
-        let bad = |what: &str, why: String| Error::Config(format!("invalid --{what}: {why}"));
         let id = cli
             .id
             .clone()
@@ -214,34 +249,6 @@ impl Config {
         let group = Group::new(&pick!(group, "default".into())).map_err(|e| bad("group", e.to_string()))?;
         let capacity = pick!(capacity, 10_000);
         let max_connections = pick!(max_connections, capacity.saturating_add(capacity / 10).saturating_add(64));
-        let secs = |what: &str, v: f64| {
-            if v.is_finite() && v > 0.0 && v < 1e9 {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(bad(what, format!("{v} is not a positive number of seconds")))
-            }
-        };
-        let at_least = |what: &str, v: usize, min: usize| {
-            if v < min {
-                Err(bad(what, format!("must be at least {min}, so that HELLO and ERR fit on a line")))
-            } else {
-                Ok(v)
-            }
-        };
-        let positive = |what: &str, v: usize| {
-            if v == 0 {
-                Err(bad(what, "must be at least 1".into()))
-            } else {
-                Ok(v)
-            }
-        };
-        let rate = |what: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(v)
-            } else {
-                Err(bad(what, format!("{v} is not a positive rate")))
-            }
-        };
         let say_rate = rate("say-rate", pick!(say_rate, 20.0))?;
         let max_rooms = positive("max-rooms", pick!(max_rooms, 100))?;
         let outbound_limit = positive("outbound-limit", pick!(outbound_limit, 1 << 20))?;
@@ -282,7 +289,7 @@ impl Config {
             panic_nick: None,
             limits,
             drain_window: secs("drain-window", pick!(drain_window, 10.0))?,
-            farm: Config::farm(&cli, &file, listen, &secs)?,
+            farm: Config::farm(&cli, &file, listen)?,
         })
     }
 }
