@@ -126,6 +126,50 @@ pub(crate) fn respond(
     encode(resp, max)
 }
 
+/// A and AAAA records of `owner` for `ips`, those of type `want`.
+fn addr_records(owner: &Name, ips: &mut dyn Iterator<Item = IpAddr>, want: RecordType, ttl: u32) -> Vec<Record> {
+    ips.filter_map(|ip| match (ip, want) {
+        (IpAddr::V4(v4), RecordType::A) => Some(Record::from_rdata(owner.clone(), ttl, RData::A(A(v4)))),
+        (IpAddr::V6(v6), RecordType::AAAA) => Some(Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(v6)))),
+        _ => None,
+    })
+    .collect()
+}
+
+/// The service name's records of type `qt`: the live servers' addresses,
+/// deduplicated by IP, then rotated (each query starts one further).
+fn service_records(zone: &Zone, live: &[Live], qt: RecordType, rotation: u64) -> Vec<Record> {
+    if qt != RecordType::A && qt != RecordType::AAAA {
+        return Vec::new();
+    }
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for l in live {
+        if !ips.contains(&l.ip) {
+            ips.push(l.ip);
+        }
+    }
+    let mut recs = addr_records(&zone.service, &mut ips.into_iter(), qt, zone.ttl);
+    if !recs.is_empty() {
+        let k = (rotation % recs.len() as u64) as usize;
+        recs.rotate_left(k);
+    }
+    recs
+}
+
+/// SRV records, one per live server with its own port, its addresses as
+/// additional records.
+fn srv_records(resp: &mut Message, zone: &Zone, live: &[Live]) -> Vec<Record> {
+    let mut recs = Vec::new();
+    for l in live {
+        let Ok(target) = Name::from_ascii(&l.id).and_then(|n| n.append_domain(&zone.apex)) else { continue };
+        recs.push(Record::from_rdata(zone.srv.clone(), zone.ttl, RData::SRV(SRV::new(10, 10, l.port, target.clone()))));
+        for want in [RecordType::A, RecordType::AAAA] {
+            resp.additionals.extend(addr_records(&target, &mut std::iter::once(l.ip), want, zone.ttl));
+        }
+    }
+    recs
+}
+
 /// The answer's records and code.
 fn fill(resp: &mut Message, query: &Message, zone: &Zone, live: &[Live], rotation: u64) {
     if query.metadata.op_code != OpCode::Query {
@@ -144,50 +188,12 @@ fn fill(resp: &mut Message, query: &Message, zone: &Zone, live: &[Live], rotatio
     resp.metadata.authoritative = true;
     let ttl = zone.ttl;
     let qt = q.query_type();
-    let addr_records = |owner: &Name, ips: &mut dyn Iterator<Item = IpAddr>, want: RecordType| -> Vec<Record> {
-        ips.filter_map(|ip| match (ip, want) {
-            (IpAddr::V4(v4), RecordType::A) => Some(Record::from_rdata(owner.clone(), ttl, RData::A(A(v4)))),
-            (IpAddr::V6(v6), RecordType::AAAA) => Some(Record::from_rdata(owner.clone(), ttl, RData::AAAA(AAAA(v6)))),
-            _ => None,
-        })
-        .collect()
-    };
+    let addr_records =
+        |owner: &Name, ips: &mut dyn Iterator<Item = IpAddr>, want: RecordType| addr_records(owner, ips, want, ttl);
     let answers: Option<Vec<Record>> = if name == zone.service {
-        match qt {
-            RecordType::A | RecordType::AAAA => {
-                // Deduplicated by IP, then rotated: each query starts one further.
-                let mut ips: Vec<IpAddr> = Vec::new();
-                for l in live {
-                    if !ips.contains(&l.ip) {
-                        ips.push(l.ip);
-                    }
-                }
-                let mut recs = addr_records(&zone.service, &mut ips.into_iter(), qt);
-                if !recs.is_empty() {
-                    let k = (rotation % recs.len() as u64) as usize;
-                    recs.rotate_left(k);
-                }
-                Some(recs)
-            }
-            _ => Some(Vec::new()),
-        }
+        Some(service_records(zone, live, qt, rotation))
     } else if name == zone.srv {
-        if qt == RecordType::SRV {
-            let mut recs = Vec::new();
-            for l in live {
-                let Ok(target) = Name::from_ascii(&l.id).and_then(|n| n.append_domain(&zone.apex)) else { continue };
-                recs.push(Record::from_rdata(
-                    zone.srv.clone(),
-                    ttl,
-                    RData::SRV(SRV::new(10, 10, l.port, target.clone())),
-                ));
-                resp.additionals.extend(addr_records(&target, &mut std::iter::once(l.ip), RecordType::A));
-                resp.additionals.extend(addr_records(&target, &mut std::iter::once(l.ip), RecordType::AAAA));
-            }
-            Some(recs)
-        } else {
-            Some(Vec::new())
-        }
+        Some(if qt == RecordType::SRV { srv_records(resp, zone, live) } else { Vec::new() })
     } else if name == zone.apex {
         match qt {
             RecordType::SOA => Some(vec![zone.soa()]),

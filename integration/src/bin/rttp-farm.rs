@@ -101,29 +101,22 @@ fn signal_all(procs: &[Proc], sig: Signal) {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    let args = Args::parse();
-    let secret = match secret_file() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("rttp-farm: cannot write the cluster secret: {e}");
-            return ExitCode::from(1);
-        }
-    };
+/// Starts the servers and farm-dns; on a failure, says which, kills what
+/// started and returns `None`.
+async fn start_all(args: &Args, secret: &std::path::Path) -> Option<(Vec<Proc>, Vec<SocketAddr>)> {
     let mut procs = Vec::new();
     let mut clients = Vec::new();
     let spec =
         FarmSpec { servers: usize::from(args.servers), drain_window: 10.0, metrics: false, ..FarmSpec::default() };
     for i in 0..spec.servers {
         let ip = Ipv4Addr::new(127, 0, 0, i as u8 + 1);
-        let a = spec.server_args(i, ip, Ipv4Addr::LOCALHOST, &secret);
+        let a = spec.server_args(i, ip, Ipv4Addr::LOCALHOST, secret);
         match spawn(&format!("s{}", i + 1), "rttp-server", &a) {
             Ok(p) => procs.push(p),
             Err(e) => {
                 eprintln!("rttp-farm: cannot start s{}: {e}", i + 1);
                 signal_all(&procs, Signal::SIGKILL);
-                return ExitCode::from(1);
+                return None;
             }
         }
         clients.push(SocketAddr::from((ip, CLIENT_PORT)));
@@ -135,9 +128,23 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("rttp-farm: cannot start farm-dns: {e}");
             signal_all(&procs, Signal::SIGKILL);
-            return ExitCode::from(1);
+            return None;
         }
     }
+    Some((procs, clients))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let secret = match secret_file() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rttp-farm: cannot write the cluster secret: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some((mut procs, clients)) = start_all(&args, &secret).await else { return ExitCode::from(1) };
     println!("rttp-farm: {} servers and farm-dns are up. To chat:", args.servers);
     println!("    rttp-chat --service chat.farm.test:7000 --dns {} --nick you     (or: make chat NICK=you)", args.dns);
     println!("    dig @{} -p {} chat.farm.test A", args.dns.ip(), args.dns.port());

@@ -92,6 +92,36 @@ pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize
 /// was back in its room.
 type ClientLog = (Vec<String>, Option<Instant>, Option<Instant>);
 
+/// Messages lost and duplicated over every client's log, and the times
+/// each took to be back in its room after losing its server (ms).
+fn tally_failover(
+    s: &HashMap<usize, ClientLog>,
+    clients: usize,
+    rooms: usize,
+    per_room: usize,
+) -> (usize, usize, Vec<f64>) {
+    let (mut lost, mut dup, mut times) = (0usize, 0usize, Vec::new());
+    for i in 0..clients {
+        let Some((msgs, down, back)) = s.get(&i) else {
+            lost += per_room;
+            continue;
+        };
+        let r = i % rooms;
+        for k in 0..per_room {
+            let n = msgs.iter().filter(|m| **m == format!("f{r}-{k}")).count();
+            if n == 0 {
+                lost += 1;
+            } else {
+                dup += n - 1;
+            }
+        }
+        if let (Some(d), Some(b)) = (down, back) {
+            times.push(b.duration_since(*d).as_secs_f64() * 1000.0);
+        }
+    }
+    (lost, dup, times)
+}
+
 /// failover: `clients` clients on s1 (group a) in `rooms` rooms, senders on
 /// s2; s1 is killed mid-run. Time until each client is back in its room,
 /// and messages lost or duplicated.
@@ -150,25 +180,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> R
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let s = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let (mut lost, mut dup, mut times) = (0usize, 0usize, Vec::new());
-    for i in 0..clients {
-        let Some((msgs, down, back)) = s.get(&i) else {
-            lost += per_room;
-            continue;
-        };
-        let r = i % rooms;
-        for k in 0..per_room {
-            let n = msgs.iter().filter(|m| **m == format!("f{r}-{k}")).count();
-            if n == 0 {
-                lost += 1;
-            } else {
-                dup += n - 1;
-            }
-        }
-        if let (Some(d), Some(b)) = (down, back) {
-            times.push(b.duration_since(*d).as_secs_f64() * 1000.0);
-        }
-    }
+    let (lost, dup, mut times) = tally_failover(&s, clients, rooms, per_room);
     times.sort_by(f64::total_cmp);
     let pct = |q: f64| {
         times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)

@@ -1,0 +1,182 @@
+//! The connect sequence's state machine, tested with no sockets: events in,
+//! steps out.
+
+use rttp_proto::{HostPort, ServerEntry, Status};
+
+use super::*;
+
+fn table(n: u8) -> FarmInfo {
+    FarmInfo {
+        epoch: 1,
+        servers: (1..=n)
+            .map(|i| ServerEntry {
+                id: ServerId::new(&format!("s{i}")).unwrap(),
+                addr: HostPort::new(&format!("127.0.0.{i}:7000")).unwrap(),
+                status: Status::Up,
+                users: 0,
+                capacity: 100,
+                group: Group::new(&format!("g{i}")).unwrap(),
+            })
+            .collect(),
+    }
+}
+
+fn id(s: &str) -> ServerId {
+    ServerId::new(s).unwrap()
+}
+
+fn addr(i: u8) -> SocketAddr {
+    format!("127.0.0.{i}:7000").parse().unwrap()
+}
+
+fn seq(group: &str) -> Sequence {
+    Sequence::new(Strategy::Group, Some(Group::new(group).unwrap()), Limits::default(), 1)
+}
+
+#[test]
+fn the_first_server_is_also_the_chosen_one() {
+    let (mut s, mut ev) = (seq("g1"), Vec::new());
+    assert_eq!(s.start(), Cmd::Resolve);
+    assert_eq!(s.on(Outcome::Resolved(Ok(vec![addr(1), addr(2)])), &mut ev), Cmd::ConnectFirst(addr(1)));
+    let next = s.on(Outcome::First(Ok((id("s1"), table(3)))), &mut ev);
+    assert_eq!(next, Cmd::Ready { server: id("s1"), addr: addr(1) });
+    assert_eq!(
+        ev,
+        vec![
+            Event::Resolved { addrs: vec![addr(1), addr(2)] },
+            Event::ConnectedFirst { server: id("s1"), addr: addr(1) },
+            Event::Table(table(3)),
+            Event::Selected { server: id("s1"), addr: addr(1), stay: true },
+        ]
+    );
+}
+
+#[test]
+fn the_chosen_server_fails_once_then_succeeds() {
+    let (mut s, mut ev) = (seq("g2"), Vec::new());
+    s.start();
+    s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+    assert_eq!(
+        s.on(Outcome::First(Ok((id("s1"), table(3)))), &mut ev),
+        Cmd::ConnectChosen { server: id("s2"), addr: addr(2) }
+    );
+    let Cmd::Wait(d) = s.on(Outcome::Chosen(Err("refused".into())), &mut ev) else { panic!("a jittered wait") };
+    assert!(d <= Limits::default().retry_delay);
+    assert_eq!(s.on(Outcome::Waited, &mut ev), Cmd::ConnectChosen { server: id("s2"), addr: addr(2) });
+    assert_eq!(s.on(Outcome::Chosen(Ok(())), &mut ev), Cmd::Ready { server: id("s2"), addr: addr(2) });
+    assert!(ev.contains(&Event::Retry { server: id("s2"), reason: "refused".into() }));
+    assert!(!ev.iter().any(|e| matches!(e, Event::Rediscover { .. })));
+}
+
+#[test]
+fn it_fails_twice_and_dns_is_asked_again_without_it() {
+    let (mut s, mut ev) = (seq("g2"), Vec::new());
+    s.start();
+    s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+    s.on(Outcome::First(Ok((id("s1"), table(3)))), &mut ev);
+    s.on(Outcome::Chosen(Err("refused".into())), &mut ev);
+    s.on(Outcome::Waited, &mut ev);
+    assert_eq!(s.on(Outcome::Chosen(Err("refused again".into())), &mut ev), Cmd::Resolve);
+    assert_eq!(ev.last(), Some(&Event::Rediscover { excluded: vec![id("s2")] }));
+    // The fresh table still lists s2 as UP: it is excluded anyway.
+    s.on(Outcome::Resolved(Ok(vec![addr(3)])), &mut ev);
+    let next = s.on(Outcome::First(Ok((id("s3"), table(3)))), &mut ev);
+    assert!(matches!(next, Cmd::Ready { .. } | Cmd::ConnectChosen { .. }));
+    assert!(!matches!(next, Cmd::ConnectChosen { server, .. } if server == id("s2")));
+}
+
+#[test]
+fn everything_fails_and_it_gives_up_after_the_bound() {
+    let limits = Limits { max_rounds: 3, ..Limits::default() };
+    let mut s = Sequence::new(Strategy::P2c, None, limits, 9);
+    let mut ev = Vec::new();
+    let mut cmd = s.start();
+    let mut resolves = 0;
+    let mut waits = Vec::new();
+    for _ in 0..100 {
+        cmd = match cmd {
+            Cmd::Resolve => {
+                resolves += 1;
+                s.on(Outcome::Resolved(Err("NXDOMAIN".into())), &mut ev)
+            }
+            Cmd::Wait(d) => {
+                waits.push(d);
+                s.on(Outcome::Waited, &mut ev)
+            }
+            Cmd::GiveUp { .. } => break,
+            other => panic!("{other:?}"),
+        };
+    }
+    let Cmd::GiveUp { rounds, last } = cmd else { panic!("gave up") };
+    assert_eq!(rounds, 3);
+    assert_eq!(last, "NXDOMAIN");
+    assert_eq!(resolves, 3);
+    assert_eq!(waits.len(), 2);
+    assert!(waits[0] <= Duration::from_millis(400) && waits[1] <= Duration::from_millis(800), "{waits:?}");
+}
+
+#[test]
+fn a_failed_redirect_target_falls_back_to_the_table_then_dns() {
+    let (mut s, mut ev) = (seq("g1"), Vec::new());
+    s.table = Some(table(3));
+    assert_eq!(s.start_redirect(id("s3"), addr(3), id("s1")), Cmd::ConnectChosen { server: id("s3"), addr: addr(3) });
+    // Not s1 (the drainer) nor s3 (just failed): s2 is all that is left.
+    assert_eq!(
+        s.on(Outcome::Chosen(Err("refused".into())), &mut ev),
+        Cmd::ConnectChosen { server: id("s2"), addr: addr(2) }
+    );
+    s.on(Outcome::Chosen(Err("refused".into())), &mut ev);
+    s.on(Outcome::Waited, &mut ev);
+    assert_eq!(s.on(Outcome::Chosen(Err("refused".into())), &mut ev), Cmd::Resolve);
+    assert!(matches!(ev.last(), Some(Event::Rediscover { .. })));
+}
+
+#[test]
+fn a_lost_server_is_replaced_from_the_last_table_without_dns() {
+    let (mut s, mut ev) = (seq("g1"), Vec::new());
+    let cmd = s.start_from_table(table(3), &[id("s1")], &mut ev);
+    assert!(matches!(cmd, Cmd::ConnectChosen { server, .. } if server != id("s1")), "{cmd:?}");
+    assert!(!ev.iter().any(|e| matches!(e, Event::Resolved { .. })));
+}
+
+#[test]
+fn a_dead_first_address_moves_to_the_next_one() {
+    let (mut s, mut ev) = (seq("g1"), Vec::new());
+    s.start();
+    s.on(Outcome::Resolved(Ok(vec![addr(1), addr(2)])), &mut ev);
+    assert_eq!(s.on(Outcome::First(Err("refused".into())), &mut ev), Cmd::ConnectFirst(addr(2)));
+}
+
+#[test]
+fn no_up_server_in_the_table_is_a_failed_round() {
+    let (mut s, mut ev) = (seq("g1"), Vec::new());
+    s.start();
+    s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+    let mut t = table(2);
+    for e in &mut t.servers {
+        e.status = Status::Draining;
+    }
+    assert!(matches!(s.on(Outcome::First(Ok((id("s1"), t))), &mut ev), Cmd::Wait(_)));
+}
+
+#[test]
+fn a_redirect_in_answer_to_hello_is_followed_and_bounded() {
+    let (mut s, mut ev) = (seq("g1"), Vec::new());
+    s.start();
+    s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+    let to = |i: u8| Outcome::Redirected { server: id(&format!("s{i}")), addr: addr(i), reason: "full".into() };
+    assert_eq!(s.on(to(2), &mut ev), Cmd::ConnectChosen { server: id("s2"), addr: addr(2) });
+    assert!(matches!(ev.last(), Some(Event::Redirected { server, .. }) if *server == id("s2")));
+    assert_eq!(s.on(to(3), &mut ev), Cmd::ConnectChosen { server: id("s3"), addr: addr(3) });
+    assert_eq!(s.on(Outcome::Chosen(Ok(())), &mut ev), Cmd::Ready { server: id("s3"), addr: addr(3) });
+
+    // Servers that keep sending the client on: a failed round, not a loop.
+    let (mut s, mut ev) = (seq("g1"), Vec::new());
+    s.start();
+    s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev);
+    for i in 0..MAX_REDIRECTS_PER_ROUND {
+        assert!(matches!(s.on(to(2 + (i % 2) as u8), &mut ev), Cmd::ConnectChosen { .. }));
+    }
+    assert!(matches!(s.on(to(2), &mut ev), Cmd::Wait(_)), "the round failed and backs off");
+    assert_eq!(s.on(Outcome::Waited, &mut ev), Cmd::Resolve);
+}
