@@ -1,5 +1,5 @@
-//! Our farm as a load target: raw RTTP over the shared frame connection,
-//! cheap enough for thousands of members per process.
+//! Our farm as a load target: HELLO and JOIN over the shared frame
+//! connection, then deliveries read by [`Wire`], as for NATS.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,14 +7,15 @@ use std::time::Duration;
 use integration::Farm;
 use rttp_conn::hello::Opened;
 use rttp_conn::ClientConn;
-use rttp_proto::{ClientFrame, Nick, Room, ServerFrame, Text};
-use tokio::net::TcpStream;
+use rttp_proto::{ClientFrame, Frame, Nick, Room, ServerFrame, Text};
 
-use crate::target::{body, latency, LoadTarget, Member};
+use crate::target::{body, LoadTarget, Member};
+use crate::wire::Wire;
 
-/// An RTTP member: its connection and its rooms.
+/// An RTTP member: its connection (after HELLO and JOIN, read by the same
+/// [`Wire`] as the NATS member's) and its rooms.
 pub(crate) struct RttpMember {
-    conn: ClientConn<TcpStream>,
+    wire: Wire,
     rooms: Vec<Room>,
 }
 
@@ -29,38 +30,31 @@ impl RttpMember {
         }
         let rooms: Vec<Room> =
             rooms.iter().map(|r| r.parse().map_err(std::io::Error::other)).collect::<Result<_, _>>()?;
-        let mut m = RttpMember { conn, rooms: rooms.clone() };
-        for room in rooms {
-            m.conn.write_frame(&ClientFrame::Join { room, after: None }).await.map_err(std::io::Error::other)?;
+        for room in rooms.iter().copied() {
+            conn.write_frame(&ClientFrame::Join { room, after: None }).await.map_err(std::io::Error::other)?;
             loop {
-                match m.conn.read_frame().await.map_err(std::io::Error::other)? {
+                match conn.read_frame().await.map_err(std::io::Error::other)? {
                     Some(ServerFrame::Joined { room: r, nick: n }) if r == room && n == nick => break,
                     Some(_) => {}
                     None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 }
             }
         }
-        Ok(m)
+        let (stream, buf) = conn.into_parts();
+        Ok(RttpMember { wire: Wire::new(stream, buf), rooms })
     }
 }
 
 impl Member for RttpMember {
     async fn say(&mut self, room: usize, seq: u64) -> bool {
         let room = self.rooms[room % self.rooms.len()];
-        self.conn.write_frame(&ClientFrame::Say { room, text: Text::from(body(seq)) }).await.is_ok()
+        let frame = ClientFrame::Say { room, text: Text::from(body(seq)) }.to_bytes();
+        self.wire.send(&frame).await.is_ok()
     }
 
     async fn next(&mut self) -> Option<u64> {
-        loop {
-            match self.conn.read_frame().await {
-                Ok(Some(ServerFrame::Msg { text, .. })) => return Some(latency(text.as_str().as_bytes()).unwrap_or(0)),
-                Ok(Some(ServerFrame::Ping { token })) => {
-                    let _ = self.conn.write_frame(&ClientFrame::Pong { token }).await;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => return None,
-            }
-        }
+        // `PING <token>` is answered `PONG <token>`.
+        self.wire.delivery(|l| l.strip_prefix(b"PING ").map(|token| [&b"PONG "[..], token, b"\r\n"].concat())).await
     }
 }
 

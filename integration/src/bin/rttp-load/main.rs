@@ -18,6 +18,7 @@ mod report;
 mod shapes;
 mod stats;
 mod target;
+mod wire;
 
 use std::process::ExitCode;
 

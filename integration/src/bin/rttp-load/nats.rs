@@ -1,15 +1,16 @@
 //! NATS as a load target: a 3-node nats-server cluster with routes on
-//! 127.0.0.1-3, driven with the async-nats crate; a room is a subject.
+//! 127.0.0.1-3, driven over the NATS text protocol; a room is a subject.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures_util::StreamExt;
+use bytes::BytesMut;
 use integration::die_with_parent;
+use tokio::net::TcpStream;
 
-use crate::target::{body, latency, LoadTarget, Member};
+use crate::target::{body, LoadTarget, Member};
+use crate::wire::Wire;
 
 /// A nats-server cluster, killed when dropped.
 pub(crate) struct Nats {
@@ -55,41 +56,47 @@ impl Drop for Nats {
     }
 }
 
-/// A NATS member: its client, its subjects and their subscriptions.
+/// A NATS member: the NATS text protocol over TCP, its deliveries read by
+/// the same [`Wire`] as the RTTP member's.
 pub(crate) struct NatsMember {
-    client: async_nats::Client,
+    wire: Wire,
     subjects: Vec<String>,
-    subs: Vec<async_nats::Subscriber>,
-    /// The subscription polled first next time, so that none starves.
-    turn: usize,
+}
+
+impl NatsMember {
+    /// Connects, subscribes to `subjects` (sid = index + 1), and returns once
+    /// the server has answered a PING after them, so the subscriptions are in place.
+    async fn connect(addr: SocketAddr, subjects: Vec<String>) -> std::io::Result<NatsMember> {
+        let mut wire = Wire::new(TcpStream::connect(addr).await?, BytesMut::new());
+        let mut hello = String::from("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":true}\r\n");
+        for (i, s) in subjects.iter().enumerate() {
+            hello.push_str(&format!("SUB {s} {}\r\n", i + 1));
+        }
+        hello.push_str("PING\r\n");
+        wire.send(hello.as_bytes()).await?;
+        loop {
+            match wire.line().await? {
+                Some(l) if l.starts_with(b"PONG") => return Ok(NatsMember { wire, subjects }),
+                Some(l) if l.starts_with(b"-ERR") => {
+                    return Err(std::io::Error::other(String::from_utf8_lossy(&l).into_owned()))
+                }
+                Some(_) => continue,
+                None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+    }
 }
 
 impl Member for NatsMember {
     async fn say(&mut self, room: usize, seq: u64) -> bool {
-        let subject = self.subjects[room % self.subjects.len()].clone();
-        self.client.publish(subject, Bytes::from(body(seq))).await.is_ok()
+        let subject = &self.subjects[room % self.subjects.len()];
+        let payload = body(seq);
+        let frame = format!("PUB {subject} {}\r\n{payload}\r\n", payload.len());
+        self.wire.send(frame.as_bytes()).await.is_ok()
     }
 
     async fn next(&mut self) -> Option<u64> {
-        // Polled in turn rather than through `SelectAll`, which allocates a
-        // task node per message: at a million deliveries a second that cost
-        // was the load generator's, and it made NATS look slow.
-        std::future::poll_fn(|cx| {
-            let n = self.subs.len();
-            for k in 0..n {
-                let i = (self.turn + k) % n;
-                match self.subs[i].poll_next_unpin(cx) {
-                    std::task::Poll::Ready(Some(m)) => {
-                        self.turn = i + 1;
-                        return std::task::Poll::Ready(Some(latency(&m.payload).unwrap_or(0)));
-                    }
-                    std::task::Poll::Ready(None) => return std::task::Poll::Ready(None),
-                    std::task::Poll::Pending => {}
-                }
-            }
-            std::task::Poll::Pending
-        })
-        .await
+        self.wire.delivery(|l| l.starts_with(b"PING").then(|| b"PONG\r\n".to_vec())).await
     }
 }
 
@@ -109,15 +116,8 @@ impl LoadTarget for Nats {
     }
 
     async fn member(&self, node: usize, _name: &str, rooms: &[String]) -> NatsMember {
-        let client =
-            async_nats::ConnectOptions::new().connect(self.addrs[node].to_string()).await.expect("connect to nats");
         let subjects: Vec<String> = rooms.iter().map(|r| r.trim_start_matches('#').to_string()).collect();
-        let mut subs = Vec::with_capacity(subjects.len());
-        for s in &subjects {
-            subs.push(client.subscribe(s.clone()).await.expect("subscribe"));
-        }
-        // Subscriptions are in place at the server once a flush returns, as a JOIN's JOINED says for RTTP.
-        client.flush().await.expect("flush");
-        NatsMember { client, subjects, subs, turn: 0 }
+        // Subscriptions are in place once the PING after them is answered, as a JOIN's JOINED says for RTTP.
+        NatsMember::connect(self.addrs[node], subjects).await.expect("connect to nats")
     }
 }
