@@ -323,6 +323,12 @@ impl Farm {
     /// Starts farm-dns on `127.A.B.250:5353` for `chat.farm.test`, learning
     /// the farm from s1 and s2; returns its address.
     pub fn start_dns(&mut self) -> SocketAddr {
+        self.start_dns_with(&[])
+    }
+
+    /// [`Farm::start_dns`] with more flags (a load generator asking from one
+    /// address turns response rate limiting off: `--rrl-rate 0`).
+    pub fn start_dns_with(&mut self, extra: &[&str]) -> SocketAddr {
         let addr = SocketAddr::from((
             Ipv4Addr::new(127, self.servers[0].ip.octets()[1], self.servers[0].ip.octets()[2], 250),
             5353,
@@ -332,6 +338,7 @@ impl Farm {
         clean_env(&mut cmd);
         let farm: Vec<SocketAddr> = self.servers.iter().take(2).map(|s| s.client).collect();
         cmd.args(FarmSpec::dns_args(addr, &farm))
+            .args(extra)
             .env("RUST_LOG", std::env::var("RTTP_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
