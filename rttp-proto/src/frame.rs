@@ -106,18 +106,6 @@ pub(crate) fn put_line(dst: &mut BytesMut, verb: &str, args: &[&str]) {
     dst.put_slice(b"\r\n");
 }
 
-/// Writes a body frame: `VERB arg ... N\r\n<body>\r\n`.
-pub(crate) fn put_body(dst: &mut BytesMut, verb: &str, args: &[&str], body: &[u8]) {
-    let n = itoa_buf(body.len() as u64);
-    put_words(dst, verb, args);
-    dst.reserve(n.1 + body.len() + 5);
-    dst.put_u8(b' ');
-    dst.put_slice(n.as_bytes());
-    dst.put_slice(b"\r\n");
-    dst.put_slice(body);
-    dst.put_slice(b"\r\n");
-}
-
 /// A decimal number formatted without allocating.
 pub(crate) struct Num([u8; 20], usize);
 
@@ -127,7 +115,7 @@ impl Num {
         std::str::from_utf8(&self.0[20 - self.1..]).unwrap_or("0")
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0[20 - self.1..]
     }
 }

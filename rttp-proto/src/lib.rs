@@ -32,6 +32,7 @@ mod names;
 mod peer;
 pub mod select;
 mod server;
+mod table;
 mod verbs;
 mod wire;
 

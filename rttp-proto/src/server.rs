@@ -3,9 +3,9 @@
 use bytes::BytesMut;
 
 use crate::error::{ErrCode, Error};
-use crate::frame::{impl_frame, itoa_buf, put_body, put_line, Build};
+use crate::frame::{itoa_buf, put_line};
 use crate::names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token};
-use crate::wire::{line_arg, number, FrameKind, Parts, Shape};
+use crate::wire::{line_arg, number, Parts, Shape};
 
 /// Most nicks on one `MEMBERS` line, so that it stays under the line limit.
 pub const MEMBERS_PER_LINE: usize = 100;
@@ -36,84 +36,91 @@ pub struct FarmInfo {
     pub servers: Vec<ServerEntry>,
 }
 
-/// A frame from a server to a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerFrame {
-    /// `WELCOME <server-id> <session-id>`.
-    Welcome {
-        /// The server's id.
-        server: ServerId,
-        /// This session's id.
-        session: Token,
-    },
-    /// `FARM_INFO <epoch> <count>` and `count` `SERVER` lines.
-    FarmInfo(FarmInfo),
-    /// `REDIRECT <server-id> <host:port> <reason>`: go there; the server
-    /// closes this connection.
-    Redirect {
-        /// Where to go.
-        server: ServerId,
-        /// Its client address.
-        addr: HostPort,
-        /// `full`, `drain` or `rebalance` (others may come).
-        reason: Token,
-    },
-    /// `MSG <room> <msg-id> <nick> <N>` and a body.
-    Msg {
-        /// The room.
-        room: Room,
-        /// Unique farm-wide.
-        id: MsgId,
-        /// The sender.
-        nick: Nick,
-        /// The text.
-        text: Text,
-    },
-    /// `JOINED <room> <nick>`.
-    Joined {
-        /// The room.
-        room: Room,
-        /// Who joined.
-        nick: Nick,
-    },
-    /// `PARTED <room> <nick>`.
-    Parted {
-        /// The room.
-        room: Room,
-        /// Who left.
-        nick: Nick,
-    },
-    /// `MEMBERS <room> <nick> ...`: part of the answer to `WHO`.
-    Members {
-        /// The room.
-        room: Room,
-        /// At most [`MEMBERS_PER_LINE`] nicks.
-        nicks: Vec<Nick>,
-    },
-    /// `END_MEMBERS <room> <total>`: the end of the answer to `WHO`.
-    EndMembers {
-        /// The room.
-        room: Room,
-        /// How many members were listed.
-        total: u32,
-    },
-    /// `PING <token>`: the server checks a silent client.
-    Ping {
-        /// To echo in `PONG`.
-        token: Token,
-    },
-    /// `PONG <token>`.
-    Pong {
-        /// The client's token.
-        token: Token,
-    },
-    /// `ERR <code> <reason ...>`.
-    Err {
-        /// Three digits; see [`ErrCode`].
-        code: u16,
-        /// Printable ASCII, to the end of the line.
-        reason: String,
-    },
+crate::table::frames! {
+    /// A frame from a server to a client.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum ServerFrame: SERVER, "server-to-client" {
+        /// `MSG <room> <msg-id> <nick> <N>` and a body.
+        Msg = "MSG" Body {
+            /// The room.
+            room: Room,
+            /// Unique farm-wide.
+            id: MsgId,
+            /// The sender.
+            nick: Nick,
+            /// The text.
+            text: Text,
+        },
+        /// `WELCOME <server-id> <session-id>`.
+        Welcome = "WELCOME" Line {
+            /// The server's id.
+            server: ServerId,
+            /// This session's id.
+            session: Token,
+        },
+        /// `REDIRECT <server-id> <host:port> <reason>`: go there; the server
+        /// closes this connection.
+        Redirect = "REDIRECT" Line {
+            /// Where to go.
+            server: ServerId,
+            /// Its client address.
+            addr: HostPort,
+            /// `full`, `drain` or `rebalance` (others may come).
+            reason: Token,
+        },
+        /// `JOINED <room> <nick>`.
+        Joined = "JOINED" Line {
+            /// The room.
+            room: Room,
+            /// Who joined.
+            nick: Nick,
+        },
+        /// `PARTED <room> <nick>`.
+        Parted = "PARTED" Line {
+            /// The room.
+            room: Room,
+            /// Who left.
+            nick: Nick,
+        },
+        /// `END_MEMBERS <room> <total>`: the end of the answer to `WHO`.
+        EndMembers = "END_MEMBERS" Line {
+            /// The room.
+            room: Room,
+            /// How many members were listed.
+            total: u32,
+        },
+        /// `PING <token>`: the server checks a silent client.
+        Ping = "PING" Line {
+            /// To echo in `PONG`.
+            token: Token,
+        },
+        /// `PONG <token>`.
+        Pong = "PONG" Line {
+            /// The client's token.
+            token: Token,
+        },
+    }
+    custom {
+        /// `FARM_INFO <epoch> <count>` and `count` `SERVER` lines.
+        FarmInfo(FarmInfo) = "FARM_INFO" Shape::Block { count_arg: 1, item_verb: b"SERVER" },
+        /// `MEMBERS <room> <nick> ...`: part of the answer to `WHO`.
+        Members {
+            /// The room.
+            room: Room,
+            /// At most [`MEMBERS_PER_LINE`] nicks.
+            nicks: Vec<Nick>,
+        } = "MEMBERS" Shape::Line,
+        /// `ERR <code> <reason ...>`.
+        Err {
+            /// Three digits; see [`ErrCode`].
+            code: u16,
+            /// Printable ASCII, to the end of the line.
+            reason: String,
+        } = "ERR" Shape::Trailing(1),
+    }
+    // SERVER lines only occur inside a FARM_INFO block.
+    lines { "SERVER" Shape::Line }
+    by encode_custom, build_custom;
 }
 
 impl ServerFrame {
@@ -129,53 +136,48 @@ impl ServerFrame {
             _ => None,
         }
     }
+}
 
-    fn verb_name(&self) -> &'static str {
-        match self {
-            ServerFrame::Welcome { .. } => "WELCOME",
-            ServerFrame::FarmInfo(_) => "FARM_INFO",
-            ServerFrame::Redirect { .. } => "REDIRECT",
-            ServerFrame::Msg { .. } => "MSG",
-            ServerFrame::Joined { .. } => "JOINED",
-            ServerFrame::Parted { .. } => "PARTED",
-            ServerFrame::Members { .. } => "MEMBERS",
-            ServerFrame::EndMembers { .. } => "END_MEMBERS",
-            ServerFrame::Ping { .. } => "PING",
-            ServerFrame::Pong { .. } => "PONG",
-            ServerFrame::Err { .. } => "ERR",
+/// The frames the table does not encode: a block, a list, a free-text reason.
+fn encode_custom(f: &ServerFrame, dst: &mut BytesMut) {
+    match f {
+        ServerFrame::FarmInfo(info) => encode_farm_info(info, dst),
+        ServerFrame::Members { room, nicks } => {
+            let mut args = Vec::with_capacity(nicks.len() + 1);
+            args.push(room.as_str());
+            args.extend(nicks.iter().map(Nick::as_str));
+            put_line(dst, "MEMBERS", &args)
         }
+        ServerFrame::Err { code, reason } => {
+            let reason = if reason.is_empty() { "error" } else { reason.as_str() };
+            put_line(dst, "ERR", &[itoa_buf(u64::from(*code)).as_str(), reason])
+        }
+        // The table encodes every other frame.
+        _ => {}
     }
+}
 
-    fn encode_into(&self, dst: &mut BytesMut) {
-        let verb = self.verb_name();
-        match self {
-            ServerFrame::Welcome { server, session } => put_line(dst, verb, &[server.as_str(), session.as_str()]),
-            ServerFrame::FarmInfo(info) => encode_farm_info(info, dst),
-            ServerFrame::Redirect { server, addr, reason } => {
-                put_line(dst, verb, &[server.as_str(), addr.as_str(), reason.as_str()])
-            }
-            ServerFrame::Msg { room, id, nick, text } => {
-                put_body(dst, verb, &[room.as_str(), id.as_str(), nick.as_str()], text.bytes())
-            }
-            ServerFrame::Joined { room, nick } | ServerFrame::Parted { room, nick } => {
-                put_line(dst, verb, &[room.as_str(), nick.as_str()])
-            }
-            ServerFrame::Members { room, nicks } => {
-                let mut args = Vec::with_capacity(nicks.len() + 1);
-                args.push(room.as_str());
-                args.extend(nicks.iter().map(Nick::as_str));
-                put_line(dst, verb, &args)
-            }
-            ServerFrame::EndMembers { room, total } => {
-                put_line(dst, verb, &[room.as_str(), itoa_buf(u64::from(*total)).as_str()])
-            }
-            ServerFrame::Ping { token } | ServerFrame::Pong { token } => put_line(dst, verb, &[token.as_str()]),
-            ServerFrame::Err { code, reason } => {
-                let reason = if reason.is_empty() { "error" } else { reason.as_str() };
-                put_line(dst, verb, &[itoa_buf(u64::from(*code)).as_str(), reason])
-            }
+/// The frames the table does not build.
+fn build_custom(p: &Parts<'_>) -> Result<ServerFrame, Error> {
+    Ok(match p.verb() {
+        b"FARM_INFO" => ServerFrame::FarmInfo(build_farm_info(p)?),
+        b"MEMBERS" => {
+            let room = Room::from_bytes(p.arg(0)?)?;
+            // Nick lists can be longer than the kept arguments: walk the line.
+            let args = &p.bytes[p.lay.head.verb.end..p.lay.head.last.clone().map_or(0, |r| r.end)];
+            let nicks = args.split(|&b| b == b' ').skip(2).map(Nick::from_bytes).collect::<Result<_, _>>()?;
+            ServerFrame::Members { room, nicks }
         }
-    }
+        b"ERR" => {
+            let code: u16 = number(p.arg(0)?, "code")?;
+            if !(100..=999).contains(&code) || p.arg(0)?.len() != 3 {
+                return Err(Error::BadArgument("an ERR code has three digits".into()));
+            }
+            ServerFrame::Err { code, reason: String::from_utf8_lossy(p.trailing()).into_owned() }
+        }
+        b"SERVER" => return Err(Error::BadFrame("SERVER outside a FARM_INFO block")),
+        v => return Err(Error::UnknownVerb(String::from_utf8_lossy(v).into_owned())),
+    })
 }
 
 /// Appends `FARM_INFO` and its `SERVER` lines.
@@ -218,61 +220,3 @@ pub(crate) fn build_farm_info(p: &Parts<'_>) -> Result<FarmInfo, Error> {
     }
     Ok(FarmInfo { epoch, servers })
 }
-
-impl FrameKind for ServerFrame {
-    const LINK: &'static str = "server-to-client";
-    fn shape(verb: &[u8]) -> Option<Shape> {
-        crate::verbs::shape(crate::verbs::SERVER, verb)
-    }
-}
-
-impl Build for ServerFrame {
-    fn build(p: &Parts<'_>) -> Result<ServerFrame, Error> {
-        Ok(match p.verb() {
-            b"WELCOME" => ServerFrame::Welcome {
-                server: ServerId::from_bytes(p.arg(0)?)?,
-                session: Token::from_bytes(p.arg(1)?)?,
-            },
-            b"FARM_INFO" => ServerFrame::FarmInfo(build_farm_info(p)?),
-            b"REDIRECT" => ServerFrame::Redirect {
-                server: ServerId::from_bytes(p.arg(0)?)?,
-                addr: HostPort::from_bytes(p.arg(1)?)?,
-                reason: Token::from_bytes(p.arg(2)?)?,
-            },
-            b"MSG" => {
-                p.need(4)?;
-                ServerFrame::Msg {
-                    room: Room::from_bytes(p.arg(0)?)?,
-                    id: MsgId::from_bytes(p.arg(1)?)?,
-                    nick: Nick::from_bytes(p.arg(2)?)?,
-                    text: Text::from_bytes(p.body())?,
-                }
-            }
-            b"JOINED" => ServerFrame::Joined { room: Room::from_bytes(p.arg(0)?)?, nick: Nick::from_bytes(p.arg(1)?)? },
-            b"PARTED" => ServerFrame::Parted { room: Room::from_bytes(p.arg(0)?)?, nick: Nick::from_bytes(p.arg(1)?)? },
-            b"MEMBERS" => {
-                let room = Room::from_bytes(p.arg(0)?)?;
-                // Nick lists can be longer than the kept arguments: walk the line.
-                let args = &p.bytes[p.lay.head.verb.end..p.lay.head.last.clone().map_or(0, |r| r.end)];
-                let nicks = args.split(|&b| b == b' ').skip(2).map(Nick::from_bytes).collect::<Result<_, _>>()?;
-                ServerFrame::Members { room, nicks }
-            }
-            b"END_MEMBERS" => {
-                ServerFrame::EndMembers { room: Room::from_bytes(p.arg(0)?)?, total: number(p.arg(1)?, "total")? }
-            }
-            b"PING" => ServerFrame::Ping { token: Token::from_bytes(p.arg(0)?)? },
-            b"PONG" => ServerFrame::Pong { token: Token::from_bytes(p.arg(0)?)? },
-            b"ERR" => {
-                let code: u16 = number(p.arg(0)?, "code")?;
-                if !(100..=999).contains(&code) || p.arg(0)?.len() != 3 {
-                    return Err(Error::BadArgument("an ERR code has three digits".into()));
-                }
-                ServerFrame::Err { code, reason: String::from_utf8_lossy(p.trailing()).into_owned() }
-            }
-            b"SERVER" => return Err(Error::BadFrame("SERVER outside a FARM_INFO block")),
-            v => return Err(Error::UnknownVerb(String::from_utf8_lossy(v).into_owned())),
-        })
-    }
-}
-
-impl_frame!(ServerFrame);

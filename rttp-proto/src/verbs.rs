@@ -1,8 +1,9 @@
-//! The verb tables: every verb of every frame kind and the shape of its
-//! frame, in one place. Decoding finds a verb's shape here, tells a verb of
-//! another link (ERR 404) from one that does not exist (ERR 401), and the
-//! frame types (`client.rs`, `server.rs`, `peer.rs`) add only how their
-//! arguments map to fields.
+//! Verb shapes and lookups. Each frame kind's table (`CLIENT`, `SERVER`,
+//! `PEER`) is written by its `frames!` declaration (`client.rs`,
+//! `server.rs`, `peer.rs`; the macro is in `table.rs`), so a verb, its shape
+//! and its arguments are declared once. Decoding finds a verb's shape here,
+//! and tells a verb of another link (ERR 404) from one that does not exist
+//! (ERR 401).
 
 /// How a verb's frame extends past its first line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,55 +23,9 @@ pub(crate) enum Shape {
 /// lists its hot verbs (the ones every message uses) first.
 pub(crate) type Verb = (&'static [u8], Shape);
 
-/// Client to server.
-pub(crate) const CLIENT: &[Verb] = &[
-    (b"SAY", Shape::Body),
-    (b"HELLO", Shape::Line),
-    (b"FARM", Shape::Line),
-    (b"JOIN", Shape::Line),
-    (b"PART", Shape::Line),
-    (b"WHO", Shape::Line),
-    (b"PING", Shape::Line),
-    (b"PONG", Shape::Line),
-    (b"QUIT", Shape::Line),
-];
-
-/// Server to client.
-pub(crate) const SERVER: &[Verb] = &[
-    (b"MSG", Shape::Body),
-    (b"WELCOME", Shape::Line),
-    (b"FARM_INFO", Shape::Block { count_arg: 1, item_verb: b"SERVER" }),
-    // SERVER lines only occur inside a FARM_INFO block.
-    (b"SERVER", Shape::Line),
-    (b"REDIRECT", Shape::Line),
-    (b"JOINED", Shape::Line),
-    (b"PARTED", Shape::Line),
-    (b"MEMBERS", Shape::Line),
-    (b"END_MEMBERS", Shape::Line),
-    (b"PING", Shape::Line),
-    (b"PONG", Shape::Line),
-    (b"ERR", Shape::Trailing(1)),
-];
-
-/// Server to server, both ways.
-pub(crate) const PEER: &[Verb] = &[
-    (b"RELAY", Shape::Body),
-    (b"BEAT", Shape::Line),
-    (b"PEER_HELLO", Shape::Line),
-    (b"PEER_CHALLENGE", Shape::Line),
-    (b"PEER_AUTH", Shape::Line),
-    (b"PEER_OK", Shape::Line),
-    (b"STATE", Shape::Line),
-    (b"MEMBER", Shape::Line),
-    (b"INTEREST", Shape::Line),
-    (b"UNINTEREST", Shape::Line),
-    (b"RJOINED", Shape::Line),
-    (b"RPARTED", Shape::Line),
-    (b"RMEMBER", Shape::Line),
-    (b"HISTORY", Shape::Line),
-    (b"REPLAY", Shape::Body),
-    (b"ERR", Shape::Trailing(1)),
-];
+pub(crate) use crate::client::CLIENT;
+pub(crate) use crate::peer::PEER;
+pub(crate) use crate::server::SERVER;
 
 /// The shape of `verb` in `table`, if the table has it.
 pub(crate) fn shape(table: &[Verb], verb: &[u8]) -> Option<Shape> {
