@@ -26,11 +26,6 @@ impl TokenBucket {
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
     }
 
-    /// Takes one token if there is one.
-    pub fn take(&mut self, now: Instant) -> bool {
-        self.take_n(1.0, now)
-    }
-
     /// Takes `n` tokens if there are that many.
     pub fn take_n(&mut self, n: f64, now: Instant) -> bool {
         self.refill(now);
@@ -54,10 +49,10 @@ mod tests {
         let t0 = Instant::now();
         let mut b = TokenBucket::new(20.0, 40, t0);
         assert!(!b.take_n(41.0, t0), "more than the burst is refused whole");
-        assert_eq!((0..100).filter(|_| b.take(t0)).count(), 40, "the burst");
+        assert_eq!((0..100).filter(|_| b.take_n(1.0, t0)).count(), 40, "the burst");
         let t1 = t0 + Duration::from_millis(500);
-        assert_eq!((0..100).filter(|_| b.take(t1)).count(), 10, "half a second at 20/s");
+        assert_eq!((0..100).filter(|_| b.take_n(1.0, t1)).count(), 10, "half a second at 20/s");
         let t2 = t1 + Duration::from_secs(100);
-        assert_eq!((0..100).filter(|_| b.take(t2)).count(), 40, "never more than the burst");
+        assert_eq!((0..100).filter(|_| b.take_n(1.0, t2)).count(), 40, "never more than the burst");
     }
 }

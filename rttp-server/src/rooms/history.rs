@@ -125,6 +125,9 @@ pub struct HistoryBudget {
     kept: AtomicUsize,
     next_arrival: AtomicU64,
     heap: Mutex<BinaryHeap<Reverse<Entry>>>,
+    /// The heap's length, readable without its lock: every SAY asks whether
+    /// a rebuild is due, and must not take a lock to learn that it is not.
+    heap_len: AtomicUsize,
     evicted: AtomicU64,
 }
 
@@ -136,6 +139,7 @@ impl HistoryBudget {
             kept: AtomicUsize::new(0),
             next_arrival: AtomicU64::new(0),
             heap: Mutex::new(BinaryHeap::new()),
+            heap_len: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
         }
     }
@@ -180,17 +184,24 @@ impl HistoryBudget {
 
     /// Puts `room` in the heap under the arrival of its oldest message.
     pub(crate) fn enqueue(&self, arrival: u64, room: Room) {
-        self.lock().push(Reverse(Entry { arrival, room }));
+        let mut h = self.lock();
+        h.push(Reverse(Entry { arrival, room }));
+        self.heap_len.store(h.len(), Ordering::Relaxed);
     }
 
     /// The room with the oldest message, as it was enqueued.
     pub(crate) fn oldest(&self) -> Option<(u64, Room)> {
-        self.lock().pop().map(|Reverse(e)| (e.arrival, e.room))
+        let mut h = self.lock();
+        let e = h.pop();
+        self.heap_len.store(h.len(), Ordering::Relaxed);
+        e.map(|Reverse(e)| (e.arrival, e.room))
     }
 
-    /// Whether leftovers outnumber the `rooms`.
-    pub(crate) fn needs_rebuild(&self, rooms: usize) -> bool {
-        self.lock().len() > 2 * rooms + 4096
+    /// Whether leftovers outnumber the rooms (`rooms` counts them, and is
+    /// asked only when the heap is big enough for that to be possible).
+    pub(crate) fn needs_rebuild(&self, rooms: impl FnOnce() -> usize) -> bool {
+        let n = self.heap_len.load(Ordering::Relaxed);
+        n > 4096 && n > 2 * rooms() + 4096
     }
 
     /// Replaces the heap with `live` (every room with history, collected
@@ -201,6 +212,7 @@ impl HistoryBudget {
             live.into_iter().map(|(arrival, room)| Reverse(Entry { arrival, room })).collect();
         entries.extend(h.iter().filter(|Reverse(e)| e.arrival > since).copied());
         *h = BinaryHeap::from(entries);
+        self.heap_len.store(h.len(), Ordering::Relaxed);
     }
 
     /// Entries in the heap (live and leftover).

@@ -177,7 +177,7 @@ impl Rooms {
     pub(crate) fn enforce_budget(&self) {
         // Leftovers of removed rooms pile up even under the budget: rebuild
         // when they outnumber the rooms.
-        if self.budget.needs_rebuild(self.map.len()) {
+        if self.budget.needs_rebuild(|| self.map.len()) {
             let since = self.budget.arrivals_so_far();
             let mut live = Vec::new();
             for mut e in self.map.iter_mut() {
