@@ -22,7 +22,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The normative spec is `docs/PROTOCOL.md`.
+//! The normative spec is `docs/PROTOCOL.md`. Beside the frames: [`select`]
+//! (choosing a server from the table), [`rebalance`] (when a server moves
+//! sessions, and where) and [`sim`] (the farm simulation that chose the
+//! rebalancing defaults, with its table).
 
 mod client;
 mod error;
@@ -30,8 +33,10 @@ mod frame;
 mod limits;
 mod names;
 mod peer;
+pub mod rebalance;
 pub mod select;
 mod server;
+pub mod sim;
 mod table;
 mod verbs;
 mod wire;
