@@ -65,11 +65,15 @@ pub(crate) struct Live {
     pub(crate) ip: IpAddr,
     /// Its client port.
     pub(crate) port: u16,
+    /// Its SRV weight: its free capacity (capacity − users), scaled into
+    /// 1..=65535 when the largest is over 65,535.
+    pub(crate) weight: u16,
 }
 
 /// The servers to answer with: the UP ones; if there is none, the
 /// DRAINING and FULL ones rather than nothing; never a DOWN one.
 pub(crate) fn live_set(table: &FarmInfo) -> Vec<Live> {
+    let most_free = table.servers.iter().map(|e| e.capacity.saturating_sub(e.users)).max().unwrap_or(0);
     let pick = |ok: &dyn Fn(Status) -> bool| -> Vec<Live> {
         table
             .servers
@@ -77,7 +81,8 @@ pub(crate) fn live_set(table: &FarmInfo) -> Vec<Live> {
             .filter(|e| ok(e.status))
             .filter_map(|e| {
                 let a: std::net::SocketAddr = e.addr.as_str().parse().ok()?;
-                Some(Live { id: e.id.to_string(), ip: a.ip(), port: a.port() })
+                let weight = srv_weight(e.capacity.saturating_sub(e.users), most_free);
+                Some(Live { id: e.id.to_string(), ip: a.ip(), port: a.port(), weight })
             })
             .collect()
     };
@@ -87,6 +92,20 @@ pub(crate) fn live_set(table: &FarmInfo) -> Vec<Live> {
     } else {
         up
     }
+}
+
+/// The SRV weight of a server with `free` user slots when the most free
+/// has `most_free`: the free slots themselves, scaled into 1..=65535 when
+/// they do not fit (RFC 2782 weights are 16 bits). Never 0, which RFC 2782
+/// reserves for "almost never": a full server is still reachable, and it
+/// redirects.
+pub(crate) fn srv_weight(free: u32, most_free: u32) -> u16 {
+    let scaled = if most_free > u32::from(u16::MAX) {
+        (u64::from(free) * u64::from(u16::MAX) / u64::from(most_free)) as u32
+    } else {
+        free
+    };
+    scaled.clamp(1, u32::from(u16::MAX)) as u16
 }
 
 /// How the query reached us.
@@ -156,13 +175,18 @@ fn service_records(zone: &Zone, live: &[Live], qt: RecordType, rotation: u64) ->
     recs
 }
 
-/// SRV records, one per live server with its own port, its addresses as
-/// additional records.
+/// SRV records, one per live server with its own port and its free
+/// capacity as its weight (so that a resolver that honours weights sends
+/// more users where there is more room), its addresses as additional records.
 fn srv_records(resp: &mut Message, zone: &Zone, live: &[Live]) -> Vec<Record> {
     let mut recs = Vec::new();
     for l in live {
         let Ok(target) = Name::from_ascii(&l.id).and_then(|n| n.append_domain(&zone.apex)) else { continue };
-        recs.push(Record::from_rdata(zone.srv.clone(), zone.ttl, RData::SRV(SRV::new(10, 10, l.port, target.clone()))));
+        recs.push(Record::from_rdata(
+            zone.srv.clone(),
+            zone.ttl,
+            RData::SRV(SRV::new(10, l.weight, l.port, target.clone())),
+        ));
         for want in [RecordType::A, RecordType::AAAA] {
             resp.additionals.extend(addr_records(&target, &mut std::iter::once(l.ip), want, zone.ttl));
         }

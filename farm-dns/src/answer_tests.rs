@@ -15,7 +15,12 @@ fn zone() -> Zone {
 
 fn live(n: u8) -> Vec<Live> {
     (1..=n)
-        .map(|i| Live { id: format!("s{i}"), ip: format!("127.0.0.{i}").parse().unwrap(), port: 7000 + u16::from(i) })
+        .map(|i| Live {
+            id: format!("s{i}"),
+            ip: format!("127.0.0.{i}").parse().unwrap(),
+            port: 7000 + u16::from(i),
+            weight: 10,
+        })
         .collect()
 }
 
@@ -107,7 +112,12 @@ fn soa_ns_nxdomain_nodata_refused_notimp_formerr() {
 #[test]
 fn an_answer_too_big_for_udp_is_truncated() {
     let many: Vec<Live> = (0..200u16)
-        .map(|i| Live { id: format!("s{i}"), ip: IpAddr::from([10, 0, (i >> 8) as u8, i as u8]), port: 7000 })
+        .map(|i| Live {
+            id: format!("s{i}"),
+            ip: IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
+            port: 7000,
+            weight: 10,
+        })
         .collect();
     let q = query("_rttp._tcp.farm.test.", RecordType::SRV);
     let udp = Message::from_vec(&respond(&q, &zone(), &many, 0, Transport::Udp).unwrap()).unwrap();
@@ -164,4 +174,31 @@ fn garbage_gets_formerr_or_nothing_and_responses_are_ignored() {
 fn the_name_must_be_inside_the_zone() {
     assert!(Zone::new("farm.test", "chat.other.test", "127.0.0.1".parse().unwrap(), 1).is_err());
     assert!(Zone::new("farm.test", "farm.test", "127.0.0.1".parse().unwrap(), 1).is_err());
+}
+
+#[test]
+fn srv_weights_are_the_free_capacity() {
+    let e = |id: &str, users, capacity| ServerEntry {
+        id: ServerId::new(id).unwrap(),
+        addr: HostPort::new(&format!("127.0.0.{}:7000", &id[1..])).unwrap(),
+        status: Status::Up,
+        users,
+        capacity,
+        group: Group::new("g").unwrap(),
+    };
+    // Unequal servers: 900 free, 100 free, and one at capacity whose FULL
+    // has not arrived yet: weight 1, never 0.
+    let info = FarmInfo { epoch: 1, servers: vec![e("s1", 100, 1000), e("s2", 4900, 5000), e("s3", 10, 10)] };
+    let m = ask(&query("_rttp._tcp.farm.test.", RecordType::SRV), &live_set(&info), 0);
+    let weights: Vec<(u16, u16)> = m
+        .answers
+        .iter()
+        .filter_map(|r| if let RData::SRV(s) = &r.data { Some((s.port, s.weight)) } else { None })
+        .collect();
+    assert_eq!(weights, [(7000, 900), (7000, 100), (7000, 1)]);
+    // Past 16 bits, scaled so that the most free gets 65535.
+    assert_eq!(crate::answer::srv_weight(200_000, 200_000), 65535);
+    assert_eq!(crate::answer::srv_weight(100_000, 200_000), 32767);
+    assert_eq!(crate::answer::srv_weight(0, 200_000), 1);
+    assert_eq!(crate::answer::srv_weight(0, 0), 1);
 }

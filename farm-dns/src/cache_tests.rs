@@ -17,7 +17,7 @@ fn zone() -> Zone {
 fn live(n: u8) -> Arc<Vec<Live>> {
     Arc::new(
         (1..=n)
-            .map(|i| Live { id: format!("s{i}"), ip: format!("127.0.0.{i}").parse().unwrap(), port: 7000 })
+            .map(|i| Live { id: format!("s{i}"), ip: format!("127.0.0.{i}").parse().unwrap(), port: 7000, weight: 10 })
             .collect(),
     )
 }

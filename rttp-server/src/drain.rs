@@ -23,7 +23,7 @@ pub async fn redirect_all(shared: Arc<Shared>, window: Duration, cancel: Cancell
         tracing::info!("drain: already draining");
         return;
     };
-    let mut sessions: Vec<_> = shared.sessions.iter().map(|e| (*e.key(), e.value().clone())).collect();
+    let mut sessions: Vec<_> = shared.sessions.iter().map(|e| (*e.key(), e.value().out.clone())).collect();
     sessions.sort_by_key(|(id, _)| *id);
     let n = sessions.len();
     tracing::info!(sessions = n, window = ?window, "drain: redirecting every session");

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod net;
 pub mod outbound;
 pub mod ratelimit;
+pub mod rebalance;
 pub mod rooms;
 pub mod state;
 
@@ -94,6 +95,9 @@ impl Server {
             }
             _ => None,
         };
+        if let (Some(policy), Some(_)) = (shared.config.rebalance, &farm) {
+            tracker.spawn(rebalance::run(shared.clone(), policy, token.clone()));
+        }
         tracing::info!(id = %shared.config.id, advertise = %shared.config.advertise, group = %shared.config.group, "server started");
         Server { shared, token, tracker, farm }
     }

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub peer_auth_failures: Counter,
     /// REDIRECTs sent to clients.
     pub redirects: Counter,
+    /// Sessions moved by rebalancing (`REDIRECT ... rebalance`).
+    pub rebalanced: Counter,
 }
 
 impl Default for Metrics {
@@ -99,6 +101,7 @@ impl Metrics {
             render_lock: std::sync::Mutex::new(()),
             peer_auth_failures: Counter::default(),
             redirects: Counter::default(),
+            rebalanced: Counter::default(),
         };
         let r = &mut m.registry;
         r.register("sessions", "Sessions past HELLO", m.sessions.clone());
@@ -133,6 +136,7 @@ impl Metrics {
         r.register("peers_up", "Peers with a live link", m.peers_up.clone());
         r.register("peer_auth_failures", "Peer links refused by the handshake", m.peer_auth_failures.clone());
         r.register("redirects", "REDIRECT frames sent to clients", m.redirects.clone());
+        r.register("rebalanced", "Sessions moved by rebalancing (REDIRECT rebalance)", m.rebalanced.clone());
         m
     }
 

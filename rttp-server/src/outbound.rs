@@ -7,6 +7,7 @@
 //! server memory and a briefly busy one is not cut off.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -23,6 +24,10 @@ pub struct Outbound {
     soft: usize,
     /// Past this many bytes it is cut at once.
     limit: usize,
+    /// When the session last said something ([`crate::Shared::uptime_secs`]),
+    /// for rebalancing, which moves quiet sessions first. It lives here
+    /// because this queue is the one allocation every session shares.
+    said_at: AtomicU32,
 }
 
 #[derive(Debug, Default)]
@@ -46,7 +51,23 @@ impl Outbound {
     /// An empty queue that is behind past `soft` bytes and overflows past
     /// `limit` (at least `soft`).
     pub fn with_soft_limit(soft: usize, limit: usize) -> Outbound {
-        Outbound { inner: Mutex::new(Inner::default()), notify: Notify::new(), soft, limit: limit.max(soft) }
+        Outbound {
+            inner: Mutex::new(Inner::default()),
+            notify: Notify::new(),
+            soft,
+            limit: limit.max(soft),
+            said_at: AtomicU32::new(0),
+        }
+    }
+
+    /// Records that the session said something at `secs`.
+    pub fn mark_said(&self, secs: u32) {
+        self.said_at.store(secs, Ordering::Relaxed);
+    }
+
+    /// When the session last said something (0: never).
+    pub fn said_at(&self) -> u32 {
+        self.said_at.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use rttp_proto::select::{select, Strategy};
@@ -13,6 +13,25 @@ use crate::config::Config;
 use crate::metrics::{Gauges, Metrics};
 use crate::outbound::Outbound;
 use crate::rooms::{HistoryLimits, Rooms, SessionId};
+
+/// What the shared state holds of one session: its outbound queue, and
+/// what rebalancing weighs before moving it.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// The session's outbound queue.
+    pub out: Arc<Outbound>,
+    /// When it started here.
+    pub since: Instant,
+    /// A user session (past HELLO), not a `FARM watch` connection.
+    pub user: bool,
+}
+
+impl SessionHandle {
+    /// The handle of a session starting now.
+    pub fn new(out: Arc<Outbound>, user: bool) -> SessionHandle {
+        SessionHandle { out, since: Instant::now(), user }
+    }
+}
 
 /// Shared server state.
 #[derive(Debug)]
@@ -25,8 +44,11 @@ pub struct Shared {
     pub rooms: Rooms,
     /// Live nicks and the session that holds each.
     pub nicks: DashMap<Nick, SessionId>,
-    /// Every session past HELLO, for pushing `FARM_INFO` and for drains.
-    pub sessions: DashMap<SessionId, Arc<Outbound>>,
+    /// Every session past HELLO (and every `FARM watch` connection), for
+    /// pushing `FARM_INFO`, for drains and for rebalancing.
+    pub sessions: DashMap<SessionId, SessionHandle>,
+    /// When this server started: the origin of [`Shared::uptime_secs`].
+    pub started: Instant,
     /// The farm table as membership last published it (empty for a server
     /// on its own); [`Shared::farm_info`] adds this server's live row.
     pub table: watch::Sender<Arc<FarmInfo>>,
@@ -66,6 +88,7 @@ impl Shared {
             generation,
             nicks: DashMap::new(),
             sessions: DashMap::new(),
+            started: Instant::now(),
             table: watch::Sender::new(Arc::new(FarmInfo { epoch: 1, servers: Vec::new() })),
             metrics,
             local_changed: Notify::new(),
@@ -80,6 +103,11 @@ impl Shared {
             next_session: AtomicU64::new(0),
             own_changes: AtomicU64::new(0),
         }
+    }
+
+    /// Whole seconds since the server started (a coarse clock for stamps).
+    pub fn uptime_secs(&self) -> u32 {
+        self.started.elapsed().as_secs() as u32
     }
 
     /// Sessions past HELLO.

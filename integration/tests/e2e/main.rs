@@ -8,4 +8,5 @@ mod farm_tests;
 mod fault_tests;
 mod hostile_tests;
 mod netns_tests;
+mod rebalance_tests;
 mod startup_tests;

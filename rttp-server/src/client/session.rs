@@ -9,7 +9,7 @@ use rttp_proto::{ClientFrame, DecodeError, ErrCode, Frame, Nick, Room, ServerFra
 use super::budget::SessionBudget;
 use crate::outbound::Outbound;
 use crate::rooms::{Member, SessionId};
-use crate::state::{radix36, Shared};
+use crate::state::{radix36, SessionHandle, Shared};
 
 /// Whether the connection goes on after a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl Session {
                             .error(ErrCode::TooManyConnections, format!("{max} watchers already: try another server"));
                     }
                     self.watching = true;
-                    self.shared.sessions.insert(self.id, self.out.clone());
+                    self.shared.sessions.insert(self.id, SessionHandle::new(self.out.clone(), false));
                 }
                 self.send(&ServerFrame::FarmInfo(self.shared.farm_info()));
                 Flow::Continue
@@ -181,7 +181,7 @@ impl Session {
         self.send(&ServerFrame::Welcome { server: self.shared.config.id, session });
         // Registered before the table is sent: a push racing with this HELLO
         // arrives after WELCOME and is followed by a table at least as new.
-        self.shared.sessions.insert(self.id, self.out.clone());
+        self.shared.sessions.insert(self.id, SessionHandle::new(self.out.clone(), true));
         self.send(&ServerFrame::FarmInfo(self.shared.farm_info()));
         Flow::Continue
     }
@@ -240,6 +240,8 @@ impl Session {
         if !self.rooms.contains(&room) {
             return self.error(ErrCode::NotInRoom, format!("you are not in {room}: JOIN it first"));
         }
+        // Rebalancing moves the sessions that have been quiet longest first.
+        self.out.mark_said(self.shared.uptime_secs());
         if let Some(said) = self.shared.rooms.say(&room, self.id, nick, text) {
             self.shared.metrics.frames_out("MSG", said.delivered as u64);
         }

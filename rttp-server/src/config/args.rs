@@ -138,6 +138,23 @@ pub struct Args {
     /// Seconds over which a drain spreads its REDIRECTs [default: 10].
     #[arg(long, env = "RTTP_DRAIN_WINDOW", value_name = "SECONDS")]
     pub drain_window: Option<f64>,
+    /// Move sessions off a server holding more than its share of users
+    /// (REDIRECT rebalance): on or off [default: on].
+    #[arg(long, env = "RTTP_REBALANCE", value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    pub rebalance: Option<bool>,
+    /// A server starts moving sessions above its share x (1 + MARGIN), its
+    /// share being its capacity x the farm's users / capacity; it stops at
+    /// its share x (1 + MARGIN / 2) [default: 0.10].
+    #[arg(long, env = "RTTP_REBALANCE_MARGIN", value_name = "FRACTION")]
+    pub rebalance_margin: Option<f64>,
+    /// The largest fraction of its users a server moves per second, at least
+    /// one a second [default: 0.02].
+    #[arg(long, env = "RTTP_REBALANCE_RATE", value_name = "FRACTION")]
+    pub rebalance_rate: Option<f64>,
+    /// Seconds a session stays on a server before rebalancing may move it
+    /// [default: 30].
+    #[arg(long, env = "RTTP_REBALANCE_MIN_STAY", value_name = "SECONDS")]
+    pub rebalance_min_stay: Option<f64>,
     /// Seconds between heartbeats to each peer [default: 0.5].
     #[arg(long, env = "RTTP_HEARTBEAT", value_name = "SECONDS")]
     pub heartbeat: Option<f64>,

@@ -98,6 +98,31 @@ fn at_most_protocol_body(v: usize) -> Result<usize> {
     Ok(v)
 }
 
+/// A fraction in (0, 1].
+fn fraction(what: &str, v: f64) -> Result<f64> {
+    if v.is_finite() && v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(bad(what, format!("{v} is not a fraction in (0, 1]")))
+    }
+}
+
+/// The rebalancing policy; `None` when `--rebalance off`.
+fn rebalance(cli: &Args, file: &Args) -> Result<Option<rttp_proto::rebalance::Policy>> {
+    if !cli.rebalance.or(file.rebalance).unwrap_or(true) {
+        return Ok(None);
+    }
+    let d = rttp_proto::rebalance::Policy::default();
+    Ok(Some(rttp_proto::rebalance::Policy {
+        margin: fraction("rebalance-margin", cli.rebalance_margin.or(file.rebalance_margin).unwrap_or(d.margin))?,
+        rate: fraction("rebalance-rate", cli.rebalance_rate.or(file.rebalance_rate).unwrap_or(d.rate))?,
+        min_stay: match cli.rebalance_min_stay.or(file.rebalance_min_stay) {
+            Some(s) => secs("rebalance-min-stay", s)?,
+            None => d.min_stay,
+        },
+    }))
+}
+
 /// The shortest `--max-line` accepted: every fixed-size frame of the
 /// protocol (HELLO with a 32-byte nick, WELCOME, an ERR with its code) fits.
 pub const MIN_LINE: usize = 64;
@@ -168,6 +193,8 @@ pub struct Config {
     pub limits: Limits,
     /// How long a drain spreads its REDIRECTs over.
     pub drain_window: std::time::Duration,
+    /// Rebalancing; `None` when off (a standalone server never rebalances).
+    pub rebalance: Option<rttp_proto::rebalance::Policy>,
     /// The farm settings; `None` for a standalone server.
     pub farm: Option<FarmConfig>,
 }
@@ -289,6 +316,7 @@ impl Config {
             panic_nick: None,
             limits,
             drain_window: secs("drain-window", pick!(drain_window, 10.0))?,
+            rebalance: rebalance(&cli, &file)?,
             farm: Config::farm(&cli, &file, listen)?,
         })
     }

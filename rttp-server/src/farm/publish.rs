@@ -54,7 +54,7 @@ impl Publisher {
         let frame = ServerFrame::FarmInfo(info).to_bytes();
         let mut n = 0;
         for s in shared.sessions.iter() {
-            s.value().push(frame.clone());
+            s.value().out.push(frame.clone());
             n += 1;
         }
         shared.metrics.frames_out("FARM_INFO", n);
