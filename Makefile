@@ -5,7 +5,7 @@ CARGO ?= cargo
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test bench bench-dns bench-nats farm chat fuzz lint fmt clean
+.PHONY: all build test bench bench-dns bench-nats bench-rebalance farm chat fuzz lint fmt clean
 NICK ?= $(USER)
 
 all: build
@@ -30,6 +30,17 @@ bench:
 	$(TARGET_DIR)/release/rttp-load idle
 	$(TARGET_DIR)/release/rttp-load storm
 	$(TARGET_DIR)/release/rttp-load failover
+
+## bench-rebalance: about 15 minutes: a drain and restart of one of three servers under 3,000
+## chatting clients, 5 minutes steady; a server added under load; a storm of 10,000 on ten
+## servers of capacities 1,000 to 10,000 with p2c, least-users and random
+bench-rebalance:
+	$(CARGO) build --release --workspace --bins
+	$(TARGET_DIR)/release/rttp-load rebalance --steady 300
+	$(TARGET_DIR)/release/rttp-load rebalance --add --steady 60
+	for s in p2c least-users random; do \
+	  $(TARGET_DIR)/release/rttp-load --capacities 1000,2000,3000,4000,5000,6000,7000,8000,9000,10000 \
+	    storm --clients 10000 --rate 500 --strategy $$s || exit 1; done
 
 ## bench-dns: dnsperf for 10 s against farm-dns and against NSD in the same run (installs both)
 bench-dns:

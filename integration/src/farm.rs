@@ -32,8 +32,10 @@ pub struct FarmSpec {
     pub servers: usize,
     /// The group of each server, cycled (default g1, g2, g1).
     pub groups: Vec<String>,
-    /// Capacity of every server.
+    /// Capacity of every server not in `capacities`.
     pub capacity: u32,
+    /// Capacity of each server, s1 first (servers past its end: `capacity`).
+    pub capacities: Vec<u32>,
     /// Seconds a drain spreads over.
     pub drain_window: f64,
     /// More flags for every server.
@@ -74,6 +76,7 @@ impl Default for FarmSpec {
             servers: 3,
             groups: vec!["g1".into(), "g2".into()],
             capacity: 10_000,
+            capacities: Vec::new(),
             drain_window: 3.0,
             extra: Vec::new(),
             extra_for: Vec::new(),
@@ -97,7 +100,7 @@ impl FarmSpec {
             "--group".into(),
             group,
             "--capacity".into(),
-            self.capacity.to_string(),
+            self.capacities.get(i).copied().unwrap_or(self.capacity).to_string(),
             "--drain-window".into(),
             self.drain_window.to_string(),
             "--secret-file".into(),

@@ -83,3 +83,27 @@ fn a_max_body_over_the_protocol_s_is_refused_and_a_lower_one_kept() {
     let lower = rttp_server::Args { max_body: Some(1024), ..args };
     assert_eq!(Config::resolve(lower).unwrap().limits.max_body, 1024);
 }
+
+#[test]
+fn rebalancing_is_on_by_default_and_its_flags_are_checked() {
+    let p = Config::new("s1").unwrap().rebalance.expect("on by default");
+    assert_eq!((p.margin, p.rate, p.min_stay), (0.10, 0.02, Duration::from_secs(30)), "OPERATIONS.md, Rebalancing");
+    let args = rttp_server::Args { id: Some("s1".into()), ..Default::default() };
+    let off = rttp_server::Args { rebalance: Some(false), ..args.clone() };
+    assert!(Config::resolve(off).unwrap().rebalance.is_none());
+    for bad in [0.0, -0.1, 1.5, f64::NAN] {
+        let a = rttp_server::Args { rebalance_margin: Some(bad), ..args.clone() };
+        let e = Config::resolve(a).unwrap_err().to_string();
+        assert!(e.contains("rebalance-margin") && e.contains("fraction"), "{e}");
+        let a = rttp_server::Args { rebalance_rate: Some(bad), ..args.clone() };
+        assert!(Config::resolve(a).unwrap_err().to_string().contains("rebalance-rate"));
+    }
+    let a = rttp_server::Args { rebalance_min_stay: Some(0.0), ..args };
+    assert!(Config::resolve(a).unwrap_err().to_string().contains("rebalance-min-stay"));
+    // On the command line: on/off, as the help says.
+    use clap::Parser;
+    let parsed = rttp_server::Args::try_parse_from(["rttp-server", "--rebalance", "off"]).unwrap();
+    assert_eq!(parsed.rebalance, Some(false));
+    let parsed = rttp_server::Args::try_parse_from(["rttp-server", "--rebalance", "on"]).unwrap();
+    assert_eq!(parsed.rebalance, Some(true));
+}

@@ -59,7 +59,8 @@ async fn every_response_code_through_dig() {
     let ns = farm.dig(&["farm.test", "NS"]).await;
     assert!(ns.contains("IN\tNS\tns.farm.test."), "{ns}");
     let srv = short(&farm.dig(&["_rttp._tcp.farm.test", "SRV", "+short"]).await);
-    assert_eq!(srv, ["10 10 7000 s1.farm.test.", "10 10 7000 s2.farm.test.", "10 10 7000 s3.farm.test."]);
+    // Weights are the free capacity: 10,000 each, nobody connected.
+    assert_eq!(srv, ["10 10000 7000 s1.farm.test.", "10 10000 7000 s2.farm.test.", "10 10000 7000 s3.farm.test."]);
     let nx = farm.dig(&["nope.farm.test", "A"]).await;
     assert!(nx.contains("status: NXDOMAIN") && nx.contains("flags: qr aa") && nx.contains("SOA"), "{nx}");
     let nodata = farm.dig(&["chat.farm.test", "MX"]).await;

@@ -140,10 +140,16 @@ pub struct Args {
     pub drain_window: Option<f64>,
     /// Move sessions off a server holding more than its share of users
     /// (REDIRECT rebalance): on or off [default: on].
-    #[arg(long, env = "RTTP_REBALANCE", value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(
+        long,
+        env = "RTTP_REBALANCE",
+        value_name = "on|off",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        hide_possible_values = true
+    )]
     pub rebalance: Option<bool>,
     /// A server starts moving sessions above its share x (1 + MARGIN), its
-    /// share being its capacity x the farm's users / capacity; it stops at
+    /// share being its capacity x its group's users / capacity; it stops at
     /// its share x (1 + MARGIN / 2) [default: 0.10].
     #[arg(long, env = "RTTP_REBALANCE_MARGIN", value_name = "FRACTION")]
     pub rebalance_margin: Option<f64>,

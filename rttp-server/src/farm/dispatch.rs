@@ -38,7 +38,7 @@ pub fn route(frame: PeerFrame, peer: ServerId, link: LinkId, rooms: &Rooms) -> R
         PeerFrame::RoomMember { room, nick } => rooms.remote_joined(peer, room, nick, false),
         PeerFrame::Parted { room, nick } => rooms.remote_parted(peer, room, nick),
         PeerFrame::History { room, after } => rooms.remote_history(peer, room, after),
-        PeerFrame::Replay { room, id, nick, text } => rooms.remote_replay(room, id, nick, text),
+        PeerFrame::Replay { room, id, nick, text } => rooms.remote_replay(peer, room, id, nick, text),
         PeerFrame::Err { code, reason } => {
             tracing::warn!(%peer, code, reason, "peer sent ERR");
             if code >= 500 {

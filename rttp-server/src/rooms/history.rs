@@ -30,10 +30,43 @@ pub struct HistoryLimits {
     pub bytes: usize,
 }
 
+/// How far back, before the message a rejoining client saw last, its
+/// replay starts: messages from different servers can reach two servers in
+/// different orders (each relay takes its own time), so a message that came
+/// before that one here may have come after it where the client was. What
+/// arrived here up to this long before it is replayed too; the client drops
+/// the ids it has seen. Relay skew inside a farm is milliseconds; this is
+/// generous, and costs only a few messages a rejoin in most rooms.
+pub(crate) const REORDER_WINDOW_MS: u32 = 500;
+
+/// Milliseconds since this process first kept a message: a coarse clock for
+/// the reorder window (it wraps after 49 days; compared with wrapping_sub).
+fn now_ms() -> u32 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_millis() as u32
+}
+
+/// The server (and run) that assigned a msg-id: all but its last part
+/// (`s1:mwyy:42` is s1's run `mwyy`, message 42).
+fn origin(id: &MsgId) -> &str {
+    id.as_str().rsplit_once(':').map_or(id.as_str(), |(o, _)| o)
+}
+
+/// One kept message.
+#[derive(Debug)]
+struct Kept {
+    id: MsgId,
+    frame: Bytes,
+    /// Its arrival number (server-wide), for the budget.
+    arrival: u64,
+    /// When it arrived here ([`now_ms`]), for the reorder window.
+    at_ms: u32,
+}
+
 /// One room's kept messages, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct History {
-    kept: VecDeque<(MsgId, Bytes, u64)>,
+    kept: VecDeque<Kept>,
     bytes: usize,
     /// The arrival under which this room is in the budget's heap, if it is.
     pub(crate) queued: Option<u64>,
@@ -44,7 +77,34 @@ impl History {
     /// bytes evicted.
     pub(crate) fn push(&mut self, id: MsgId, frame: Bytes, arrival: u64, limits: HistoryLimits) -> usize {
         self.bytes += frame.len();
-        self.kept.push_back((id, frame, arrival));
+        self.kept.push_back(Kept { id, frame, arrival, at_ms: now_ms() });
+        let mut freed = 0;
+        while self.kept.len() > limits.messages || self.bytes > limits.bytes {
+            freed += self.pop_front();
+        }
+        freed
+    }
+
+    /// Keeps a message a peer replayed, right after `anchor` when that is
+    /// kept, else first: so the history keeps the order the peer saw, and a
+    /// later `after` lookup never skips messages that arrived live before
+    /// the replay did. It takes the arrival of the message it goes before
+    /// (or `arrival`, last), so arrivals stay in order for the budget.
+    /// Returns the bytes evicted.
+    pub(crate) fn insert_after(
+        &mut self,
+        anchor: Option<&MsgId>,
+        id: MsgId,
+        frame: Bytes,
+        arrival: u64,
+        limits: HistoryLimits,
+    ) -> usize {
+        let at = anchor.and_then(|a| self.kept.iter().rposition(|k| k.id == *a)).map_or(0, |i| i + 1);
+        // It goes before the message at `at`: it takes that one's arrival and
+        // time, so both stay in order along the history.
+        let (arrival, at_ms) = self.kept.get(at).map_or((arrival, now_ms()), |k| (k.arrival, k.at_ms));
+        self.bytes += frame.len();
+        self.kept.insert(at, Kept { id, frame, arrival, at_ms });
         let mut freed = 0;
         while self.kept.len() > limits.messages || self.bytes > limits.bytes {
             freed += self.pop_front();
@@ -55,9 +115,9 @@ impl History {
     /// Evicts the oldest message; returns its bytes.
     pub(crate) fn pop_front(&mut self) -> usize {
         match self.kept.pop_front() {
-            Some((_, f, _)) => {
-                self.bytes -= f.len();
-                f.len()
+            Some(k) => {
+                self.bytes -= k.frame.len();
+                k.frame.len()
             }
             None => 0,
         }
@@ -65,23 +125,31 @@ impl History {
 
     /// The arrival number of the oldest message kept.
     pub(crate) fn front_arrival(&self) -> Option<u64> {
-        self.kept.front().map(|(_, _, a)| *a)
+        self.kept.front().map(|k| k.arrival)
     }
 
-    /// The frames after `id`, or `None` when `id` is not kept.
+    /// The frames after `id`, and before it those that arrived here up to
+    /// [`REORDER_WINDOW_MS`] before it; `None` when `id` is not kept.
     pub(crate) fn after(&self, id: &MsgId) -> Option<impl Iterator<Item = &Bytes>> {
-        let i = self.kept.iter().rposition(|(k, _, _)| k == id)?;
-        Some(self.kept.iter().skip(i + 1).map(|(_, f, _)| f))
+        let i = self.kept.iter().rposition(|k| k.id == *id)?;
+        let t = self.kept[i].at_ms;
+        let close = |k: &Kept| t.wrapping_sub(k.at_ms) <= REORDER_WINDOW_MS;
+        let from = self.kept.iter().take(i).rposition(|k| !close(k)).map_or(0, |j| j + 1);
+        // One server's messages reach every server in the order it said them
+        // (one hop, over one ordered link): only other servers' can be out of order.
+        let own = *id;
+        let before = self.kept.iter().skip(from).take(i - from).filter(move |k| origin(&k.id) != origin(&own));
+        Some(before.chain(self.kept.iter().skip(i + 1)).map(|k| &k.frame))
     }
 
     /// Every kept frame, oldest first.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Bytes> {
-        self.kept.iter().map(|(_, f, _)| f)
+        self.kept.iter().map(|k| &k.frame)
     }
 
     /// Whether `id` is kept.
     pub(crate) fn contains(&self, id: &MsgId) -> bool {
-        self.kept.iter().any(|(k, _, _)| k == id)
+        self.kept.iter().any(|k| k.id == *id)
     }
 
     /// Bytes kept.

@@ -46,14 +46,23 @@ struct RoomState {
     history: History,
     /// Members that rejoined with a gap: REPLAYs from peers go to them.
     replay_to: Vec<SessionId>,
-    /// When this room last asked its peers for `HISTORY`: at most one ask
-    /// per [`HISTORY_ASK_EVERY`], whoever joins with a gap.
+    /// When this room's current window of `HISTORY` asks began, and the ids
+    /// asked after in it: at most [`HISTORY_ASKS`] distinct ids per
+    /// [`HISTORY_ASK_EVERY`], whoever joins with a gap.
     history_asked: Option<std::time::Instant>,
+    asked_after: Vec<MsgId>,
+    /// Per peer, the last message of its `REPLAY` stream: where the next
+    /// replayed message goes in the history.
+    replay_anchor: Vec<(ServerId, MsgId)>,
 }
 
-/// Least time between two `HISTORY` asks for one room: a thousand joins with
-/// a gap cost the peers one answer, not a thousand.
+/// The window of `HISTORY` asks for one room: a thousand joins with the same
+/// gap cost the peers one answer, not a thousand.
 pub const HISTORY_ASK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Distinct ids one room asks after per window: joiners from different
+/// servers may have seen up to different messages, and each needs what it
+/// missed (one ask for the first would leave the others a gap).
+pub const HISTORY_ASKS: usize = 4;
 /// Bytes of `REPLAY` this server sends one peer per second, and in a burst:
 /// what a peer asks for can never fill the link's queue (64 MiB) and cut it.
 pub const REPLAY_RATE: f64 = 4.0 * 1024.0 * 1024.0;
@@ -86,12 +95,35 @@ impl RoomState {
         let added = frame.len();
         let freed = self.history.push(id, frame, budget.arrive(), limits);
         budget.account(added, freed);
+        self.enqueue_front(room, budget);
+    }
+
+    /// Puts the room in the budget's heap under its oldest arrival, unless
+    /// it is there already.
+    fn enqueue_front(&mut self, room: Room, budget: &HistoryBudget) {
         if self.history.queued.is_none() {
             self.history.queued = self.history.front_arrival();
             if let Some(a) = self.history.queued {
                 budget.enqueue(a, room);
             }
         }
+    }
+
+    /// Keeps a message a peer replayed, after `anchor` (see
+    /// [`History::insert_after`]), accounted like [`RoomState::remember`].
+    fn remember_replayed(
+        &mut self,
+        room: Room,
+        anchor: Option<&MsgId>,
+        id: MsgId,
+        frame: Bytes,
+        limits: HistoryLimits,
+        budget: &HistoryBudget,
+    ) {
+        let added = frame.len();
+        let freed = self.history.insert_after(anchor, id, frame, budget.arrive(), limits);
+        budget.account(added, freed);
+        self.enqueue_front(room, budget);
     }
 
     /// Nobody here and no peer interested: the room can go.
@@ -295,6 +327,14 @@ impl Rooms {
                         let now = std::time::Instant::now();
                         if st.history_asked.is_none_or(|t| now.duration_since(t) >= HISTORY_ASK_EVERY) {
                             st.history_asked = Some(now);
+                            st.asked_after.clear();
+                        }
+                        if st.asked_after.len() < HISTORY_ASKS && !st.asked_after.contains(after) {
+                            st.asked_after.push(*after);
+                            // A new stream starts first in the history: too early is
+                            // only shown again (clients drop duplicates), too late
+                            // would hide live messages from a later `after` lookup.
+                            st.replay_anchor.clear();
                             self.to_peers(&st.interested, &PeerFrame::History { room: *room, after: *after });
                         }
                     }

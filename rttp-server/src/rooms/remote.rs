@@ -30,6 +30,7 @@ impl Rooms {
         let mut unused = Vec::new();
         for mut st in self.map.iter_mut() {
             st.interested.retain(|p| *p != peer);
+            st.replay_anchor.retain(|(p, _)| *p != peer);
             let room = *st.key();
             let gone: Vec<Nick> = st.remote.iter().filter(|(p, _)| *p == peer).map(|(_, n)| *n).collect();
             st.remote.retain(|(p, _)| *p != peer);
@@ -146,10 +147,16 @@ impl Rooms {
         }
     }
 
-    /// A message from a peer's history: kept once, and delivered only to the
+    /// A message from `peer`'s history: kept once, in the peer's order (after
+    /// the previous message of its stream), and delivered only to the
     /// members that rejoined with a gap (the others saw it live).
-    pub fn remote_replay(&self, room: Room, id: MsgId, nick: Nick, text: Text) {
+    pub fn remote_replay(&self, peer: ServerId, room: Room, id: MsgId, nick: Nick, text: Text) {
         let Some(mut st) = self.map.get_mut(&room) else { return };
+        let anchor = st.replay_anchor.iter().find(|(p, _)| *p == peer).map(|(_, a)| *a);
+        match st.replay_anchor.iter_mut().find(|(p, _)| *p == peer) {
+            Some(slot) => slot.1 = id,
+            None => st.replay_anchor.push((peer, id)),
+        }
         if st.history.contains(&id) {
             return;
         }
@@ -159,7 +166,7 @@ impl Rooms {
         for out in targets {
             out.push(frame.clone());
         }
-        st.remember(room, id, frame, self.limits, &self.budget);
+        st.remember_replayed(room, anchor.as_ref(), id, frame, self.limits, &self.budget);
         drop(st);
         self.enforce_budget();
     }

@@ -133,8 +133,8 @@ fn a_gap_asks_interested_peers_and_replays_reach_only_the_joiner_once() {
     frames(&old);
     frames(&newcomer);
     let id = Token::new("s9:g:6").unwrap();
-    r.remote_replay(room, id, Nick::new("bob").unwrap(), Text::from("missed"));
-    r.remote_replay(room, id, Nick::new("bob").unwrap(), Text::from("missed"));
+    r.remote_replay(peer, room, id, Nick::new("bob").unwrap(), Text::from("missed"));
+    r.remote_replay(peer, room, id, Nick::new("bob").unwrap(), Text::from("missed"));
     assert_eq!(frames(&newcomer), vec!["MSG #r s9:g:6 bob 6\r\nmissed\r\n".to_string()], "once, to the joiner");
     assert!(frames(&old).is_empty(), "the member who was there does not get it again");
 }
@@ -340,4 +340,82 @@ fn rooms_that_come_and_go_leave_no_pile_in_the_budget() {
     }
     assert_eq!(r.budget().kept(), 0, "every room went, with its history");
     assert!(r.budget().heap_len() <= 4096 + 1, "leftovers are rebuilt away: {}", r.budget().heap_len());
+}
+
+/// A peer's REPLAY arrives after live messages that followed what it
+/// replays: the history keeps the peer's order, so a later joiner whose last
+/// id is a replayed message still gets the live ones after it.
+#[test]
+fn replayed_messages_keep_their_order_before_live_ones() {
+    let r = rooms(100);
+    let room = Room::new("#r").unwrap();
+    let peer = ServerId::new("s9").unwrap();
+    let link = Arc::new(Outbound::new(1 << 20));
+    r.link_up(peer, link.clone());
+    r.remote_interest(peer, room, true);
+    let first = member(1, "first");
+    r.join(&room, first.clone(), Some(&Token::new("s9:g:1").unwrap()));
+    // Live relays reach this server before the answer to its HISTORY ask.
+    let nick = Nick::new("bob").unwrap();
+    for k in 4..=5 {
+        r.remote_say(peer, room, Token::new(&format!("s9:g:{k}")).unwrap(), nick, Text::from(format!("m{k}")));
+    }
+    // The answer: 2, 3, then 4 and 5, which are here already.
+    for k in 2..=5 {
+        r.remote_replay(peer, room, Token::new(&format!("s9:g:{k}")).unwrap(), nick, Text::from(format!("m{k}")));
+    }
+    assert_eq!(kept(&r, &room, 7).len(), 4);
+    // A joiner that saw up to 2 gets 3, 4 and 5: nothing live is skipped.
+    let late = member(8, "late");
+    let j = r.join(&room, late.clone(), Some(&Token::new("s9:g:2").unwrap()));
+    assert!(!j.gap);
+    let got: Vec<String> = frames(&late).into_iter().filter(|f| f.starts_with("MSG ")).collect();
+    let want: Vec<String> = (3..=5).map(|k| format!("MSG #r s9:g:{k} bob 2\r\nm{k}\r\n")).collect();
+    assert_eq!(got, want);
+}
+
+/// Joiners that saw up to different messages each get an ask (a few per
+/// second), so each gets what it missed.
+#[test]
+fn gap_joins_with_different_ids_each_ask() {
+    let r = rooms(10);
+    let room = Room::new("#r").unwrap();
+    let peer = ServerId::new("s9").unwrap();
+    let link = Arc::new(Outbound::new(64 << 20));
+    r.link_up(peer, link.clone());
+    r.remote_interest(peer, room, true);
+    for i in 0..10 {
+        r.join(&room, member(10 + i, &format!("n{i}")), Some(&Token::new(&format!("s9:g:{i}")).unwrap()));
+    }
+    let asks = link_frames(&link).iter().filter(|f| f.starts_with(b"HISTORY ")).count();
+    assert_eq!(asks, HISTORY_ASKS, "one ask per distinct id, at most {HISTORY_ASKS} a second");
+}
+
+/// Messages from two servers can cross the farm in different orders: a
+/// rejoin after X also replays what came here from other servers shortly
+/// before X (the client drops what it has seen), never this server's own
+/// earlier messages (one server's order is the same everywhere), and
+/// nothing older than the reorder window.
+#[test]
+fn a_rejoin_replays_other_servers_messages_just_before_its_id() {
+    let r = rooms(100);
+    let room = Room::new("#r").unwrap();
+    let peer = ServerId::new("s9").unwrap();
+    r.link_up(peer, Arc::new(Outbound::new(1 << 20)));
+    r.remote_interest(peer, room, true);
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    let bob = Nick::new("bob").unwrap();
+    let old = Token::new("s9:g:1").unwrap();
+    r.remote_say(peer, room, old, bob, Text::from("old"));
+    std::thread::sleep(std::time::Duration::from_millis(u64::from(history::REORDER_WINDOW_MS) + 100));
+    let own0 = r.say(&room, 1, a.nick, Text::from("own0")).unwrap().id;
+    r.remote_say(peer, room, Token::new("s9:g:2").unwrap(), bob, Text::from("theirs"));
+    let x = r.say(&room, 1, a.nick, Text::from("x")).unwrap().id;
+    let after = r.say(&room, 1, a.nick, Text::from("after")).unwrap().id;
+    let b = member(2, "b");
+    r.join(&room, b.clone(), Some(&x));
+    let got: Vec<String> = frames(&b).into_iter().filter(|f| f.starts_with("MSG ")).collect();
+    let want = ["MSG #r s9:g:2 bob 6\r\ntheirs\r\n".to_string(), format!("MSG #r {after} a 5\r\nafter\r\n")];
+    assert_eq!(got, want, "not {own0} (this server's, before x), not {old} (older than the window)");
 }

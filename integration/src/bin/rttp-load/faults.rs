@@ -12,10 +12,41 @@ use rttp_proto::ServerFrame;
 use crate::report::Report;
 use crate::stats::{histogram, p50_p99};
 
-/// storm: `clients` clients connect through DNS at `rate`/s with p2c;
-/// connect-time percentiles and users per server (max/mean) over time.
-pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize, rate: f64) -> Report {
-    let n = farm.servers.len();
+/// Users of s1, s2, ... in that order (the table sorts s10 before s2).
+fn by_index(t: &rttp_proto::FarmInfo, n: usize) -> Vec<u32> {
+    let mut users = vec![0; n];
+    for e in &t.servers {
+        if let Some(i) = e.id.as_str().strip_prefix('s').and_then(|k| k.parse::<usize>().ok()) {
+            if (1..=n).contains(&i) {
+                users[i - 1] = e.users;
+            }
+        }
+    }
+    users
+}
+
+/// Max over mean of users ÷ capacity.
+fn max_over_mean(users: &[u32], caps: &[u32]) -> f64 {
+    let total: u32 = users.iter().sum();
+    let cap: u32 = caps.iter().take(users.len()).sum();
+    if total == 0 || cap == 0 {
+        return 1.0;
+    }
+    let mean = f64::from(total) / f64::from(cap);
+    users.iter().zip(caps).map(|(&u, &c)| f64::from(u) / f64::from(c.max(1))).fold(0.0, f64::max) / mean
+}
+
+/// storm: `clients` clients connect through DNS at `rate`/s, choosing by
+/// `strategy`; connect-time percentiles and users ÷ capacity per server
+/// (max/mean) over time.
+pub(crate) async fn storm(
+    farm: &Farm,
+    dns: std::net::SocketAddr,
+    caps: &[u32],
+    clients: usize,
+    rate: f64,
+    strategy: Strategy,
+) -> Report {
     let hist = Arc::new(Mutex::new(histogram()));
     let mut handles = Vec::new();
     let mut kept = Vec::new();
@@ -31,7 +62,13 @@ pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize
         let hist = hist.clone();
         handles.push(tokio::spawn(async move {
             let t0 = Instant::now();
-            let r = Client::builder().service("chat.farm.test", 7000).dns(dns).nick(&format!("st{i}")).connect().await;
+            let r = Client::builder()
+                .service("chat.farm.test", 7000)
+                .dns(dns)
+                .strategy(strategy)
+                .nick(&format!("st{i}"))
+                .connect()
+                .await;
             if r.is_ok() {
                 let _ = hist.lock().unwrap_or_else(|e| e.into_inner()).record(t0.elapsed().as_micros() as u64);
             }
@@ -40,11 +77,9 @@ pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize
         if last_sample.elapsed() > Duration::from_millis(500) {
             last_sample = Instant::now();
             if let Some(t) = farm.farm_info(0).await {
-                let users: Vec<u32> = t.servers.iter().map(|e| e.users).collect();
-                samples.push((started.elapsed().as_secs_f64(), users.clone()));
-                let mean = users.iter().sum::<u32>() as f64 / n as f64;
-                let max = *users.iter().max().unwrap_or(&0) as f64;
-                spread.push(if mean > 0.0 { max / mean } else { 1.0 });
+                let users = by_index(&t, caps.len());
+                spread.push(max_over_mean(&users, caps));
+                samples.push((started.elapsed().as_secs_f64(), users));
             }
         }
     }
@@ -55,23 +90,23 @@ pub(crate) async fn storm(farm: &Farm, dns: std::net::SocketAddr, clients: usize
         }
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let users: Vec<u32> =
-        farm.farm_info(0).await.map(|t| t.servers.iter().map(|e| e.users).collect()).unwrap_or_default();
+    let users: Vec<u32> = farm.farm_info(0).await.map(|t| by_index(&t, caps.len())).unwrap_or_default();
     samples.push((started.elapsed().as_secs_f64(), users.clone()));
     let per_server: Vec<(String, Vec<(f64, f64)>)> = (0..users.len())
         .map(|k| {
             (format!("s{}", k + 1), samples.iter().filter_map(|(t, u)| u.get(k).map(|v| (*t, f64::from(*v)))).collect())
         })
         .collect();
-    crate::chart("storm-users.svg", |p| crate::charts::users_over_time(p, "storm: users per server", &per_server));
-    let mean = users.iter().sum::<u32>() as f64 / n as f64;
-    let max_mean = *users.iter().max().unwrap_or(&0) as f64 / mean.max(1.0);
+    let title = format!("storm ({strategy}): users per server");
+    crate::chart(&format!("storm-{strategy}-users.svg"), |p| crate::charts::users_over_time(p, &title, &per_server));
+    let max_mean = max_over_mean(&users, caps);
     let worst = spread.iter().copied().fold(max_mean, f64::max);
     let h = hist.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (p50, p99) = p50_p99(&h);
     println!(
-        "storm: {clients} clients through DNS at {rate}/s: {} connected; connect p50 {p50:.1} ms, p99 {p99:.1} ms; \
-         users per server {users:?}, max/mean {max_mean:.3} at the end, worst {worst:.3} during",
+        "storm ({strategy}): {clients} clients through DNS at {rate}/s: {} connected; connect p50 {p50:.1} ms, \
+         p99 {p99:.1} ms; users per server {users:?} (capacities {caps:?}), max/mean users/capacity {max_mean:.3} \
+         at the end, worst {worst:.3} during",
         kept.len()
     );
     let connected = kept.len();

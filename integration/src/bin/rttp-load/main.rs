@@ -6,14 +6,17 @@
 //! rttp-load fanout [--members 300] [--seconds 10] [--rate N]
 //! rttp-load rooms [--rooms 2000] [--clients 3000] [--seconds 20]
 //! rttp-load idle [--sessions 10000]
-//! rttp-load storm [--clients 2000] [--rate 500]
+//! rttp-load storm [--clients 2000] [--rate 500] [--strategy p2c]
+//! rttp-load rebalance [--clients 3000] [--rooms 100] [--steady 300] [--add]
 //! rttp-load failover [--clients 100] [--rooms 20]
+//! rttp-load --capacities 1000,2000,... storm   (one server per capacity)
 //! ```
 
 mod charts;
 mod conn;
 mod faults;
 mod nats;
+mod rebalance;
 mod report;
 mod shapes;
 mod stats;
@@ -38,6 +41,10 @@ struct Args {
     /// (fanout, rooms and idle; rooms are subjects).
     #[arg(long, default_value = "rttp", value_parser = ["rttp", "nats"], global = true)]
     target: String,
+    /// Capacity of each server, comma-separated; sets the number of servers
+    /// [default: 100,000 each].
+    #[arg(long, value_delimiter = ',', global = true)]
+    capacities: Vec<u32>,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -82,6 +89,25 @@ enum Workload {
         /// Connects per second.
         #[arg(long, default_value_t = 500.0)]
         rate: f64,
+        /// How each client chooses its server from the table.
+        #[arg(long, default_value_t = rttp_client::Strategy::P2c)]
+        strategy: rttp_client::Strategy,
+    },
+    /// Members chatting through DNS; one server drained and restarted (or
+    /// added, with --add); users / capacity per server until settled.
+    Rebalance {
+        /// Members.
+        #[arg(long, default_value_t = 3000)]
+        clients: usize,
+        /// Rooms, one speaker each saying a line a second.
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// Seconds the farm must stay within 1.10 of even once it got there.
+        #[arg(long, default_value_t = 300.0)]
+        steady: f64,
+        /// Add the last server under load instead of draining and restarting it.
+        #[arg(long)]
+        add: bool,
     },
     /// RTTP against a 3-node NATS cluster on the same shapes, back to back:
     /// fanout (max, 1,000/s), rooms, idle; prints every ratio rttp/NATS.
@@ -180,18 +206,28 @@ async fn main() -> ExitCode {
             }
         }
     } else {
-        let groups = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        let spec =
-            FarmSpec { servers: args.servers, groups, capacity: 100_000, extra: load_flags, ..FarmSpec::default() };
+        // Rebalancing is per group: the workloads about balance run one.
+        let groups: Vec<String> = match args.workload {
+            Workload::Storm { .. } | Workload::Rebalance { .. } => vec!["g".into()],
+            _ => ["a", "b", "c"].map(String::from).into(),
+        };
+        let servers = if args.capacities.is_empty() { args.servers } else { args.capacities.len() };
+        let caps: Vec<u32> = (0..servers).map(|i| args.capacities.get(i).copied().unwrap_or(100_000)).collect();
+        let spec = FarmSpec { servers, groups, capacities: caps.clone(), extra: load_flags, ..FarmSpec::default() };
         let mut farm = Farm::start(spec);
         farm.wait_mesh().await;
         match args.workload {
             Workload::Compare => ("compare", compare(farm).await),
-            Workload::Storm { clients, rate } => {
+            Workload::Storm { clients, rate, strategy } => {
                 // Every client asks from this one address: without this,
                 // farm-dns's response rate limiting would be what is measured.
                 let dns = farm.start_dns_with(&["--rrl-rate", "0"]);
-                ("storm", faults::storm(&farm, dns, clients, rate).await.json())
+                ("storm", faults::storm(&farm, dns, &caps, clients, rate, strategy).await.json())
+            }
+            Workload::Rebalance { clients, rooms, steady, add } => {
+                let dns = farm.start_dns_with(&["--rrl-rate", "0"]);
+                let plan = rebalance::Plan { clients, rooms: rooms.max(1), steady, add };
+                ("rebalance", rebalance::rebalance(&mut farm, dns, &caps, plan).await.json())
             }
             Workload::Failover { clients, rooms } => {
                 ("failover", faults::failover(&mut farm, clients, rooms).await.json())
