@@ -7,17 +7,9 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::*;
-use crate::names::HostPort;
 
 fn e(id: &str, status: Status, users: u32, capacity: u32) -> ServerEntry {
-    ServerEntry {
-        id: ServerId::new(id).unwrap(),
-        addr: HostPort::new("127.0.0.1:7000").unwrap(),
-        status,
-        users,
-        capacity,
-        group: Group::new("g").unwrap(),
-    }
+    crate::select::tests::e(id, status, users, capacity, "g")
 }
 
 fn id(s: &str) -> ServerId {

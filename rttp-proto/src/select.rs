@@ -130,14 +130,15 @@ fn weighted<'t, R: Rng + ?Sized>(pool: &[&'t ServerEntry], rng: &mut R) -> &'t S
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
 
     use super::*;
     use crate::names::HostPort;
 
-    fn e(id: &str, status: Status, users: u32, capacity: u32, group: &str) -> ServerEntry {
+    /// A table row on 127.0.0.1:7000 (also used by the rebalancing tests).
+    pub(crate) fn e(id: &str, status: Status, users: u32, capacity: u32, group: &str) -> ServerEntry {
         ServerEntry {
             id: ServerId::new(id).unwrap(),
             addr: HostPort::new("127.0.0.1:7000").unwrap(),

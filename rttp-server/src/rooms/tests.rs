@@ -20,6 +20,17 @@ fn rooms(history: usize) -> Rooms {
     Rooms::new("s1:g".into(), HistoryLimits { messages: history, bytes: 1 << 20 }, 256 << 20, Arc::new(Metrics::new()))
 }
 
+/// Rooms with one peer, s9, linked and interested in `#r`; its link queue.
+fn with_peer(history: usize) -> (Rooms, Room, ServerId, Arc<Outbound>) {
+    let r = rooms(history);
+    let room = Room::new("#r").unwrap();
+    let peer = ServerId::new("s9").unwrap();
+    let link = Arc::new(Outbound::new(64 << 20));
+    r.link_up(peer, link.clone());
+    r.remote_interest(peer, room, true);
+    (r, room, peer, link)
+}
+
 #[test]
 fn join_say_part_fan_out() {
     let r = rooms(10);
@@ -115,12 +126,7 @@ fn history_is_bounded_in_bytes_too() {
 
 #[test]
 fn a_gap_asks_interested_peers_and_replays_reach_only_the_joiner_once() {
-    let r = rooms(10);
-    let room = Room::new("#r").unwrap();
-    let peer = rttp_proto::ServerId::new("s9").unwrap();
-    let link = Arc::new(Outbound::new(1 << 20));
-    r.link_up(peer, link.clone());
-    r.remote_interest(peer, room, true);
+    let (r, room, peer, link) = with_peer(10);
     let old = member(1, "old");
     r.join(&room, old.clone(), None);
     frames(&old);
@@ -239,12 +245,7 @@ fn link_frames(link: &Arc<Outbound>) -> Vec<Bytes> {
 /// per second, and only new members ask at all.
 #[test]
 fn a_thousand_gap_joins_ask_the_peers_once() {
-    let r = rooms(10);
-    let room = Room::new("#r").unwrap();
-    let peer = ServerId::new("s9").unwrap();
-    let link = Arc::new(Outbound::new(64 << 20));
-    r.link_up(peer, link.clone());
-    r.remote_interest(peer, room, true);
+    let (r, room, _peer, link) = with_peer(10);
     let gap = Token::new("s9:g:5").unwrap();
     let first = member(1, "first");
     r.join(&room, first.clone(), Some(&gap));
@@ -347,12 +348,7 @@ fn rooms_that_come_and_go_leave_no_pile_in_the_budget() {
 /// id is a replayed message still gets the live ones after it.
 #[test]
 fn replayed_messages_keep_their_order_before_live_ones() {
-    let r = rooms(100);
-    let room = Room::new("#r").unwrap();
-    let peer = ServerId::new("s9").unwrap();
-    let link = Arc::new(Outbound::new(1 << 20));
-    r.link_up(peer, link.clone());
-    r.remote_interest(peer, room, true);
+    let (r, room, peer, _link) = with_peer(100);
     let first = member(1, "first");
     r.join(&room, first.clone(), Some(&Token::new("s9:g:1").unwrap()));
     // Live relays reach this server before the answer to its HISTORY ask.
@@ -378,12 +374,7 @@ fn replayed_messages_keep_their_order_before_live_ones() {
 /// second), so each gets what it missed.
 #[test]
 fn gap_joins_with_different_ids_each_ask() {
-    let r = rooms(10);
-    let room = Room::new("#r").unwrap();
-    let peer = ServerId::new("s9").unwrap();
-    let link = Arc::new(Outbound::new(64 << 20));
-    r.link_up(peer, link.clone());
-    r.remote_interest(peer, room, true);
+    let (r, room, _peer, link) = with_peer(10);
     for i in 0..10 {
         r.join(&room, member(10 + i, &format!("n{i}")), Some(&Token::new(&format!("s9:g:{i}")).unwrap()));
     }
@@ -398,11 +389,7 @@ fn gap_joins_with_different_ids_each_ask() {
 /// nothing older than the reorder window.
 #[test]
 fn a_rejoin_replays_other_servers_messages_just_before_its_id() {
-    let r = rooms(100);
-    let room = Room::new("#r").unwrap();
-    let peer = ServerId::new("s9").unwrap();
-    r.link_up(peer, Arc::new(Outbound::new(1 << 20)));
-    r.remote_interest(peer, room, true);
+    let (r, room, peer, _link) = with_peer(100);
     let a = member(1, "a");
     r.join(&room, a.clone(), None);
     let bob = Nick::new("bob").unwrap();

@@ -7,7 +7,7 @@
 //! rttp-load rooms [--rooms 2000] [--clients 3000] [--seconds 20]
 //! rttp-load idle [--sessions 10000]
 //! rttp-load storm [--clients 2000] [--rate 500] [--strategy p2c]
-//! rttp-load rebalance [--clients 3000] [--rooms 100] [--steady 300] [--add]
+//! rttp-load rebalance [--clients 3000] [--rooms 100] [--steady 300] [--add] [--off]
 //! rttp-load failover [--clients 100] [--rooms 20]
 //! rttp-load --capacities 1000,2000,... storm   (one server per capacity)
 //! ```
@@ -108,6 +108,9 @@ enum Workload {
         /// Add the last server under load instead of draining and restarting it.
         #[arg(long)]
         add: bool,
+        /// Run the servers with `--rebalance off`: the baseline.
+        #[arg(long)]
+        off: bool,
     },
     /// RTTP against a 3-node NATS cluster on the same shapes, back to back:
     /// fanout (max, 1,000/s), rooms, idle; prints every ratio rttp/NATS.
@@ -213,7 +216,11 @@ async fn main() -> ExitCode {
         };
         let servers = if args.capacities.is_empty() { args.servers } else { args.capacities.len() };
         let caps: Vec<u32> = (0..servers).map(|i| args.capacities.get(i).copied().unwrap_or(100_000)).collect();
-        let spec = FarmSpec { servers, groups, capacities: caps.clone(), extra: load_flags, ..FarmSpec::default() };
+        let mut extra = load_flags;
+        if let Workload::Rebalance { off: true, .. } = args.workload {
+            extra.extend(["--rebalance".to_string(), "off".to_string()]);
+        }
+        let spec = FarmSpec { servers, groups, capacities: caps.clone(), extra, ..FarmSpec::default() };
         let mut farm = Farm::start(spec);
         farm.wait_mesh().await;
         match args.workload {
@@ -224,7 +231,7 @@ async fn main() -> ExitCode {
                 let dns = farm.start_dns_with(&["--rrl-rate", "0"]);
                 ("storm", faults::storm(&farm, dns, &caps, clients, rate, strategy).await.json())
             }
-            Workload::Rebalance { clients, rooms, steady, add } => {
+            Workload::Rebalance { clients, rooms, steady, add, .. } => {
                 let dns = farm.start_dns_with(&["--rrl-rate", "0"]);
                 let plan = rebalance::Plan { clients, rooms: rooms.max(1), steady, add };
                 ("rebalance", rebalance::rebalance(&mut farm, dns, &caps, plan).await.json())

@@ -148,10 +148,11 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
     let at_up = loads(farm, caps).await;
     let need = needed(&at_up);
     let moves_before = moves(farm).await;
-    // Sample until within 1.10, then for the steady period (bounded: 10 min).
+    // Sample until within 1.10 (given up after 120 s), then for the steady period.
     let mut reached: Option<f64> = None;
     let mut worst_after = 1.0f64;
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let deadline = give_up + Duration::from_secs_f64(plan.steady.clamp(0.0, 3600.0));
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let l = loads(farm, caps).await;
@@ -163,7 +164,8 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
             Some(_) => worst_after = worst_after.max(r),
             None => {}
         }
-        if reached.is_some_and(|t0| t - t0 >= plan.steady) || Instant::now() > deadline {
+        let now = Instant::now();
+        if reached.is_some_and(|t0| t - t0 >= plan.steady) || now > deadline || (reached.is_none() && now > give_up) {
             break;
         }
     }
@@ -209,7 +211,7 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
     println!(
         "rebalance: {} members in {} rooms; {}; at UP {:?} (max/mean {:.2}); within 1.10 {settle:.1} s after UP, \
          worst {worst_after:.3} over the next {:.0} s; moves {total_moves} for {need} needed ({:.2}); \
-         end {:?}; messages {} expected, lost {lost}, duplicated {dup}",
+         end {:?} (max/mean {:.2}); messages {} expected, lost {lost}, duplicated {dup}",
         plan.clients,
         plan.rooms,
         if plan.add { "one server added" } else { "one server drained and restarted" },
@@ -218,6 +220,7 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
         plan.steady,
         f64::from(total_moves) / f64::from(need.max(1)),
         end.iter().map(|x| x.0).collect::<Vec<_>>(),
+        max_over_mean(&end, &up),
         said * plan.clients,
     );
     for c in speakers.into_iter().chain(clients) {
@@ -228,6 +231,7 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
         .param("add", f64::from(u8::from(plan.add)))
         .param("needed", f64::from(need))
         .lower("settle_s", settle)
+        .lower("max_over_mean_end", max_over_mean(&end, &up))
         .lower("max_over_mean_worst_after", worst_after)
         .lower("moves", f64::from(total_moves))
         .lower("moves_over_needed", f64::from(total_moves) / f64::from(need.max(1)))
