@@ -110,6 +110,9 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
         clients.push(c);
     }
     pb.finish_and_clear();
+    // JOIN returns once sent: let the last joins reach every server before
+    // the first line, or that line is not a loss but said before the join.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let speakers: Vec<Client> = clients.drain(..plan.rooms.min(plan.clients)).collect();
     let said = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
