@@ -62,6 +62,7 @@ pub struct ClientBuilder {
     strategy: Strategy,
     group: Option<String>,
     nick: Option<String>,
+    token: Option<String>,
     limits: Limits,
     timers: Timers,
     seed: Option<u64>,
@@ -92,6 +93,7 @@ impl Client {
             strategy: Strategy::P2c,
             group: None,
             nick: None,
+            token: None,
             limits: Limits::default(),
             timers: Timers::default(),
             seed: None,
@@ -182,6 +184,13 @@ impl ClientBuilder {
         self
     }
 
+    /// The token sent with every HELLO, for a farm in token mode (a JWT
+    /// whose `sub` is the nick).
+    pub fn token(mut self, t: &str) -> Self {
+        self.token = Some(t.trim().to_string());
+        self
+    }
+
     /// Bounds of the connect sequence.
     pub fn limits(mut self, l: Limits) -> Self {
         self.limits = l;
@@ -225,6 +234,7 @@ impl ClientBuilder {
             parse::<Nick>("nick", self.nick.as_deref().ok_or_else(|| Error::Invalid("a nick is required".into()))?)?;
         let group = self.group.as_deref().map(|g| parse::<Group>("group", g)).transpose()?;
         let discovery = self.discovery()?;
+        let token = self.token.as_deref().map(|t| parse::<rttp_proto::Credential>("token", t)).transpose()?;
         let seed = self.seed.unwrap_or_else(|| rand::rng().random());
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
         let mut driver = Driver {
@@ -233,6 +243,7 @@ impl ClientBuilder {
             timers: self.timers,
             events,
             session: Session::new(nick),
+            token,
         };
         let live = driver.connect().await?;
         let (tx, rx) = mpsc::channel(256);

@@ -57,6 +57,8 @@ pub(crate) struct Driver {
     pub(crate) timers: Timers,
     pub(crate) events: mpsc::Sender<Event>,
     pub(crate) session: Session,
+    /// Sent with every HELLO (a farm in token mode wants one).
+    pub(crate) token: Option<rttp_proto::Credential>,
 }
 
 impl Driver {
@@ -75,7 +77,7 @@ impl Driver {
     /// HELLO as `nick` on `addr`.
     async fn hello(&self, addr: SocketAddr, nick: Nick) -> Result<Hello> {
         let mut conn = ClientConn::connect(addr, self.timers.connect).await.map_err(|e| Error::conn(addr, e))?;
-        match conn.hello(nick, self.timers.hello).await.map_err(|e| Error::hello(addr, e))? {
+        match conn.hello_with(nick, self.token.as_ref(), self.timers.hello).await.map_err(|e| Error::hello(addr, e))? {
             Opened::Session { server, table, .. } => Ok(Hello::Open(Live { conn, server, addr }, table)),
             Opened::Redirected { server, addr: to, reason } => match to.as_str().parse::<SocketAddr>() {
                 Ok(to) => Ok(Hello::Redirected { server, addr: to, reason: reason.to_string() }),
@@ -83,6 +85,9 @@ impl Driver {
             },
             Opened::Refused { code, .. } if code == ErrCode::NickInUse.as_u16() => {
                 Err(Error::NickInUse(nick.to_string()))
+            }
+            Opened::Refused { code, reason } if code == ErrCode::AuthFailed.as_u16() => {
+                Err(Error::Unauthorized(reason))
             }
             Opened::Refused { code, reason } => Err(Error::Refused { addr, code, reason }),
         }
@@ -100,7 +105,8 @@ impl Driver {
                 (Outcome::Chosen(Ok(())), Some(live))
             }
             Ok(Hello::Redirected { server, addr, reason }) => (Outcome::Redirected { server, addr, reason }, None),
-            Err(e @ Error::NickInUse(_)) => return Err(e),
+            // Another server would refuse the same nick or token: stop here.
+            Err(e @ (Error::NickInUse(_) | Error::Unauthorized(_))) => return Err(e),
             Err(e) => (fail(e.to_string()), None),
         })
     }
@@ -189,7 +195,14 @@ impl Driver {
                     }
                 }
             };
-            let Some(m) = moved else { continue };
+            let m = match moved {
+                None => continue,
+                Some(Move::End(reason)) => {
+                    self.emit_all([Event::Closed { reason }]).await;
+                    return;
+                }
+                Some(m) => m,
+            };
             match self.relocate(m, live.server).await {
                 Ok(next) => {
                     live = next;
@@ -210,7 +223,8 @@ impl Driver {
                 self.emit_all([Event::Redirected { server, addr, reason }]).await;
                 self.seq.start_redirect(server, addr, from)
             }
-            Move::Lost(reason) => {
+            // `run` ends the session on End; treated as a loss if it ever gets here.
+            Move::Lost(reason) | Move::End(reason) => {
                 self.emit_all([Event::Disconnected { server: from, reason }]).await;
                 // Jittered, so that the clients of a dead server do not land in one burst.
                 let pause = self.timers.reconnect_jitter.mul_f64(rand::rng().random_range(0.0..1.0));

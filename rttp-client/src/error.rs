@@ -80,6 +80,10 @@ pub enum Error {
     /// The nick is taken.
     #[error("nick {0} is in use")]
     NickInUse(String),
+    /// The farm refused the token (`ERR 511`): missing, expired, badly
+    /// signed, or for another nick; the reason is the server's.
+    #[error("the farm refused the token: {0}")]
+    Unauthorized(String),
     /// A bad argument from the caller (a room or nick name).
     #[error("{0}")]
     Invalid(String),

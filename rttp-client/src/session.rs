@@ -27,6 +27,9 @@ pub enum Move {
     },
     /// The server is lost (closed, silent, or a fatal `ERR`).
     Lost(String),
+    /// The session must end, not move: the nick opened a session elsewhere
+    /// (`ERR 512`: reconnecting would take it back, and the two would fight).
+    End(String),
 }
 
 /// What a frame from the server calls for.
@@ -152,7 +155,9 @@ impl Session {
             }
             ServerFrame::Err { code, reason } => {
                 // Unknown codes follow the class rule of the spec: 5xx closes.
-                if ErrCode::from_u16(code).map_or(code >= 500, ErrCode::closes) {
+                if code == ErrCode::Replaced.as_u16() {
+                    r.moved = Some(Move::End(format!("ERR {code} {reason}")));
+                } else if ErrCode::from_u16(code).map_or(code >= 500, ErrCode::closes) {
                     r.moved = Some(Move::Lost(format!("ERR {code} {reason}")));
                 }
                 r.events.push(Event::ServerError { code, reason });
@@ -247,6 +252,8 @@ mod tests {
         assert!(matches!(fatal.moved, Some(Move::Lost(_))), "5xx: the session moves");
         let unknown = s.on_frame(ServerFrame::Err { code: 599, reason: "future".into() });
         assert!(matches!(unknown.moved, Some(Move::Lost(_))), "an unknown 5xx still closes");
+        let replaced = s.on_frame(ServerFrame::Err { code: 512, reason: "alice opened a session elsewhere".into() });
+        assert!(matches!(replaced.moved, Some(Move::End(_))), "replaced: the session ends, it does not move back");
     }
 
     #[test]

@@ -59,7 +59,17 @@ pub enum HelloError {
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientConn<S> {
     /// Sends `HELLO` as `nick` and reads the answer, each read within `within`.
     pub async fn hello(&mut self, nick: Nick, within: Duration) -> Result<Opened, HelloError> {
-        self.write_frame(&ClientFrame::Hello { version: PROTOCOL_VERSION, nick }).await?;
+        self.hello_with(nick, None, within).await
+    }
+
+    /// [`Self::hello`] with a token (a farm in token mode wants one).
+    pub async fn hello_with(
+        &mut self,
+        nick: Nick,
+        token: Option<&rttp_proto::Credential>,
+        within: Duration,
+    ) -> Result<Opened, HelloError> {
+        self.write_frame(&ClientFrame::Hello { version: PROTOCOL_VERSION, nick, token: token.cloned() }).await?;
         let (server, session) = match self.read_within(within).await? {
             ServerFrame::Welcome { server, session } => (server, session),
             ServerFrame::Redirect { server, addr, reason } => return Ok(Opened::Redirected { server, addr, reason }),

@@ -1,7 +1,7 @@
 //! Frames a client sends to a server: one table.
 
 use crate::error::Error;
-use crate::names::{MsgId, Nick, Room, Text, Token};
+use crate::names::{Credential, MsgId, Nick, Room, Text, Token};
 use crate::wire::Parts;
 
 /// The protocol version this crate speaks.
@@ -24,6 +24,9 @@ crate::table::frames! {
             version: u32,
             /// The nick the session wants.
             nick: Nick,
+            /// In token mode, a JWT whose `sub` is the nick; ignored by an
+            /// open farm.
+            token: Option<Credential>,
         },
         /// `FARM [watch]`: ask for the farm table; with `watch`, also every
         /// update after it, without opening a session.

@@ -30,6 +30,8 @@ pub enum ErrCode {
     /// The `after-msg-id` of a `JOIN` is older than the room's history:
     /// the replay starts at the oldest message kept.
     HistoryGap = 409,
+    /// 410: the session's token does not allow this (a room outside its `rooms` claim).
+    Forbidden = 410,
     /// Frames are being dropped by the per-session rate limit.
     RateLimited = 429,
     /// The nick is taken by a live session.
@@ -58,11 +60,13 @@ pub enum ErrCode {
     FramingLost = 510,
     /// Peer link authentication failed.
     AuthFailed = 511,
+    /// 512: the nick opened a session elsewhere with a valid token; this one ends.
+    Replaced = 512,
 }
 
 impl ErrCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrCode; 24] = [
+    pub const ALL: [ErrCode; 26] = [
         ErrCode::BadFrame,
         ErrCode::UnknownVerb,
         ErrCode::BadArgument,
@@ -73,6 +77,7 @@ impl ErrCode {
         ErrCode::NotInRoom,
         ErrCode::TooManyRooms,
         ErrCode::HistoryGap,
+        ErrCode::Forbidden,
         ErrCode::RateLimited,
         ErrCode::NickInUse,
         ErrCode::Internal,
@@ -87,6 +92,7 @@ impl ErrCode {
         ErrCode::TooManyConnections,
         ErrCode::FramingLost,
         ErrCode::AuthFailed,
+        ErrCode::Replaced,
     ];
 
     /// The numeric code.
@@ -131,6 +137,8 @@ impl ErrCode {
             ErrCode::TooManyConnections => "too_many_connections",
             ErrCode::FramingLost => "framing_lost",
             ErrCode::AuthFailed => "auth_failed",
+            ErrCode::Forbidden => "forbidden",
+            ErrCode::Replaced => "replaced",
         }
     }
 }

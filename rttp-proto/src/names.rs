@@ -372,3 +372,50 @@ mod tests {
         assert_eq!((hp.host(), hp.port()), ("[::1]", 7000));
     }
 }
+
+/// Longest credential (`HELLO`'s token) accepted, in bytes: a JWT with a
+/// short `rooms` claim fits, and so does the whole line (`MAX_LINE`).
+pub const MAX_CREDENTIAL_LEN: usize = 3072;
+
+/// A credential presented in `HELLO`: in token mode a JWT (RFC 7519).
+/// 1–3,072 bytes of printable ASCII without spaces; held on the heap, as it
+/// is long and rare (one per session opening).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Credential(Box<str>);
+
+impl Credential {
+    /// Validates `s`.
+    pub fn new(s: &str) -> Result<Credential, Error> {
+        Credential::from_bytes(s.as_bytes())
+    }
+
+    /// Validates raw bytes from the wire.
+    pub fn from_bytes(b: &[u8]) -> Result<Credential, Error> {
+        if b.is_empty() || b.len() > MAX_CREDENTIAL_LEN || !b.iter().all(|&c| is_arg_byte(c)) {
+            return Err(Error::BadArgument(format!(
+                "invalid token: 1-{MAX_CREDENTIAL_LEN} printable characters without spaces"
+            )));
+        }
+        // Printable ASCII is UTF-8.
+        Ok(Credential(String::from_utf8_lossy(b).into()))
+    }
+
+    /// The credential as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Credential {
+    /// Never the credential itself: it would end up in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credential({} bytes)", self.0.len())
+    }
+}
+
+impl FromStr for Credential {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Credential, Error> {
+        Credential::new(s)
+    }
+}

@@ -13,7 +13,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::error::Error;
 use crate::frame::itoa_buf;
-use crate::names::{Group, HostPort, Nick, Room, ServerId, Status, Text, Token};
+use crate::names::{Credential, Group, HostPort, Nick, Room, ServerId, Status, Text, Token};
 use crate::wire::{number, Parts};
 
 /// Writes one frame: the verb, then each field's words, then the line end
@@ -151,7 +151,7 @@ macro_rules! name_words {
         }
     )*};
 }
-name_words!(Room, Nick, Token, ServerId, HostPort, Group, Status);
+name_words!(Room, Nick, Token, ServerId, HostPort, Group, Status, Credential);
 
 macro_rules! number_words {
     ($($t:ty),*) => {$(

@@ -30,7 +30,15 @@ fn check<F: Frame + PartialEq + std::fmt::Debug>(value: F, wire: &str) {
 #[test]
 fn client_frames() {
     let table = vec![
-        (ClientFrame::Hello { version: 1, nick: nick("alice") }, "HELLO 1 alice\r\n"),
+        (ClientFrame::Hello { version: 1, nick: nick("alice"), token: None }, "HELLO 1 alice\r\n"),
+        (
+            ClientFrame::Hello {
+                version: 1,
+                nick: nick("alice"),
+                token: Some(Credential::new("eyJ.e30.sig").unwrap()),
+            },
+            "HELLO 1 alice eyJ.e30.sig\r\n",
+        ),
         (ClientFrame::Farm { watch: false }, "FARM\r\n"),
         (ClientFrame::Farm { watch: true }, "FARM watch\r\n"),
         (ClientFrame::Join { room: room("#rust"), after: None }, "JOIN #rust\r\n"),

@@ -19,6 +19,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A client's token was refused (token mode): the reason is sent with `ERR 511`.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
 }
 
 /// The server's result alias.

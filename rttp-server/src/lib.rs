@@ -17,6 +17,7 @@ pub mod ratelimit;
 pub mod rebalance;
 pub mod rooms;
 pub mod state;
+pub mod token;
 
 use std::sync::Arc;
 

@@ -10,3 +10,4 @@ mod hostile_tests;
 mod netns_tests;
 mod rebalance_tests;
 mod startup_tests;
+mod token_tests;

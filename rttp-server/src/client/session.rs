@@ -33,6 +33,9 @@ pub(crate) struct Session {
     bad_in_row: u32,
     /// Receives every `FARM_INFO` push without a session (`FARM watch`).
     watching: bool,
+    /// In token mode, what the session's token allows (boxed: rare, and the
+    /// session lives in every connection's future).
+    grant: Option<Box<crate::token::Grant>>,
 }
 
 impl Session {
@@ -41,7 +44,7 @@ impl Session {
         let now = Instant::now();
         let budget = SessionBudget::new(cfg, now);
         let id = shared.next_session();
-        Session { shared, out, id, nick: None, rooms: Vec::new(), budget, bad_in_row: 0, watching: false }
+        Session { shared, out, id, nick: None, rooms: Vec::new(), budget, bad_in_row: 0, watching: false, grant: None }
     }
 
     pub(crate) fn nick(&self) -> Option<Nick> {
@@ -112,7 +115,7 @@ impl Session {
             self.budget.charge(&self.shared.config, 0.0, 0.0, 1.0, Instant::now());
         }
         match (&frame, self.nick) {
-            (ClientFrame::Hello { version, nick }, None) => self.hello(*version, *nick),
+            (ClientFrame::Hello { version, nick, token }, None) => self.hello(*version, *nick, token.as_ref()),
             (ClientFrame::Hello { .. }, Some(n)) => {
                 self.error(ErrCode::AlreadyRegistered, format!("this session is already {n}"))
             }
@@ -145,7 +148,7 @@ impl Session {
         }
     }
 
-    fn hello(&mut self, version: u32, nick: Nick) -> Flow {
+    fn hello(&mut self, version: u32, nick: Nick, token: Option<&rttp_proto::Credential>) -> Flow {
         if version != PROTOCOL_VERSION {
             return self.error(
                 ErrCode::WrongVersion,
@@ -158,17 +161,37 @@ impl Session {
         if self.shared.draining() {
             return self.redirect("drain");
         }
+        if let Some(key) = &self.shared.config.token_key {
+            match key.check(token, nick, crate::token::unix_now()) {
+                Ok(grant) => self.grant = Some(Box::new(grant)),
+                Err(e) => {
+                    tracing::info!(%nick, error = %e, "HELLO refused");
+                    let why = match e {
+                        crate::Error::Unauthorized(why) => why,
+                        other => other.to_string(),
+                    };
+                    return self.error(ErrCode::AuthFailed, why);
+                }
+            }
+        }
         // The nick first: a HELLO refused for its nick never touches the
         // user count (at capacity - 1 it would flap FULL/UP farm-wide).
-        let taken = match self.shared.nicks.entry(nick) {
-            dashmap::Entry::Occupied(_) => true,
+        // With a valid token the holder takes the nick over: the person
+        // moved, and their old session (if it still looks alive) ends.
+        let (taken, replaced) = match self.shared.nicks.entry(nick) {
+            dashmap::Entry::Occupied(mut o) if self.grant.is_some() => (false, Some(o.insert(self.id))),
+            dashmap::Entry::Occupied(_) => (true, None),
             dashmap::Entry::Vacant(v) => {
                 v.insert(self.id);
-                false
+                (false, None)
             }
         };
         if taken {
             return self.error(ErrCode::NickInUse, format!("nick {nick} is in use"));
+        }
+        if let Some(old) = replaced.and_then(|id| self.shared.sessions.get(&id).map(|h| h.out.clone())) {
+            tracing::info!(%nick, "a valid token took the nick over: the old session ends");
+            old.push_final(self.shared.metrics.err(ErrCode::Replaced, format!("{nick} opened a session elsewhere")));
         }
         if !self.shared.try_add_user() {
             self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
@@ -204,6 +227,9 @@ impl Session {
     }
 
     fn join(&mut self, room: Room, after: Option<&rttp_proto::MsgId>, nick: Nick) -> Flow {
+        if self.grant.as_ref().is_some_and(|g| !g.allows(&room)) {
+            return self.error(ErrCode::Forbidden, format!("your token does not allow {room}"));
+        }
         let member = !self.rooms.contains(&room);
         if member && self.rooms.len() >= self.shared.config.max_rooms {
             return self

@@ -135,6 +135,14 @@ pub struct Args {
     /// RTTP_CLUSTER_SECRET to the secret itself. A farm member needs one.
     #[arg(long, env = "RTTP_SECRET_FILE", value_name = "PATH")]
     pub secret_file: Option<PathBuf>,
+    /// Token mode: a file holding an HS256 key (at least 32 bytes, mode
+    /// 0600); every HELLO must then carry a JWT signed with it whose `sub` is
+    /// the nick. Repeatable, for key rotation: a token signed with any of
+    /// the keys is accepted (RTTP_AUTH_KEY_FILES takes a comma-separated
+    /// list) [default: off, an open farm].
+    #[arg(long = "auth-key-file", env = "RTTP_AUTH_KEY_FILES", value_name = "PATH", value_delimiter = ',')]
+    #[serde(default)]
+    pub auth_key_file: Vec<PathBuf>,
     /// Seconds over which a drain spreads its REDIRECTs [default: 10].
     #[arg(long, env = "RTTP_DRAIN_WINDOW", value_name = "SECONDS")]
     pub drain_window: Option<f64>,

@@ -71,17 +71,17 @@ fn rate(what: &str, v: f64) -> Result<f64> {
 /// Reads the cluster secret file, refusing one that group or others may
 /// read (as ssh refuses such a private key): the secret is the farm's only
 /// peer authentication.
-fn read_secret(path: &std::path::Path) -> Result<String> {
+fn read_secret(path: &std::path::Path, what: &str) -> Result<String> {
     use std::os::unix::fs::PermissionsExt;
     let bad = |reason: String| Error::ConfigFile { path: path.to_path_buf(), reason };
-    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read the cluster secret: {e}")))?;
+    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read the {what}: {e}")))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(bad(format!(
-            "the cluster secret is readable by group or others (mode {mode:04o}): chmod 600 it, owned by the server's user"
+            "the {what} is readable by group or others (mode {mode:04o}): chmod 600 it, owned by the server's user"
         )));
     }
-    std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read the cluster secret: {e}")))
+    std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read the {what}: {e}")))
 }
 
 /// `--max-body` may lower the protocol's body limit, never raise it: peer
@@ -121,6 +121,20 @@ fn rebalance(cli: &Args, file: &Args) -> Result<Option<rttp_proto::rebalance::Po
             None => d.min_stay,
         },
     }))
+}
+
+/// Token mode's keys, from every `--auth-key-file` (the command line's, or
+/// else the file's); `None` without one: an open farm.
+fn token_keys(cli: &Args, file: &Args) -> Result<Option<crate::token::TokenKey>> {
+    let paths = if cli.auth_key_file.is_empty() { &file.auth_key_file } else { &cli.auth_key_file };
+    let mut texts = Vec::new();
+    for path in paths {
+        texts.push(read_secret(path, "token key")?);
+    }
+    if texts.is_empty() {
+        return Ok(None);
+    }
+    crate::token::TokenKey::with_keys(&texts).map(Some)
 }
 
 /// The shortest `--max-line` accepted: every fixed-size frame of the
@@ -193,6 +207,8 @@ pub struct Config {
     pub limits: Limits,
     /// How long a drain spreads its REDIRECTs over.
     pub drain_window: std::time::Duration,
+    /// Token mode's key; `None` for an open farm.
+    pub token_key: Option<crate::token::TokenKey>,
     /// Rebalancing; `None` when off (a standalone server never rebalances).
     pub rebalance: Option<rttp_proto::rebalance::Policy>,
     /// The farm settings; `None` for a standalone server.
@@ -210,7 +226,7 @@ impl Config {
             return Ok(None);
         }
         let text = match (secret_file, secret_env) {
-            (Some(path), _) => read_secret(&path)?,
+            (Some(path), _) => read_secret(&path, "cluster secret")?,
             (None, Some(s)) => s,
             (None, None) => {
                 return Err(Error::Config(
@@ -316,6 +332,7 @@ impl Config {
             panic_nick: None,
             limits,
             drain_window: secs("drain-window", pick!(drain_window, 10.0))?,
+            token_key: token_keys(&cli, &file)?,
             rebalance: rebalance(&cli, &file)?,
             farm: Config::farm(&cli, &file, listen)?,
         })

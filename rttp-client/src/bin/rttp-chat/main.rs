@@ -40,6 +40,14 @@ struct Args {
     /// No TUI: commands on stdin, one event per line on stdout.
     #[arg(long)]
     plain: bool,
+    /// The token for a farm in token mode (a JWT for your nick; `rttp-token`
+    /// mints one). Prefer --token-file or RTTP_TOKEN: other users can read
+    /// a command line.
+    #[arg(long, env = "RTTP_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    token: Option<String>,
+    /// A file holding the token.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +64,17 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> ExitCode {
     let mut b = Client::builder().nick(&args.nick).strategy(args.strategy);
+    match (&args.token, &args.token_file) {
+        (Some(t), _) => b = b.token(t),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(t) => b = b.token(&t),
+            Err(e) => {
+                eprintln!("rttp-chat: cannot read --token-file {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => {}
+    }
     if let Some(g) = &args.group {
         b = b.group(g);
     }
