@@ -12,6 +12,7 @@ pub mod error;
 pub mod farm;
 pub mod metrics;
 pub mod net;
+pub mod nicks;
 pub mod outbound;
 pub mod ratelimit;
 pub mod rebalance;
