@@ -244,6 +244,7 @@ impl ClientBuilder {
             events,
             session: Session::new(nick),
             token,
+            resume: None,
         };
         let live = driver.connect().await?;
         let (tx, rx) = mpsc::channel(256);

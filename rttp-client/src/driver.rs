@@ -59,6 +59,10 @@ pub(crate) struct Driver {
     pub(crate) session: Session,
     /// Sent with every HELLO (a farm in token mode wants one).
     pub(crate) token: Option<rttp_proto::Credential>,
+    /// The WELCOME token of the last session opened: sent with the next
+    /// HELLO, it proves the nick (still held by that session on a hung or
+    /// lost server, or by the first server's session) is ours.
+    pub(crate) resume: Option<rttp_proto::Token>,
 }
 
 impl Driver {
@@ -75,10 +79,17 @@ impl Driver {
     }
 
     /// HELLO as `nick` on `addr`.
-    async fn hello(&self, addr: SocketAddr, nick: Nick) -> Result<Hello> {
+    async fn hello(&mut self, addr: SocketAddr, nick: Nick) -> Result<Hello> {
         let mut conn = ClientConn::connect(addr, self.timers.connect).await.map_err(|e| Error::conn(addr, e))?;
-        match conn.hello_with(nick, self.token.as_ref(), self.timers.hello).await.map_err(|e| Error::hello(addr, e))? {
-            Opened::Session { server, table, .. } => Ok(Hello::Open(Live { conn, server, addr }, table)),
+        let opened = conn
+            .hello_with(nick, self.token.as_ref(), self.resume, self.timers.hello)
+            .await
+            .map_err(|e| Error::hello(addr, e))?;
+        match opened {
+            Opened::Session { server, table, session } => {
+                self.resume = Some(session);
+                Ok(Hello::Open(Live { conn, server, addr }, table))
+            }
             Opened::Redirected { server, addr: to, reason } => match to.as_str().parse::<SocketAddr>() {
                 Ok(to) => Ok(Hello::Redirected { server, addr: to, reason: reason.to_string() }),
                 Err(_) => Err(Error::Redirected { addr, server, reason: format!("{reason}, to an unusable {to}") }),

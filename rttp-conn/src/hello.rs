@@ -59,17 +59,26 @@ pub enum HelloError {
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientConn<S> {
     /// Sends `HELLO` as `nick` and reads the answer, each read within `within`.
     pub async fn hello(&mut self, nick: Nick, within: Duration) -> Result<Opened, HelloError> {
-        self.hello_with(nick, None, within).await
+        self.hello_with(nick, None, None, within).await
     }
 
-    /// [`Self::hello`] with a token (a farm in token mode wants one).
+    /// [`Self::hello`] with a token (a farm in token mode wants one) and the
+    /// WELCOME token of the client's previous session (it proves the nick,
+    /// still held by that session, is the client's own).
     pub async fn hello_with(
         &mut self,
         nick: Nick,
         token: Option<&rttp_proto::Credential>,
+        resume: Option<rttp_proto::Token>,
         within: Duration,
     ) -> Result<Opened, HelloError> {
-        self.write_frame(&ClientFrame::Hello { version: PROTOCOL_VERSION, nick, token: token.cloned() }).await?;
+        // `-` holds the token's place when only the resume token is sent.
+        let token = match (token, resume) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(_)) => Some(rttp_proto::Credential::new("-").expect("valid credential")),
+            (None, None) => None,
+        };
+        self.write_frame(&ClientFrame::Hello { version: PROTOCOL_VERSION, nick, token, resume }).await?;
         let (server, session) = match self.read_within(within).await? {
             ServerFrame::Welcome { server, session } => (server, session),
             ServerFrame::Redirect { server, addr, reason } => return Ok(Opened::Redirected { server, addr, reason }),

@@ -25,8 +25,11 @@ crate::table::frames! {
             /// The nick the session wants.
             nick: Nick,
             /// In token mode, a JWT whose `sub` is the nick; ignored by an
-            /// open farm.
+            /// open farm (`-` stands for none when `resume` follows).
             token: Option<Credential>,
+            /// The WELCOME token of this client's previous session: proof
+            /// that the nick, held by that session, is its own.
+            resume: Option<Token>,
         },
         /// `FARM [watch]`: ask for the farm table; with `watch`, also every
         /// update after it, without opening a session.

@@ -147,6 +147,42 @@ crate::table::frames! {
             /// The text.
             text: Text,
         },
+        /// `NICK_CLAIM <nick> <session> <proof>`: the sender's session (by its
+        /// WELCOME token) wants the nick; sent to the nick's owner. Proof: `-`,
+        /// `token` (a valid JWT was checked), `hold` (a lease re-announced to
+        /// a new owner), or the resume token of the session holding it.
+        NickClaim = "NICK_CLAIM" Line {
+            /// The nick.
+            nick: Nick,
+            /// The claiming session.
+            session: Token,
+            /// What backs the claim.
+            proof: Token,
+        },
+        /// `NICK_ANSWER <nick> <session> [granted]`: the owner's answer.
+        NickAnswer = "NICK_ANSWER" Line {
+            /// The nick.
+            nick: Nick,
+            /// The claiming session.
+            session: Token,
+            /// Whether it got the lease.
+            granted: bool,
+        },
+        /// `NICK_RELEASE <nick> <session>`: the session ended; to the owner.
+        NickRelease = "NICK_RELEASE" Line {
+            /// The nick.
+            nick: Nick,
+            /// The session that held it.
+            session: Token,
+        },
+        /// `NICK_REVOKE <nick> <session>`: the owner gave the nick to
+        /// another session: end this one (`ERR 512`); to its server.
+        NickRevoke = "NICK_REVOKE" Line {
+            /// The nick.
+            nick: Nick,
+            /// The session to end.
+            session: Token,
+        },
     }
     custom {
         /// `STATE ...`: the sender's own state.

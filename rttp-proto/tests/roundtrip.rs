@@ -30,14 +30,24 @@ fn check<F: Frame + PartialEq + std::fmt::Debug>(value: F, wire: &str) {
 #[test]
 fn client_frames() {
     let table = vec![
-        (ClientFrame::Hello { version: 1, nick: nick("alice"), token: None }, "HELLO 1 alice\r\n"),
+        (ClientFrame::Hello { version: 1, nick: nick("alice"), token: None, resume: None }, "HELLO 1 alice\r\n"),
         (
             ClientFrame::Hello {
                 version: 1,
                 nick: nick("alice"),
                 token: Some(Credential::new("eyJ.e30.sig").unwrap()),
+                resume: None,
             },
             "HELLO 1 alice eyJ.e30.sig\r\n",
+        ),
+        (
+            ClientFrame::Hello {
+                version: 1,
+                nick: nick("alice"),
+                token: Some(Credential::new("-").unwrap()),
+                resume: Some(tok("s1-2-f00d")),
+            },
+            "HELLO 1 alice - s1-2-f00d\r\n",
         ),
         (ClientFrame::Farm { watch: false }, "FARM\r\n"),
         (ClientFrame::Farm { watch: true }, "FARM watch\r\n"),

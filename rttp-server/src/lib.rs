@@ -11,6 +11,7 @@ pub mod drain;
 pub mod error;
 pub mod farm;
 pub mod metrics;
+pub mod leases;
 pub mod net;
 pub mod nicks;
 pub mod outbound;

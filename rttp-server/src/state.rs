@@ -24,12 +24,14 @@ pub struct SessionHandle {
     pub since: Instant,
     /// A user session (past HELLO), not a `FARM watch` connection.
     pub user: bool,
+    /// The random part of its WELCOME token (0 for a watcher).
+    pub secret: u64,
 }
 
 impl SessionHandle {
     /// The handle of a session starting now.
-    pub fn new(out: Arc<Outbound>, user: bool) -> SessionHandle {
-        SessionHandle { out, since: Instant::now(), user }
+    pub fn new(out: Arc<Outbound>, user: bool, secret: u64) -> SessionHandle {
+        SessionHandle { out, since: Instant::now(), user, secret }
     }
 }
 
@@ -49,6 +51,8 @@ pub struct Shared {
     pub sessions: DashMap<SessionId, SessionHandle>,
     /// When this server started: the origin of [`Shared::uptime_secs`].
     pub started: Instant,
+    /// This server's part of the farm-wide nick leases.
+    pub leases: crate::leases::Leases,
     /// The farm table as membership last published it (empty for a server
     /// on its own); [`Shared::farm_info`] adds this server's live row.
     pub table: watch::Sender<Arc<FarmInfo>>,
@@ -89,6 +93,7 @@ impl Shared {
             nicks: DashMap::new(),
             sessions: DashMap::new(),
             started: Instant::now(),
+            leases: Default::default(),
             table: watch::Sender::new(Arc::new(FarmInfo { epoch: 1, servers: Vec::new() })),
             metrics,
             local_changed: Notify::new(),
@@ -108,6 +113,24 @@ impl Shared {
     /// Whole seconds since the server started (a coarse clock for stamps).
     pub fn uptime_secs(&self) -> u32 {
         self.started.elapsed().as_secs() as u32
+    }
+
+    /// The WELCOME token of local session `id`: `<run>-<id>-<secret>`.
+    pub fn session_token(&self, id: SessionId) -> Option<rttp_proto::Token> {
+        let secret = self.sessions.get(&id)?.secret;
+        rttp_proto::Token::new(&format!("{}-{id}-{secret:016x}", radix36(self.generation))).ok()
+    }
+
+    /// The outbound queue of the local session whose WELCOME token is
+    /// `token` (this run's, and its secret right).
+    pub fn session_by_token(&self, token: rttp_proto::Token) -> Option<Arc<Outbound>> {
+        let mut parts = token.as_str().splitn(3, '-');
+        let (run, id, secret) = (parts.next()?, parts.next()?, parts.next()?);
+        if run != radix36(self.generation) {
+            return None;
+        }
+        let h = self.sessions.get(&id.parse::<SessionId>().ok()?)?;
+        (format!("{:016x}", h.secret) == secret).then(|| h.out.clone())
     }
 
     /// Sessions past HELLO.

@@ -80,6 +80,8 @@ impl ClientConn {
         // Set while the session is over its frame, byte or JOIN budget: no
         // reads (frames already buffered wait too) until then.
         let mut paused: Option<Instant> = None;
+        // A HELLO waiting for its nick's owner, and until when: no reads meanwhile.
+        let mut claim: Option<(tokio::sync::oneshot::Receiver<bool>, Instant)> = None;
         let reason = loop {
             let deadline = match (session.settled(), pinged) {
                 (false, _) => started + hello_timeout,
@@ -91,10 +93,16 @@ impl ClientConn {
             let cut_at = self.out.behind_since().map(|t| Instant::from_std(t) + slow_after);
             // One timer for the three deadlines: each Sleep in a select! would
             // sit in every idle connection's future.
-            let wake = [Some(deadline), cut_at, paused].into_iter().flatten().min().unwrap_or(deadline);
+            let claim_until = claim.as_ref().map(|c| c.1);
+            let wake = [Some(deadline), cut_at, paused, claim_until].into_iter().flatten().min().unwrap_or(deadline);
+            let mut answered: Option<Option<bool>> = None;
             let flow = tokio::select! {
                 _ = token.cancelled() => session.error(ErrCode::ShuttingDown, "server shutting down"),
-                r = self.stream.readable(), if paused.is_none() => match r.and_then(|_| self.read()) {
+                a = async { (&mut claim.as_mut().expect("armed").0).await }, if claim.is_some() => {
+                    answered = Some(a.ok());
+                    Flow::Continue
+                }
+                r = self.stream.readable(), if paused.is_none() && claim.is_none() => match r.and_then(|_| self.read()) {
                     Ok(0) => break "eof",
                     Ok(_) => {
                         last_heard = Instant::now();
@@ -124,7 +132,10 @@ impl ClientConn {
                 },
                 _ = sleep_until(wake) => {
                     let now = Instant::now();
-                    if paused.is_some_and(|p| now >= p) {
+                    if claim_until.is_some_and(|t| now >= t) {
+                        answered = Some(None);
+                        Flow::Continue
+                    } else if paused.is_some_and(|p| now >= p) {
                         paused = None;
                         self.process(&mut session, &mut paused)
                     } else if now < deadline {
@@ -135,6 +146,20 @@ impl ClientConn {
                     }
                 }
             };
+            let flow = match answered {
+                Some(a) => {
+                    claim = None;
+                    match session.claimed(a) {
+                        // The frames that came after HELLO, in the buffer.
+                        Flow::Continue => self.process(&mut session, &mut paused),
+                        other => other,
+                    }
+                }
+                None => flow,
+            };
+            if let Some(rx) = session.take_claim_rx() {
+                claim = Some((rx, Instant::now() + crate::leases::CLAIM_TIMEOUT));
+            }
             if self.slow_consumer(cut_at) {
                 break "slow consumer";
             }
@@ -238,7 +263,7 @@ impl ClientConn {
                 Ok(None) => break Flow::Continue,
                 Err(e) => session.on_decode_error(&e),
             };
-            if flow != Flow::Continue {
+            if flow != Flow::Continue || session.claim_pending() {
                 break flow;
             }
             if let Some(until) = session.paused_until() {

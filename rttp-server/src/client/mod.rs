@@ -1,6 +1,7 @@
 //! Client connections: the accept loop, the connection, the session.
 
 mod budget;
+mod hello;
 mod conn;
 mod session;
 

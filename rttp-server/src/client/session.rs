@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rttp_proto::{ClientFrame, DecodeError, ErrCode, Frame, Nick, Room, ServerFrame, PROTOCOL_VERSION};
+use rttp_proto::{ClientFrame, DecodeError, ErrCode, Frame, Nick, Room, ServerFrame};
 
 use super::budget::SessionBudget;
 use crate::outbound::Outbound;
 use crate::rooms::{Member, SessionId};
-use crate::state::{radix36, SessionHandle, Shared};
+use crate::state::{SessionHandle, Shared};
 
 /// Whether the connection goes on after a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +21,10 @@ pub(crate) enum Flow {
 
 /// One client session on this server.
 pub(crate) struct Session {
-    shared: Arc<Shared>,
-    out: Arc<Outbound>,
-    id: SessionId,
-    nick: Option<Nick>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) out: Arc<Outbound>,
+    pub(super) id: SessionId,
+    pub(super) nick: Option<Nick>,
     rooms: Vec<Room>,
     /// Frames, bytes and room changes (JOIN, PART: membership churn reaches
     /// every member of the room, so it has a budget of its own). A WHO is
@@ -35,7 +35,11 @@ pub(crate) struct Session {
     watching: bool,
     /// In token mode, what the session's token allows (boxed: rare, and the
     /// session lives in every connection's future).
-    grant: Option<Box<crate::token::Grant>>,
+    pub(super) grant: Option<Box<crate::token::Grant>>,
+    /// A HELLO waiting for the nick's owner (a farm member only).
+    pub(super) claim: Option<Box<super::hello::Claim>>,
+    /// The random part of the session's WELCOME token.
+    pub(super) secret: u64,
 }
 
 impl Session {
@@ -44,7 +48,20 @@ impl Session {
         let now = Instant::now();
         let budget = SessionBudget::new(cfg, now);
         let id = shared.next_session();
-        Session { shared, out, id, nick: None, rooms: Vec::new(), budget, bad_in_row: 0, watching: false, grant: None }
+        let secret = rand::random();
+        Session {
+            shared,
+            out,
+            id,
+            nick: None,
+            rooms: Vec::new(),
+            budget,
+            bad_in_row: 0,
+            watching: false,
+            grant: None,
+            claim: None,
+            secret,
+        }
     }
 
     pub(crate) fn nick(&self) -> Option<Nick> {
@@ -115,7 +132,12 @@ impl Session {
             self.budget.charge(&self.shared.config, 0.0, 0.0, 1.0, Instant::now());
         }
         match (&frame, self.nick) {
-            (ClientFrame::Hello { version, nick, token }, None) => self.hello(*version, *nick, token.as_ref()),
+            (ClientFrame::Hello { .. }, None) if self.claim.is_some() => {
+                self.error(ErrCode::AlreadyRegistered, "a HELLO is already waiting for its nick")
+            }
+            (ClientFrame::Hello { version, nick, token, resume }, None) => {
+                self.hello(*version, *nick, token.as_ref(), *resume)
+            }
             (ClientFrame::Hello { .. }, Some(n)) => {
                 self.error(ErrCode::AlreadyRegistered, format!("this session is already {n}"))
             }
@@ -127,7 +149,7 @@ impl Session {
                             .error(ErrCode::TooManyConnections, format!("{max} watchers already: try another server"));
                     }
                     self.watching = true;
-                    self.shared.sessions.insert(self.id, SessionHandle::new(self.out.clone(), false));
+                    self.shared.sessions.insert(self.id, SessionHandle::new(self.out.clone(), false, 0));
                 }
                 self.send(&ServerFrame::FarmInfo(self.shared.farm_info()));
                 Flow::Continue
@@ -148,70 +170,9 @@ impl Session {
         }
     }
 
-    fn hello(&mut self, version: u32, nick: Nick, token: Option<&rttp_proto::Credential>) -> Flow {
-        if version != PROTOCOL_VERSION {
-            return self.error(
-                ErrCode::WrongVersion,
-                format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
-            );
-        }
-        if self.shared.config.panic_nick == Some(nick) {
-            panic!("fault injection: HELLO as {nick}");
-        }
-        if self.shared.draining() {
-            return self.redirect("drain");
-        }
-        if let Some(key) = &self.shared.config.token_key {
-            match key.check(token, nick, crate::token::unix_now()) {
-                Ok(grant) => self.grant = Some(Box::new(grant)),
-                Err(e) => {
-                    tracing::info!(%nick, error = %e, "HELLO refused");
-                    let why = match e {
-                        crate::Error::Unauthorized(why) => why,
-                        other => other.to_string(),
-                    };
-                    return self.error(ErrCode::AuthFailed, why);
-                }
-            }
-        }
-        // The nick first: a HELLO refused for its nick never touches the
-        // user count (at capacity - 1 it would flap FULL/UP farm-wide).
-        // With a valid token the holder takes the nick over: the person
-        // moved, and their old session (if it still looks alive) ends.
-        let (taken, replaced) = match self.shared.nicks.entry(nick) {
-            dashmap::Entry::Occupied(mut o) if self.grant.is_some() => (false, Some(o.insert(self.id))),
-            dashmap::Entry::Occupied(_) => (true, None),
-            dashmap::Entry::Vacant(v) => {
-                v.insert(self.id);
-                (false, None)
-            }
-        };
-        if taken {
-            return self.error(ErrCode::NickInUse, format!("nick {nick} is in use"));
-        }
-        if let Some(old) = replaced.and_then(|id| self.shared.sessions.get(&id).map(|h| h.out.clone())) {
-            tracing::info!(%nick, "a valid token took the nick over: the old session ends");
-            old.push_final(self.shared.metrics.err(ErrCode::Replaced, format!("{nick} opened a session elsewhere")));
-        }
-        if !self.shared.try_add_user() {
-            self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
-            return self.redirect("full");
-        }
-        self.nick = Some(nick);
-        let session = rttp_proto::Token::new(&format!("{}-{}", radix36(self.shared.generation), self.id))
-            .unwrap_or_else(|_| rttp_proto::Token::new("session").expect("valid token"));
-        tracing::info!(nick = %nick, session = %session, "session opened");
-        self.send(&ServerFrame::Welcome { server: self.shared.config.id, session });
-        // Registered before the table is sent: a push racing with this HELLO
-        // arrives after WELCOME and is followed by a table at least as new.
-        self.shared.sessions.insert(self.id, SessionHandle::new(self.out.clone(), true));
-        self.send(&ServerFrame::FarmInfo(self.shared.farm_info()));
-        Flow::Continue
-    }
-
     /// Sends the client elsewhere (`full`, `drain`) and closes; `ERR 503`
     /// if no other server is UP.
-    fn redirect(&mut self, reason: &'static str) -> Flow {
+    pub(super) fn redirect(&mut self, reason: &'static str) -> Flow {
         match self.shared.redirect_target() {
             Some((server, addr)) => {
                 self.shared.metrics.redirects.inc();
@@ -304,7 +265,17 @@ impl Drop for Session {
             self.shared.sessions.remove(&self.id);
             self.shared.remove_watcher();
         }
+        if let Some(claim) = self.claim.take() {
+            // A HELLO still waiting: its answer goes nowhere, its lease back.
+            self.shared.nicks.remove_if(&claim.nick, |_, id| *id == self.id);
+            if self.shared.config.farm.is_some() {
+                self.shared.leases.release(&self.shared, claim.nick, self.token());
+            }
+        }
         if let Some(nick) = self.nick.take() {
+            if self.shared.config.farm.is_some() {
+                self.shared.leases.release(&self.shared, nick, self.token());
+            }
             self.shared.sessions.remove(&self.id);
             self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
             self.shared.remove_user();

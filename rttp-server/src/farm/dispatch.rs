@@ -7,6 +7,7 @@ use rttp_proto::{ErrCode, PeerFrame, ServerId};
 
 use super::membership::{Event, LinkId};
 use crate::rooms::Rooms;
+use crate::state::Shared;
 
 /// What the link must do after a frame.
 // Returned and consumed at once, never stored: variant sizes do not matter.
@@ -24,7 +25,8 @@ pub enum Routed {
 }
 
 /// Routes one frame that arrived from `peer` on `link`.
-pub fn route(frame: PeerFrame, peer: ServerId, link: LinkId, rooms: &Rooms) -> Routed {
+pub fn route(frame: PeerFrame, peer: ServerId, link: LinkId, shared: &Shared) -> Routed {
+    let rooms: &Rooms = &shared.rooms;
     match frame {
         PeerFrame::Beat => {}
         PeerFrame::State(state) => return Routed::Membership(Event::State { link, state: *state }),
@@ -39,6 +41,12 @@ pub fn route(frame: PeerFrame, peer: ServerId, link: LinkId, rooms: &Rooms) -> R
         PeerFrame::Parted { room, nick } => rooms.remote_parted(peer, room, nick),
         PeerFrame::History { room, after } => rooms.remote_history(peer, room, after),
         PeerFrame::Replay { room, id, nick, text } => rooms.remote_replay(peer, room, id, nick, text),
+        PeerFrame::NickClaim { nick, session, proof } => {
+            return Routed::Reply(shared.leases.on_claim(shared, peer, nick, session, proof))
+        }
+        PeerFrame::NickAnswer { session, granted, .. } => shared.leases.on_answer(shared, session, granted),
+        PeerFrame::NickRelease { nick, session } => shared.leases.on_release(peer, nick, session),
+        PeerFrame::NickRevoke { session, .. } => crate::leases::revoke_local(shared, session),
         PeerFrame::Err { code, reason } => {
             tracing::warn!(%peer, code, reason, "peer sent ERR");
             if code >= 500 {

@@ -262,7 +262,12 @@ fn act(cx: &Ctx, links: &mut HashMap<LinkId, LinkHandle>, publisher: &mut Publis
         Action::PeerDown { peer } => {
             warn!(%peer, "peer down");
             shared.rooms.peer_down(peer);
+            shared.leases.peer_down(peer);
         }
-        Action::Publish { table, push } => publisher.publish(shared, table, push),
+        Action::Publish { table, push } => {
+            publisher.publish(shared, table, push);
+            // Who owns which nick follows the live set.
+            shared.leases.rehome(shared);
+        }
     }
 }

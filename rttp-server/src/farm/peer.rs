@@ -97,7 +97,7 @@ async fn read_loop(mut rd: FrameReader<OwnedReadHalf, PeerFrame>, cx: &LinkCtx) 
             }
         }
         cx.shared.metrics.peer_frame_in(frame.verb());
-        match route(frame, cx.peer.id, cx.link, &cx.shared.rooms) {
+        match route(frame, cx.peer.id, cx.link, &cx.shared) {
             Routed::Done => {}
             Routed::Membership(ev) => {
                 if cx.events.send(FarmEvent::Membership(ev)).await.is_err() {

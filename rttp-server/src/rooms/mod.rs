@@ -281,6 +281,11 @@ impl Rooms {
     }
 
     /// Queues a frame to every linked peer.
+    /// Sends `frame` to `peer`; false without a live link to it.
+    pub(crate) fn send_to_peer(&self, peer: ServerId, frame: &PeerFrame) -> bool {
+        self.to_peers(&[peer], frame) == 1
+    }
+
     fn to_all_peers(&self, frame: &PeerFrame) {
         let peers: Vec<ServerId> = self.links.iter().map(|e| *e.key()).collect();
         self.to_peers(&peers, frame);
@@ -397,11 +402,17 @@ impl Rooms {
     }
 
     /// The nicks in a room: here first, then on other servers.
+    /// Each nick once: while a client moves, its old session (here or on
+    /// a peer) and its new one may both be listed for a moment.
     pub fn members(&self, room: &Room) -> Vec<Nick> {
-        self.map
+        let mut nicks: Vec<Nick> = self
+            .map
             .get(room)
             .map(|st| st.members.iter().map(|m| m.nick).chain(st.remote.iter().map(|(_, n)| *n)).collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        nicks.sort_unstable();
+        nicks.dedup();
+        nicks
     }
 
     /// The nicks in a room on this server only.
