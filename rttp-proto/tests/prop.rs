@@ -23,7 +23,12 @@ fn text() -> impl Strategy<Value = Text> {
 
 fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
-        (any::<u32>(), nick()).prop_map(|(version, nick)| ClientFrame::Hello { version, nick, token: None, resume: None }),
+        (any::<u32>(), nick()).prop_map(|(version, nick)| ClientFrame::Hello {
+            version,
+            nick,
+            token: None,
+            resume: None
+        }),
         any::<bool>().prop_map(|watch| ClientFrame::Farm { watch }),
         (room(), proptest::option::of(token())).prop_map(|(room, after)| ClientFrame::Join { room, after }),
         room().prop_map(|room| ClientFrame::Part { room }),

@@ -25,6 +25,11 @@ pub struct Leases {
     pending: DashMap<Token, oneshot::Sender<bool>>,
     /// The live servers at the last re-homing.
     live: Mutex<Vec<ServerId>>,
+    /// The resume token behind the claims of local sessions that took a
+    /// nick over from an earlier session: re-announced with it, a lease that
+    /// superseded another still wins after a partition heals, whichever
+    /// side's announcement arrives first.
+    proofs: DashMap<Token, Token>,
 }
 
 /// The servers not DOWN in the table, this one included.
@@ -45,6 +50,11 @@ impl Leases {
     /// link goes; the caller times out).
     pub fn claim(&self, shared: &Shared, nick: Nick, session: Token, proof: Proof) -> oneshot::Receiver<bool> {
         let (tx, rx) = oneshot::channel();
+        // Resume chains are ordered (the new session names the old one); a
+        // token takeover is not, so it is re-announced as a plain hold.
+        if let Proof::Resume(old) = proof {
+            self.proofs.insert(session, old);
+        }
         let me = shared.config.id;
         let ids = live(shared);
         match owner(&nick, &ids) {
@@ -79,7 +89,8 @@ impl Leases {
 
     /// A peer's claim for a nick this server owns: the answer to send back.
     pub fn on_claim(&self, shared: &Shared, from: ServerId, nick: Nick, session: Token, proof: Token) -> PeerFrame {
-        let granted = self.decide(shared, nick, Lease { holder: from, session }, Proof::from_token(proof), &live(shared));
+        let granted =
+            self.decide(shared, nick, Lease { holder: from, session }, Proof::from_token(proof), &live(shared));
         PeerFrame::NickAnswer { nick, session, granted }
     }
 
@@ -98,6 +109,7 @@ impl Leases {
     /// A local session that held `nick` ended.
     pub fn release(&self, shared: &Shared, nick: Nick, session: Token) {
         self.pending.remove(&session);
+        self.proofs.remove(&session);
         let me = shared.config.id;
         match owner(&nick, &live(shared)) {
             Some(o) if o != me => {
@@ -130,19 +142,17 @@ impl Leases {
         }
         let me = shared.config.id;
         self.table().keep_owned(|n| owner(n, &ids) == Some(me));
-        let held: Vec<(Nick, Token)> = shared
-            .nicks
-            .iter()
-            .filter_map(|e| shared.session_token(*e.value()).map(|t| (*e.key(), t)))
-            .collect();
+        let held: Vec<(Nick, Token)> =
+            shared.nicks.iter().filter_map(|e| shared.session_token(*e.value()).map(|t| (*e.key(), t))).collect();
         for (nick, session) in held {
+            let proof = self.proofs.get(&session).map_or(Proof::Hold, |old| Proof::Resume(*old));
             match owner(&nick, &ids) {
                 Some(o) if o != me => {
-                    let frame = PeerFrame::NickClaim { nick, session, proof: Proof::Hold.to_token() };
+                    let frame = PeerFrame::NickClaim { nick, session, proof: proof.to_token() };
                     shared.rooms.send_to_peer(o, &frame);
                 }
                 _ => {
-                    if !self.decide(shared, nick, Lease { holder: me, session }, Proof::Hold, &ids) {
+                    if !self.decide(shared, nick, Lease { holder: me, session }, proof, &ids) {
                         revoke_local(shared, session);
                     }
                 }

@@ -8,6 +8,7 @@ mod farm_tests;
 mod fault_tests;
 mod hostile_tests;
 mod netns_tests;
+mod nick_tests;
 mod rebalance_tests;
 mod startup_tests;
 mod token_tests;

@@ -25,7 +25,13 @@ impl Session {
             .unwrap_or_else(|_| Token::new("session").expect("valid token"))
     }
 
-    pub(super) fn hello(&mut self, version: u32, nick: Nick, token: Option<&Credential>, resume: Option<Token>) -> Flow {
+    pub(super) fn hello(
+        &mut self,
+        version: u32,
+        nick: Nick,
+        token: Option<&Credential>,
+        resume: Option<Token>,
+    ) -> Flow {
         if version != PROTOCOL_VERSION {
             return self.error(
                 ErrCode::WrongVersion,

@@ -1,8 +1,8 @@
 //! Client connections: the accept loop, the connection, the session.
 
 mod budget;
-mod hello;
 mod conn;
+mod hello;
 mod session;
 
 use std::sync::Arc;
