@@ -99,6 +99,17 @@ async fn a_token_farm_admits_tokens_through_the_farm_method_and_across_a_drain()
     .await
     .expect("alice is back in #t after the drain");
     alice.quit().await;
+    // The person moved with a valid token: wherever the old session is, it
+    // ends with ERR 512, and the new one opens.
+    let up: Vec<usize> = (0..3).filter(|&k| k != i).collect();
+    let mut old = Raw::connect(farm.servers[up[0]].client).await;
+    old.send(&format!("HELLO 1 zoe {}\r\n", mint(&key, "zoe", &[]))).await;
+    old.until(|f| matches!(f, ServerFrame::FarmInfo(_))).await;
+    let mut new = Raw::connect(farm.servers[up[1]].client).await;
+    new.send(&format!("HELLO 1 zoe {}\r\n", mint(&key, "zoe", &[]))).await;
+    assert!(matches!(new.frame().await, ServerFrame::Welcome { .. }), "the new session opens");
+    let f = tokio::time::timeout(T, old.until(|f| matches!(f, ServerFrame::Err { .. }))).await.expect("an ERR");
+    assert!(matches!(f, ServerFrame::Err { code: 512, .. }), "{f:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
