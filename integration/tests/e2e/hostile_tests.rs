@@ -166,11 +166,12 @@ async fn room_on_three(farm: &Farm, room: &str) -> Vec<Raw> {
         v.push(bystander(farm, i, nick, room).await);
     }
     for (i, c) in v.iter_mut().enumerate() {
-        // Each sees the members of the other servers arrive before the attack.
-        for other in ["ann", "ben", "cat"].iter().filter(|n| **n != ["ann", "ben", "cat"][i]) {
-            let seen = |f: &ServerFrame| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == *other);
-            if i < ["ann", "ben", "cat"].iter().position(|n| n == other).unwrap() {
-                c.until(seen).await;
+        // Each sees the members who joined after it arrive before the attack,
+        // in any order: JOINEDs from two servers cross different links.
+        let mut later: Vec<&str> = ["ann", "ben", "cat"][i + 1..].to_vec();
+        while !later.is_empty() {
+            if let ServerFrame::Joined { nick, .. } = c.until(|f| matches!(f, ServerFrame::Joined { .. })).await {
+                later.retain(|n| *n != nick.as_str());
             }
         }
     }
