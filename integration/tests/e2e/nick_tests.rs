@@ -27,6 +27,25 @@ async fn hello(addr: std::net::SocketAddr, line: &str) -> Result<String, u16> {
     }
 }
 
+/// A library client as `nick` in group g2 (served by s2, alone in it), with
+/// short timers, in `room`; returns once s2 counts its session.
+async fn on_s2(farm: &Farm, nick: &str, room: &str) -> (Client, tokio::sync::mpsc::Receiver<Event>) {
+    let timers =
+        Timers { silence: Duration::from_secs(2), ping_every: Duration::from_millis(500), ..Timers::default() };
+    let (c, events) = Client::builder()
+        .bootstrap(vec![farm.servers[0].client])
+        .strategy(Strategy::Group)
+        .group("g2")
+        .nick(nick)
+        .timers(timers)
+        .connect()
+        .await
+        .unwrap();
+    c.join(room).await.unwrap();
+    check_for(T, &format!("{nick} on s2"), || async { farm.metric(1, "rttp_sessions ").await == Some(1.0) }).await;
+    (c, events)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nick_is_one_session_farm_wide() {
     let farm = Farm::start(FarmSpec::default());
@@ -66,20 +85,7 @@ async fn a_nick_is_one_session_farm_wide() {
 async fn a_client_whose_server_dies_comes_back_as_itself() {
     let mut farm = Farm::start(FarmSpec::default());
     farm.wait_mesh().await;
-    let timers =
-        Timers { silence: Duration::from_secs(2), ping_every: Duration::from_millis(500), ..Timers::default() };
-    // alice in group g2: served by s2.
-    let (alice, mut events) = Client::builder()
-        .bootstrap(vec![farm.servers[0].client])
-        .strategy(Strategy::Group)
-        .group("g2")
-        .nick("alice")
-        .timers(timers)
-        .connect()
-        .await
-        .unwrap();
-    alice.join("#n").await.unwrap();
-    check_for(T, "alice on s2", || async { farm.metric(1, "rttp_sessions ").await == Some(1.0) }).await;
+    let (alice, mut events) = on_s2(&farm, "alice", "#n").await;
     let killed = Instant::now();
     farm.kill(1);
     let back = tokio::time::timeout(T, async {
@@ -150,19 +156,7 @@ async fn a_hung_server_s_session_is_taken_over_and_ends_with_512_on_sigcont() {
 async fn the_library_resumes_its_nick_away_from_a_hung_server() {
     let farm = Farm::start(FarmSpec::default());
     farm.wait_mesh().await;
-    let timers =
-        Timers { silence: Duration::from_secs(2), ping_every: Duration::from_millis(500), ..Timers::default() };
-    let (dave, mut events) = Client::builder()
-        .bootstrap(vec![farm.servers[0].client])
-        .strategy(Strategy::Group)
-        .group("g2")
-        .nick("dave")
-        .timers(timers)
-        .connect()
-        .await
-        .unwrap();
-    dave.join("#h").await.unwrap();
-    check_for(T, "dave on s2", || async { farm.metric(1, "rttp_sessions ").await == Some(1.0) }).await;
+    let (dave, mut events) = on_s2(&farm, "dave", "#h").await;
     let stopped = Instant::now();
     farm.stop(1);
     let mut server = None;
