@@ -98,6 +98,20 @@ impl Server {
             }
             _ => None,
         };
+        if farm.is_some() {
+            // The end of the warm-up by its time bound is a status change too.
+            let (s, t) = (shared.clone(), token.clone());
+            tracker.spawn(async move {
+                for end in [state::WARMUP_MIN, state::WARMUP_MAX] {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(s.started + end)) => {
+                            s.local_changed.notify_one()
+                        }
+                        _ = t.cancelled() => return,
+                    }
+                }
+            });
+        }
         if let (Some(policy), Some(_)) = (shared.config.rebalance, &farm) {
             tracker.spawn(rebalance::run(shared.clone(), policy, token.clone()));
         }

@@ -150,7 +150,27 @@ impl Shared {
 
     /// Records the number of live peer links.
     pub fn set_peers_up(&self, n: u32) {
-        self.peers_up.store(n, Ordering::Relaxed);
+        if self.peers_up.swap(n, Ordering::Relaxed) != n {
+            // Linked to every peer may end the warm-up: status can change.
+            self.changed();
+        }
+    }
+
+    /// Still warming up: a farm member joining through seeds, started less
+    /// than [`WARMUP_MIN`] ago (time for its seed to tell it every member),
+    /// or not yet linked to every server its table lists (not DOWN), within
+    /// [`WARMUP_MAX`]. Until then it reports FULL, so that nobody is sent
+    /// here (DNS, selection, REDIRECT and rebalancing take UP servers only)
+    /// while a room here would miss the traffic of a peer not yet linked.
+    pub fn warming_up(&self) -> bool {
+        let Some(farm) = &self.config.farm else { return false };
+        let age = self.started.elapsed();
+        if farm.seeds.is_empty() || age >= WARMUP_MAX {
+            return false;
+        }
+        let known =
+            self.table.borrow().servers.iter().filter(|e| e.id != self.config.id && e.status != Status::Down).count();
+        age < WARMUP_MIN || (self.peers_up() as usize) < known.max(1)
     }
 
     /// Whether the server is draining.
@@ -191,6 +211,9 @@ impl Shared {
     pub fn status(&self) -> Status {
         if self.draining() {
             return Status::Draining;
+        }
+        if self.warming_up() {
+            return Status::Full;
         }
         let c = &self.config;
         let was = self.full.load(Ordering::Relaxed);
@@ -341,6 +364,14 @@ impl Shared {
             .map(|e| (e.id, e.addr))
     }
 }
+
+/// Shortest warm-up of a server joining through seeds (see
+/// [`Shared::warming_up`]): its seed's MEMBER frames arrive and its dials to
+/// the others complete in milliseconds on a LAN.
+pub const WARMUP_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest warm-up: a peer that cannot be reached does not keep a server
+/// out of the farm for longer.
+pub const WARMUP_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Whether a server is FULL, given whether it was: FULL at `capacity`
 /// sessions (or with every connection slot taken), UP again only once 1% of

@@ -212,10 +212,13 @@ async fn a_refusing_chosen_server_is_retried_once_then_dns_is_asked_again() {
     farm.set_extra(1, &["--advertise", &dead]);
     farm.launch(1).await;
     let dns = farm.start_dns();
-    check_for(T, "s2 listed at its dead address", || async {
-        farm.farm_info(0)
-            .await
-            .is_some_and(|t| t.servers.iter().any(|e| e.id.as_str() == "s2" && e.addr.to_string() == dead))
+    // UP: a restarted server reports FULL while it warms up (its first second).
+    check_for(T, "s2 listed UP at its dead address", || async {
+        farm.farm_info(0).await.is_some_and(|t| {
+            t.servers
+                .iter()
+                .any(|e| e.id.as_str() == "s2" && e.addr.to_string() == dead && e.status == rttp_proto::Status::Up)
+        })
     })
     .await;
     let (client, mut ev) = Client::builder()
