@@ -84,6 +84,19 @@ impl Farm {
     pub async fn metric(&self, i: usize, line_prefix: &str) -> Option<f64> {
         parse_metric(&self.metrics(i).await, line_prefix)
     }
+
+    /// One figure of every server's metrics, s1 first: 0 for a server that
+    /// is not running (or does not have it).
+    pub async fn metric_each(&self, line_prefix: &str) -> Vec<f64> {
+        let mut out = Vec::new();
+        for i in 0..self.servers.len() {
+            out.push(match self.pid_of(i) {
+                Some(_) => self.metric(i, line_prefix).await.unwrap_or(0.0),
+                None => 0.0,
+            });
+        }
+        out
+    }
 }
 
 /// Whether the server at `addr` answers `FARM` with a table that has a row

@@ -115,22 +115,24 @@ impl Shared {
         self.started.elapsed().as_secs() as u32
     }
 
-    /// The WELCOME token of local session `id`: `<run>-<id>-<secret>`.
-    pub fn session_token(&self, id: SessionId) -> Option<rttp_proto::Token> {
-        let secret = self.sessions.get(&id)?.secret;
-        rttp_proto::Token::new(&format!("{}-{id}-{secret:016x}", radix36(self.generation))).ok()
+    /// The WELCOME token of session `id` with `secret`: `<run>-<id>-<secret>`,
+    /// the secret random, so that only its client can present it as resume proof.
+    pub fn welcome_token(&self, id: SessionId, secret: u64) -> rttp_proto::Token {
+        rttp_proto::Token::new(&format!("{}-{id}-{secret:016x}", radix36(self.generation)))
+            .unwrap_or_else(|_| rttp_proto::Token::new("session").expect("valid token"))
     }
 
-    /// The outbound queue of the local session whose WELCOME token is
-    /// `token` (this run's, and its secret right).
+    /// The WELCOME token of local session `id`.
+    pub fn session_token(&self, id: SessionId) -> Option<rttp_proto::Token> {
+        let secret = self.sessions.get(&id)?.secret;
+        Some(self.welcome_token(id, secret))
+    }
+
+    /// The outbound queue of the local session whose WELCOME token is `token`.
     pub fn session_by_token(&self, token: rttp_proto::Token) -> Option<Arc<Outbound>> {
-        let mut parts = token.as_str().splitn(3, '-');
-        let (run, id, secret) = (parts.next()?, parts.next()?, parts.next()?);
-        if run != radix36(self.generation) {
-            return None;
-        }
-        let h = self.sessions.get(&id.parse::<SessionId>().ok()?)?;
-        (format!("{:016x}", h.secret) == secret).then(|| h.out.clone())
+        let id = token.as_str().split('-').nth(1)?.parse::<SessionId>().ok()?;
+        let h = self.sessions.get(&id)?;
+        (self.welcome_token(id, h.secret) == token).then(|| h.out.clone())
     }
 
     /// Sessions past HELLO.

@@ -70,15 +70,6 @@ async fn a_nick_is_one_session_farm_wide() {
     alice.send("QUIT\r\n").await;
     alice.expect_closed().await;
     check_for(T, "alice free on s3", || async { hello(s3, "HELLO 1 alice\r\n").await.is_ok() }).await;
-    // WHO never lists a nick twice.
-    let mut w = Raw::hello(s2, "watcher").await;
-    w.send("JOIN #w\r\nWHO #w\r\n").await;
-    let f = w.until(|f| matches!(f, ServerFrame::Members { .. })).await;
-    if let ServerFrame::Members { nicks, .. } = f {
-        let mut sorted = nicks.clone();
-        sorted.dedup();
-        assert_eq!(sorted.len(), nicks.len());
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

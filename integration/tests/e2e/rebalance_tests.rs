@@ -27,15 +27,7 @@ fn spec() -> FarmSpec {
 
 /// One figure of each running server's metrics (0 for one that is not).
 async fn each(farm: &Farm, metric: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for i in 0..farm.servers.len() {
-        let v = match farm.pid_of(i) {
-            Some(_) => farm.metric(i, metric).await.unwrap_or(0.0),
-            None => 0.0,
-        };
-        out.push(v as u32);
-    }
-    out
+    farm.metric_each(metric).await.into_iter().map(|v| v as u32).collect()
 }
 
 /// Each server's sessions.

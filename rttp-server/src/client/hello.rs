@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::session::{Flow, Session};
 use crate::nicks::Proof;
-use crate::state::{radix36, SessionHandle};
+use crate::state::SessionHandle;
 
 /// A HELLO waiting for the nick's owner.
 pub(crate) struct Claim {
@@ -18,11 +18,18 @@ pub(crate) struct Claim {
 }
 
 impl Session {
-    /// This session's WELCOME token: `<run>-<session>-<secret>`, the secret
-    /// random so that nobody but the client can present it as resume proof.
+    /// This session's WELCOME token ([`crate::Shared::welcome_token`]).
     pub(crate) fn token(&self) -> Token {
-        Token::new(&format!("{}-{}-{:016x}", radix36(self.shared.generation), self.id, self.secret))
-            .unwrap_or_else(|_| Token::new("session").expect("valid token"))
+        self.shared.welcome_token(self.id, self.secret)
+    }
+
+    /// Gives `nick` back: the reservation here, and on a farm member the
+    /// lease (or the claim for it).
+    pub(crate) fn give_back(&self, nick: Nick) {
+        self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
+        if self.shared.config.farm.is_some() {
+            self.shared.leases.release(&self.shared, nick, self.token());
+        }
     }
 
     pub(super) fn hello(
@@ -115,8 +122,7 @@ impl Session {
         match granted {
             Some(true) => self.open(nick),
             other => {
-                self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
-                self.shared.leases.release(&self.shared, nick, self.token());
+                self.give_back(nick);
                 match other {
                     Some(_) => self.error(ErrCode::NickInUse, format!("nick {nick} is in use on another server")),
                     None => self.error(
@@ -131,10 +137,7 @@ impl Session {
     /// Opens the session: a user slot, `WELCOME`, the table.
     fn open(&mut self, nick: Nick) -> Flow {
         if !self.shared.try_add_user() {
-            self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
-            if self.shared.config.farm.is_some() {
-                self.shared.leases.release(&self.shared, nick, self.token());
-            }
+            self.give_back(nick);
             return self.redirect("full");
         }
         self.nick = Some(nick);

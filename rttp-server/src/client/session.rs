@@ -267,17 +267,11 @@ impl Drop for Session {
         }
         if let Some(claim) = self.claim.take() {
             // A HELLO still waiting: its answer goes nowhere, its lease back.
-            self.shared.nicks.remove_if(&claim.nick, |_, id| *id == self.id);
-            if self.shared.config.farm.is_some() {
-                self.shared.leases.release(&self.shared, claim.nick, self.token());
-            }
+            self.give_back(claim.nick);
         }
         if let Some(nick) = self.nick.take() {
-            if self.shared.config.farm.is_some() {
-                self.shared.leases.release(&self.shared, nick, self.token());
-            }
+            self.give_back(nick);
             self.shared.sessions.remove(&self.id);
-            self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
             self.shared.remove_user();
         }
     }

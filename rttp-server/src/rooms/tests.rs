@@ -406,3 +406,17 @@ fn a_rejoin_replays_other_servers_messages_just_before_its_id() {
     let want = ["MSG #r s9:g:2 bob 6\r\ntheirs\r\n".to_string(), format!("MSG #r {after} a 5\r\nafter\r\n")];
     assert_eq!(got, want, "not {own0} (this server's, before x), not {old} (older than the window)");
 }
+
+/// While a client moves, its old session (on a peer) and its new one (here)
+/// are both in the room for a moment: WHO lists the nick once.
+#[test]
+fn who_lists_a_nick_once_while_it_moves() {
+    let (r, room, peer, _link) = with_peer(10);
+    let alice = member(1, "alice");
+    r.join(&room, alice.clone(), None);
+    r.join(&room, member(2, "bob"), None);
+    r.remote_joined(peer, room, Nick::new("alice").unwrap(), true);
+    r.remote_joined(peer, room, Nick::new("carol").unwrap(), true);
+    let names: Vec<String> = r.members(&room).iter().map(|n| n.to_string()).collect();
+    assert_eq!(names, ["alice", "bob", "carol"]);
+}

@@ -28,15 +28,7 @@ pub(crate) struct Plan {
 
 /// Each server's sessions and capacity (0 users for one not running).
 async fn loads(farm: &Farm, caps: &[u32]) -> Vec<(u32, u32)> {
-    let mut out = Vec::new();
-    for (i, &cap) in caps.iter().enumerate() {
-        let users = match farm.pid_of(i) {
-            Some(_) => farm.metric(i, "rttp_sessions ").await.unwrap_or(0.0) as u32,
-            None => 0,
-        };
-        out.push((users, cap));
-    }
-    out
+    farm.metric_each("rttp_sessions ").await.into_iter().zip(caps).map(|(u, &c)| (u as u32, c)).collect()
 }
 
 /// Max over mean of users ÷ capacity among `up` servers.
@@ -58,14 +50,9 @@ fn needed(l: &[(u32, u32)]) -> u32 {
     l.iter().map(|&(u, c)| u.saturating_sub((f64::from(users) * f64::from(c) / f64::from(cap)).ceil() as u32)).sum()
 }
 
+/// Sessions moved by rebalancing, over the running servers.
 async fn moves(farm: &Farm) -> u32 {
-    let mut n = 0.0;
-    for i in 0..farm.servers.len() {
-        if farm.pid_of(i).is_some() {
-            n += farm.metric(i, "rttp_rebalanced_total ").await.unwrap_or(0.0);
-        }
-    }
-    n as u32
+    farm.metric_each("rttp_rebalanced_total ").await.iter().sum::<f64>() as u32
 }
 
 /// Runs the workload; `caps` is each server's capacity.
