@@ -68,6 +68,14 @@ struct Args {
     /// records always carry each server's own port, from its FARM_INFO row.)
     #[arg(long, default_value_t = 7000, value_name = "PORT")]
     port: u16,
+    /// The farm's client ports speak TLS: watch them through TLS, checking
+    /// each certificate for the service name (--name) against the system's
+    /// roots, or --farm-ca. (DNS itself stays plain DNS.)
+    #[arg(long)]
+    farm_tls: bool,
+    /// A CA certificate (PEM) to trust for --farm-tls instead of the system's roots; implies --farm-tls.
+    #[arg(long, value_name = "PEM")]
+    farm_ca: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -133,7 +141,17 @@ async fn run(args: Args, zone: Zone) -> ExitCode {
     let token = CancellationToken::new();
     let (tx, rx) = watch::channel(Watched::default());
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(watch_farm(seeds, WatchTimers::default(), tx, token.clone()));
+    let tls = match (args.farm_tls || args.farm_ca.is_some())
+        .then(|| rttp_conn::tls::TlsClient::new(args.farm_ca.as_deref(), Some(args.name.trim_end_matches('.'))))
+    {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("farm-dns: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tasks.spawn(watch_farm(seeds, WatchTimers::default(), tls, tx, token.clone()));
     let rrl = (0..RRL_SHARDS).map(|_| std::sync::Mutex::new(rrl::Rrl::new(args.rrl_rate, args.rrl_slip))).collect();
     let state =
         Arc::new(State { zone, live: watch::channel(Arc::new(Vec::new())).0, rotation: AtomicU64::new(0), rrl });

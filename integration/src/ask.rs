@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rttp_conn::tls::TlsClient;
 use rttp_proto::{FarmInfo, ServerFrame, Status};
 
 use crate::farm::{Farm, MESH_WAIT};
@@ -17,7 +18,7 @@ impl Farm {
     pub async fn farm_info(&self, i: usize) -> Option<FarmInfo> {
         let addr = self.servers[i].client;
         tokio::time::timeout(Duration::from_secs(2), async {
-            let mut c = Raw::try_connect(addr).await?;
+            let mut c = Raw::connect_over(self.tls_for(i), addr).await?;
             c.send("FARM\r\n").await;
             match c.frame_within(Duration::from_secs(1)).await {
                 Ok(Some(ServerFrame::FarmInfo(info))) => Some(info),
@@ -101,11 +102,19 @@ impl Farm {
 
 /// Whether the server at `addr` answers `FARM` with a table that has a row
 /// `id` at `published` (and not some other process that holds the port).
-pub(crate) fn answers_as(addr: SocketAddr, id: &str, published: &str) -> bool {
+/// Through TLS with `tls` (rustls's blocking stream: this runs outside a runtime too).
+pub(crate) fn answers_as(addr: SocketAddr, id: &str, published: &str, tls: Option<&TlsClient>) -> bool {
     use bytes::BytesMut;
     use rttp_proto::{Frame, Limits};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let Ok(tcp) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else { return false };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut s: Box<dyn ReadWrite> = match tls {
+        None => Box::new(tcp),
+        Some(t) => match rustls::ClientConnection::new(t.config().clone(), t.name_for(addr)) {
+            Ok(c) => Box::new(rustls::StreamOwned::new(c, tcp)),
+            Err(_) => return false,
+        },
+    };
     if s.write_all(b"FARM\r\n").is_err() {
         return false;
     }
@@ -126,3 +135,7 @@ pub(crate) fn answers_as(addr: SocketAddr, id: &str, published: &str) -> bool {
         }
     }
 }
+
+/// A blocking stream, plain or TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}

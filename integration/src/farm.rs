@@ -18,6 +18,8 @@ use crate::process::{bin, clean_env, die_with_parent};
 const LAUNCH_WAIT: Duration = Duration::from_secs(20);
 /// Client, peer and metrics ports of every server.
 pub const CLIENT_PORT: u16 = 7000;
+/// The service name farm-dns answers for, and the name in test certificates.
+pub const SERVICE: &str = "chat.farm.test";
 /// Peer port.
 pub const PEER_PORT: u16 = 7100;
 /// Metrics port.
@@ -44,6 +46,12 @@ pub struct FarmSpec {
     pub extra_for: Vec<(usize, Vec<String>)>,
     /// Whether each server serves metrics on its IP at [`METRICS_PORT`].
     pub metrics: bool,
+    /// TLS on every client port, with a certificate from a CA made for the farm.
+    pub tls: bool,
+    /// Mutual TLS on every peer link, with the same CA.
+    pub peer_tls: bool,
+    /// With `tls`: the servers whose client port stays plaintext (a mixed farm).
+    pub plaintext: Vec<usize>,
 }
 
 /// `rttp-server` flags that lift every per-session budget (SAY, frames,
@@ -81,6 +89,9 @@ impl Default for FarmSpec {
             extra: Vec::new(),
             extra_for: Vec::new(),
             metrics: true,
+            tls: false,
+            peer_tls: false,
+            plaintext: Vec::new(),
         }
     }
 }
@@ -117,6 +128,25 @@ impl FarmSpec {
             if *j == i {
                 args.extend(more.iter().cloned());
             }
+        }
+        args
+    }
+
+    /// The TLS flags of server `i` on `ip`, with a certificate `ca` issues
+    /// now for the service name, `localhost` and `ip` (one for both ports).
+    pub fn tls_args(&self, ca: &crate::certs::Ca, i: usize, ip: Ipv4Addr) -> Vec<String> {
+        if !self.tls && !self.peer_tls {
+            return Vec::new();
+        }
+        let pair = ca.issue(&format!("s{}", i + 1), &[SERVICE, "localhost", &ip.to_string()]);
+        let (cert, key) = (pair.cert.display().to_string(), pair.key.display().to_string());
+        let mut args = Vec::new();
+        if self.tls && !self.plaintext.contains(&i) {
+            args.extend(["--tls-cert".into(), cert.clone(), "--tls-key".into(), key.clone()]);
+        }
+        if self.peer_tls {
+            args.extend(["--peer-ca".into(), ca.cert.display().to_string(), "--peer-cert".into(), cert]);
+            args.extend(["--peer-key".into(), key]);
         }
         args
     }
@@ -161,6 +191,11 @@ pub struct Farm {
     pub dir: PathBuf,
     /// The cluster secret file.
     pub secret_file: PathBuf,
+    /// The farm's CA (with [`FarmSpec::tls`] or [`FarmSpec::peer_tls`]).
+    pub ca: Option<crate::certs::Ca>,
+    /// How clients of the fixture speak TLS to a farm with [`FarmSpec::tls`]
+    /// (trusting [`Farm::ca`], names checked by IP address).
+    pub tls: Option<rttp_conn::tls::TlsClient>,
     /// farm-dns, once started.
     dns: Option<(SocketAddr, Child)>,
     /// The loopback range and the slot it holds; released after the processes are gone.
@@ -179,11 +214,19 @@ impl Farm {
         std::fs::create_dir_all(&dir).expect("farm dir");
         let secret_file = dir.join("secret");
         crate::write_secret(&secret_file, &format!("test-secret-{}-{a}-{b}-0123456789\n", std::process::id()));
+        let ca = (spec.tls || spec.peer_tls).then(|| crate::certs::Ca::new(&dir.join("certs"), "rttp-test-ca"));
+        let tls = match (&ca, spec.tls) {
+            (Some(ca), true) => Some(rttp_conn::tls::TlsClient::new(Some(&ca.cert), None).expect("the farm's CA")),
+            _ => None,
+        };
         let mut servers = Vec::new();
         for i in 0..spec.servers {
             let ip = Ipv4Addr::new(127, a, b, (i + 1) as u8);
             let id = format!("s{}", i + 1);
-            let args = spec.server_args(i, ip, Ipv4Addr::new(127, a, b, 1), &secret_file);
+            let mut args = spec.server_args(i, ip, Ipv4Addr::new(127, a, b, 1), &secret_file);
+            if let Some(ca) = &ca {
+                args.extend(spec.tls_args(ca, i, ip));
+            }
             servers.push(ServerProc {
                 id: id.clone(),
                 ip,
@@ -195,7 +238,7 @@ impl Farm {
                 child: None,
             });
         }
-        let mut farm = Farm { servers, dir, secret_file, dns: None, _claim: (range, slot) };
+        let mut farm = Farm { servers, dir, secret_file, ca, tls, dns: None, _claim: (range, slot) };
         for i in 0..spec.servers {
             farm.launch_blocking(i);
         }
@@ -250,6 +293,7 @@ impl Farm {
     /// Whether server `i` is up: ours, and alive (the child still runs and
     /// `FARM` names it at its address). Panics when it exited or `deadline` passed.
     fn started(&mut self, i: usize, deadline: Instant) -> bool {
+        let tls = self.tls_for(i).cloned();
         let s = &mut self.servers[i];
         if let Some(Ok(Some(status))) = s.child.as_mut().map(Child::try_wait) {
             panic!("{} exited at start ({status}); see {}", s.id, s.log.display());
@@ -257,11 +301,17 @@ impl Farm {
         // The row it publishes for itself: at its --advertise address if it has one.
         let published = s.args.iter().rposition(|a| a == "--advertise").and_then(|i| s.args.get(i + 1));
         let published = published.cloned().unwrap_or_else(|| s.client.to_string());
-        if answers_as(s.client, &s.id, &published) {
+        if answers_as(s.client, &s.id, &published, tls.as_ref()) {
             return true;
         }
         assert!(Instant::now() < deadline, "{} did not start; see {}", s.id, s.log.display());
         false
+    }
+
+    /// How to speak to server `i`'s client port: TLS (with [`Farm::tls`]) if
+    /// it was started with a certificate, else `None`, the clear.
+    pub fn tls_for(&self, i: usize) -> Option<&rttp_conn::tls::TlsClient> {
+        self.tls.as_ref().filter(|_| self.servers[i].args.iter().any(|a| a == "--tls-cert"))
     }
 
     /// The process id of server `i`, if it runs.
@@ -340,7 +390,12 @@ impl Farm {
         let mut cmd = Command::new(bin("farm-dns"));
         clean_env(&mut cmd);
         let farm: Vec<SocketAddr> = self.servers.iter().take(2).map(|s| s.client).collect();
+        let ca: Vec<String> = match (&self.tls, &self.ca) {
+            (Some(_), Some(ca)) => vec!["--farm-ca".into(), ca.cert.display().to_string()],
+            _ => Vec::new(),
+        };
         cmd.args(FarmSpec::dns_args(addr, &farm))
+            .args(ca)
             .args(extra)
             .env("RUST_LOG", std::env::var("RTTP_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())

@@ -13,6 +13,7 @@
 //! ```
 
 mod ask;
+pub mod certs;
 mod claim;
 mod farm;
 mod process;
@@ -21,7 +22,9 @@ mod text;
 mod wait;
 
 pub use claim::{Range, Slot, MAX_FARMS};
-pub use farm::{no_rate_limit_flags, Farm, FarmSpec, ServerProc, CLIENT_PORT, MESH_WAIT, METRICS_PORT, PEER_PORT};
+pub use farm::{
+    no_rate_limit_flags, Farm, FarmSpec, ServerProc, CLIENT_PORT, MESH_WAIT, METRICS_PORT, PEER_PORT, SERVICE,
+};
 pub use process::{bin, clean_env, die_with_parent, write_secret};
 pub use raw::{Raw, WAIT};
 pub use text::{first_record, parse_metric, short};

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rttp_conn::hello::Opened;
+use rttp_conn::tls::{Stream, TlsClient};
 use rttp_conn::{ClientConn, ConnError};
 use rttp_proto::ServerFrame;
 use tokio::net::TcpStream;
@@ -16,13 +17,19 @@ pub const WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Raw {
     /// The frame connection underneath.
-    pub conn: ClientConn<TcpStream>,
+    pub conn: ClientConn<Stream>,
 }
 
 impl Raw {
     /// Wraps an already connected stream (a chosen source address, a small window).
     pub fn over(stream: TcpStream) -> Raw {
-        Raw { conn: ClientConn::new(stream) }
+        Raw { conn: ClientConn::new(Stream::Plain(stream)) }
+    }
+
+    /// Connects through TLS with `tls`, or in the clear without; `None` if
+    /// that fails (nothing listens, a bad certificate).
+    pub async fn connect_over(tls: Option<&TlsClient>, addr: SocketAddr) -> Option<Raw> {
+        Some(Raw { conn: ClientConn::connect_over(tls, addr, WAIT).await.ok()? })
     }
 
     /// Connects.
@@ -77,7 +84,7 @@ impl Raw {
             Ok(f) => Ok(Some(f)),
             Err(ConnError::Timeout(_)) => Err(()),
             Err(ConnError::Closed | ConnError::Truncated | ConnError::Io(_)) => Ok(None),
-            Err(e @ ConnError::Decode(_)) => panic!("the server sent an invalid frame: {e}"),
+            Err(e @ (ConnError::Decode(_) | ConnError::Tls(_))) => panic!("the server sent an invalid frame: {e}"),
         }
     }
 

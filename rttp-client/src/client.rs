@@ -63,6 +63,9 @@ pub struct ClientBuilder {
     group: Option<String>,
     nick: Option<String>,
     token: Option<String>,
+    /// TLS: the CA to trust (`None`: the system's roots).
+    tls: Option<Option<std::path::PathBuf>>,
+    tls_name: Option<String>,
     limits: Limits,
     timers: Timers,
     seed: Option<u64>,
@@ -94,6 +97,8 @@ impl Client {
             group: None,
             nick: None,
             token: None,
+            tls: None,
+            tls_name: None,
             limits: Limits::default(),
             timers: Timers::default(),
             seed: None,
@@ -226,6 +231,29 @@ impl ClientBuilder {
         }
     }
 
+    /// Speaks TLS to every server, verifying certificates against `ca` (a
+    /// PEM file) or, without one, the system's root certificates. Only
+    /// servers whose table row says `tls` are selected or followed.
+    pub fn tls(mut self, ca: Option<&std::path::Path>) -> Self {
+        self.tls = Some(ca.map(std::path::Path::to_path_buf));
+        self
+    }
+
+    /// The name every server's certificate must carry [default: the
+    /// service name; with a bootstrap address and no service, each
+    /// server's IP address].
+    pub fn tls_name(mut self, name: &str) -> Self {
+        self.tls_name = Some(name.to_string());
+        self
+    }
+
+    /// The TLS settings, built.
+    fn tls_client(&self) -> Result<Option<rttp_conn::tls::TlsClient>> {
+        let Some(ca) = &self.tls else { return Ok(None) };
+        let name = self.tls_name.as_deref().or(self.service.as_ref().map(|s| s.0.as_str()));
+        rttp_conn::tls::TlsClient::new(ca.as_deref(), name).map(Some).map_err(|e| Error::Invalid(e.to_string()))
+    }
+
     /// Checks the settings and runs the connect sequence; returns once a
     /// session is established, with the events of every step so far
     /// already in the stream.
@@ -236,10 +264,13 @@ impl ClientBuilder {
         let discovery = self.discovery()?;
         let token = self.token.as_deref().map(|t| parse::<rttp_proto::Credential>("token", t)).transpose()?;
         let seed = self.seed.unwrap_or_else(|| rand::rng().random());
+        let tls = self.tls_client()?;
+        let transport = if tls.is_some() { rttp_proto::Transport::Tls } else { rttp_proto::Transport::Tcp };
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
         let mut driver = Driver {
             discovery,
-            seq: Sequence::new(self.strategy, group, self.limits, seed),
+            seq: Sequence::new(self.strategy, group, self.limits, seed).speaking(transport),
+            tls,
             timers: self.timers,
             events,
             session: Session::new(nick),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rttp_proto::select::{select, Strategy};
-use rttp_proto::{FarmInfo, Group, ServerId};
+use rttp_proto::{FarmInfo, Group, ServerEntry, ServerId, Transport};
 
 use crate::event::Event;
 
@@ -133,6 +133,8 @@ pub struct Sequence {
     table_fallback: bool,
     /// The most recent table, for reconnecting without DNS.
     pub table: Option<FarmInfo>,
+    /// What this client speaks: it selects and follows only servers that do.
+    transport: Transport,
 }
 
 impl Sequence {
@@ -150,7 +152,21 @@ impl Sequence {
             redirects: 0,
             table_fallback: false,
             table: None,
+            transport: Transport::Tcp,
         }
+    }
+
+    /// A sequence for a client that speaks `t` (TLS: it never moves to a
+    /// plaintext server, nor a plaintext client to a TLS one).
+    pub fn speaking(mut self, t: Transport) -> Sequence {
+        self.transport = t;
+        self
+    }
+
+    /// Whether the last table lists `server` with another transport than ours.
+    fn speaks_other(&self, server: ServerId) -> bool {
+        let row = self.table.as_ref().and_then(|t| t.servers.iter().find(|e| e.id == server));
+        row.is_some_and(|e| e.transport != self.transport)
     }
 
     /// The first command.
@@ -174,6 +190,10 @@ impl Sequence {
         self.round = 1;
         self.exclude = vec![from];
         self.table_fallback = true;
+        if self.speaks_other(server) {
+            let why = format!("REDIRECT to {server}, which does not speak {}", self.transport.as_str());
+            return self.chosen_failed(server, why, &mut Vec::new());
+        }
         self.state = State::Chosen { server, addr, attempt: 2 };
         Cmd::ConnectChosen { server, addr }
     }
@@ -188,6 +208,10 @@ impl Sequence {
             return self.next_round();
         }
         self.table_fallback = true;
+        if self.speaks_other(server) {
+            let why = format!("REDIRECT to {server}, which does not speak {}", self.transport.as_str());
+            return self.chosen_failed(server, why, events);
+        }
         self.state = State::Chosen { server, addr, attempt: 2 };
         Cmd::ConnectChosen { server, addr }
     }
@@ -276,11 +300,17 @@ impl Sequence {
     }
 
     fn select(&mut self, table: FarmInfo, on: Option<(ServerId, SocketAddr)>, events: &mut Vec<Event>) -> Cmd {
-        let choice = select(&table.servers, self.group.as_ref(), self.strategy, &self.exclude, &mut self.rng)
+        // Only servers that speak what we speak are candidates.
+        let usable: Vec<ServerEntry> =
+            table.servers.iter().filter(|e| e.transport == self.transport).cloned().collect();
+        let choice = select(&usable, self.group.as_ref(), self.strategy, &self.exclude, &mut self.rng)
             .and_then(|e| e.addr.as_str().parse::<SocketAddr>().ok().map(|a| (e.id, a)));
         self.table = Some(table);
         let Some((server, addr)) = choice else {
-            self.last_error = "no server of the farm is UP".into();
+            self.last_error = match self.transport {
+                Transport::Tcp => "no server of the farm is UP".into(),
+                t => format!("no server of the farm that speaks {} is UP", t.as_str()),
+            };
             return self.next_round();
         };
         let stay = on.is_some_and(|(id, _)| id == server);

@@ -16,6 +16,7 @@ fn table(n: u8) -> FarmInfo {
                 users: 0,
                 capacity: 100,
                 group: Group::new(&format!("g{i}")).unwrap(),
+                transport: Default::default(),
             })
             .collect(),
     }
@@ -179,4 +180,51 @@ fn a_redirect_in_answer_to_hello_is_followed_and_bounded() {
     }
     assert!(matches!(s.on(to(2), &mut ev), Cmd::Wait(_)), "the round failed and backs off");
     assert_eq!(s.on(Outcome::Waited, &mut ev), Cmd::Resolve);
+}
+
+/// Three servers: s1 and s3 speak TLS, s2 plaintext.
+fn mixed() -> FarmInfo {
+    let mut t = table(3);
+    for e in &mut t.servers {
+        e.group = Group::new("g").unwrap();
+        e.transport = if e.id == id("s2") { Transport::Tcp } else { Transport::Tls };
+    }
+    t
+}
+
+#[test]
+fn a_client_selects_only_servers_that_speak_its_transport() {
+    for (t, allowed) in [(Transport::Tls, ["s1", "s3"]), (Transport::Tcp, ["s2", "s2"])] {
+        let mut picked = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let mut s = Sequence::new(Strategy::Random, None, Limits::default(), seed).speaking(t);
+            let mut ev = Vec::new();
+            let cmd = s.start_from_table(mixed(), &[], &mut ev);
+            let Cmd::ConnectChosen { server, .. } = cmd else { panic!("{cmd:?}") };
+            assert!(allowed.contains(&server.as_str()), "{} client chose {server}", t.as_str());
+            picked.insert(server);
+        }
+        assert_eq!(picked.len(), if t == Transport::Tls { 2 } else { 1 }, "every allowed server is chosen");
+    }
+    // Only plaintext servers left for a TLS client: none, and the reason says why.
+    let mut s = Sequence::new(Strategy::Random, None, Limits::default(), 1).speaking(Transport::Tls);
+    let mut ev = Vec::new();
+    assert!(matches!(s.start_from_table(mixed(), &[id("s1"), id("s3")], &mut ev), Cmd::Wait(_)));
+    assert!(s.last_error.contains("speaks tls"), "{}", s.last_error);
+}
+
+#[test]
+fn a_redirect_to_a_server_of_another_transport_falls_back_to_the_table() {
+    let mut s = Sequence::new(Strategy::Random, None, Limits::default(), 3).speaking(Transport::Tls);
+    let mut ev = Vec::new();
+    s.start_from_table(mixed(), &[], &mut ev);
+    // On s1, told to go to the plaintext s2: it goes to s3 instead.
+    let cmd = s.start_redirect(id("s2"), addr(2), id("s1"));
+    assert_eq!(cmd, Cmd::ConnectChosen { server: id("s3"), addr: addr(3) });
+    // The same answering a HELLO.
+    let mut s = Sequence::new(Strategy::Random, None, Limits::default(), 3).speaking(Transport::Tls);
+    s.start_from_table(mixed(), &[id("s3")], &mut ev);
+    let redirect = Outcome::Redirected { server: id("s2"), addr: addr(2), reason: "full".into() };
+    let cmd = s.on(redirect, &mut ev);
+    assert_eq!(cmd, Cmd::ConnectChosen { server: id("s1"), addr: addr(1) }, "back to the TLS server, s2 refused");
 }

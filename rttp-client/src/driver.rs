@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 
 use rand::Rng;
 use rttp_conn::hello::Opened;
+use rttp_conn::tls::{Stream, TlsClient};
 use rttp_conn::ClientConn;
 use rttp_proto::{ClientFrame, ErrCode, FarmInfo, Nick, Room, ServerId, Text, Token};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::Timers;
@@ -33,7 +33,7 @@ pub(crate) enum Command {
 
 /// A live connection: where it is and the frames over it.
 pub(crate) struct Live {
-    conn: ClientConn<TcpStream>,
+    conn: ClientConn<Stream>,
     server: ServerId,
     addr: SocketAddr,
 }
@@ -59,6 +59,8 @@ pub(crate) struct Driver {
     pub(crate) session: Session,
     /// Sent with every HELLO (a farm in token mode wants one).
     pub(crate) token: Option<rttp_proto::Credential>,
+    /// TLS to every server, or none.
+    pub(crate) tls: Option<TlsClient>,
     /// The WELCOME token of the last session opened: sent with the next
     /// HELLO, it proves the nick (still held by that session on a hung or
     /// lost server, or by the first server's session) is ours.
@@ -80,7 +82,9 @@ impl Driver {
 
     /// HELLO as `nick` on `addr`.
     async fn hello(&mut self, addr: SocketAddr, nick: Nick) -> Result<Hello> {
-        let mut conn = ClientConn::connect(addr, self.timers.connect).await.map_err(|e| Error::conn(addr, e))?;
+        let mut conn = ClientConn::connect_over(self.tls.as_ref(), addr, self.timers.connect)
+            .await
+            .map_err(|e| Error::conn(addr, e))?;
         let opened = conn
             .hello_with(nick, self.token.as_ref(), self.resume, self.timers.hello)
             .await

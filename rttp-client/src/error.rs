@@ -38,6 +38,15 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// TLS failed with this server: its certificate did not verify, or it
+    /// does not speak TLS on that port.
+    #[error("{addr}: {reason}")]
+    Tls {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
     /// The server refused with an `ERR`.
     #[error("{addr}: ERR {code} {reason}")]
     Refused {
@@ -100,6 +109,7 @@ impl Error {
             ConnError::Timeout(_) => Error::Timeout { addr },
             ConnError::Closed | ConnError::Truncated => Error::Closed { addr },
             ConnError::Decode(d) => Error::Protocol { addr, reason: d.to_string() },
+            ConnError::Tls(reason) => Error::Tls { addr, reason },
         }
     }
 

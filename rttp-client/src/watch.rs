@@ -48,10 +48,12 @@ pub struct Watched {
 }
 
 /// Follows the farm table until `cancel`: tries `seeds` and then every
-/// server of the last table, in turn; publishes each table on `tx`.
+/// server of the last table, in turn; publishes each table on `tx`. With
+/// `tls`, every connection is through TLS (a farm whose client ports speak it).
 pub async fn watch_farm(
     seeds: Vec<SocketAddr>,
     timers: WatchTimers,
+    tls: Option<rttp_conn::tls::TlsClient>,
     tx: watch::Sender<Watched>,
     cancel: CancellationToken,
 ) {
@@ -62,7 +64,7 @@ pub async fn watch_farm(
         let addr = candidates[next % candidates.len()];
         next += 1;
         let outcome = tokio::select! {
-            r = follow(addr, timers, &tx) => r,
+            r = follow(addr, timers, tls.as_ref(), &tx) => r,
             _ = cancel.cancelled() => return,
         };
         tx.send_modify(|w| w.connected = false);
@@ -99,9 +101,14 @@ pub fn candidates(seeds: &[SocketAddr], table: &Option<FarmInfo>) -> Vec<SocketA
 }
 
 /// Watches one server until it is lost.
-async fn follow(addr: SocketAddr, timers: WatchTimers, tx: &watch::Sender<Watched>) -> Result<()> {
+async fn follow(
+    addr: SocketAddr,
+    timers: WatchTimers,
+    tls: Option<&rttp_conn::tls::TlsClient>,
+    tx: &watch::Sender<Watched>,
+) -> Result<()> {
     let at = |e| Error::conn(addr, e);
-    let mut conn: ClientConn<_> = ClientConn::connect(addr, timers.connect).await.map_err(at)?;
+    let mut conn: ClientConn<_> = ClientConn::connect_over(tls, addr, timers.connect).await.map_err(at)?;
     conn.write_frame(&ClientFrame::Farm { watch: true }).await.map_err(at)?;
     let mut ping = tokio::time::interval(timers.ping_every);
     let mut last_heard = tokio::time::Instant::now();

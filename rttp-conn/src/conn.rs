@@ -28,6 +28,9 @@ pub enum ConnError {
     /// The other side closed the stream where a frame was required.
     #[error("connection closed")]
     Closed,
+    /// TLS could not be set up: a certificate or key file, or the handshake.
+    #[error("tls: {0}")]
+    Tls(String),
     /// Nothing arrived in time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -153,6 +156,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin, In: Frame, Out: Frame> FrameConn<S, In, 
         &mut self.stream
     }
 
+    /// The stream, to look at.
+    pub fn stream_ref(&self) -> &S {
+        &self.stream
+    }
+
     /// The stream and the bytes read past the last frame.
     pub fn into_parts(self) -> (S, BytesMut) {
         (self.stream, self.rbuf)
@@ -177,6 +185,17 @@ impl<In: Frame, Out: Frame> FrameConn<TcpStream, In, Out> {
     pub fn into_split(self) -> (FrameReader<OwnedReadHalf, In>, FrameWriter<OwnedWriteHalf, Out>) {
         let (rd, wr) = self.stream.into_split();
         (FrameReader::with_buffer(rd, self.rbuf), FrameWriter::new(wr))
+    }
+}
+
+impl<In: Frame, Out: Frame> FrameConn<crate::tls::Stream, In, Out> {
+    /// Connects within `d`, through TLS with `tls`.
+    pub async fn connect_over(
+        tls: Option<&crate::tls::TlsClient>,
+        addr: std::net::SocketAddr,
+        d: Duration,
+    ) -> Result<Self, ConnError> {
+        Ok(FrameConn::new(crate::tls::TlsClient::connect(tls, addr, d).await?))
     }
 }
 

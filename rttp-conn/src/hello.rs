@@ -108,6 +108,7 @@ mod tests {
             users: 1,
             capacity: 10,
             group: "g".parse().unwrap(),
+            transport: Default::default(),
         };
         FarmInfo { epoch: 3, servers: vec![e] }
     }

@@ -4,13 +4,14 @@
 //! [`FrameConn`], so there is one "decode, else read more" loop in the tree.
 //!
 //! The connection is generic over the stream (a `TcpStream`, one half of a
-//! `tokio::io::duplex` in tests, later TLS) and over the frame kinds it
+//! `tokio::io::duplex` in tests, a [`tls::Stream`] with or without TLS) and over the frame kinds it
 //! reads and writes, so a client connection and a peer connection are
 //! different types.
 
 mod conn;
 pub mod fdlimit;
 pub mod hello;
+pub mod tls;
 
 pub use conn::{ConnError, FrameConn, FrameReader, FrameWriter, READ_CHUNK, READ_SPARE};
 

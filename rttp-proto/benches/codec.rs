@@ -27,6 +27,7 @@ fn farm_info() -> ServerFrame {
                 users: 1234 + i,
                 capacity: 10000,
                 group: Group::new(if i % 2 == 0 { "g1" } else { "g2" }).unwrap(),
+                transport: Default::default(),
             })
             .collect(),
     })

@@ -46,7 +46,8 @@ pub use error::{DecodeError, ErrCode, Error, Result};
 pub use frame::Frame;
 pub use limits::{Limits, MAX_ARGS, MAX_BODY, MAX_FARM_SERVERS, MAX_LINE, MAX_REASON};
 pub use names::{
-    Credential, Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token, MAX_CREDENTIAL_LEN, MAX_TOKEN_LEN,
+    Credential, Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token, Transport, MAX_CREDENTIAL_LEN,
+    MAX_TOKEN_LEN,
 };
 pub use peer::{PeerFrame, PeerStateMsg, PEER_VERSION};
 pub use server::{FarmInfo, ServerEntry, ServerFrame, MEMBERS_PER_LINE};

@@ -8,7 +8,7 @@ pub const MAX_BODY: usize = 65_536;
 pub const MAX_FARM_SERVERS: usize = 1024;
 /// Arguments beyond this many are validated but not kept (see
 /// "forward compatibility" in docs/PROTOCOL.md).
-pub const MAX_ARGS: usize = 8;
+pub const MAX_ARGS: usize = 10;
 
 /// The limits a decoder enforces. Checked before anything is buffered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

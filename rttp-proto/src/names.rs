@@ -293,6 +293,39 @@ impl fmt::Display for Text {
     }
 }
 
+/// How a server's client port is spoken: in the clear or inside TLS. A
+/// client that came in over TLS never moves to a `tcp` server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Transport {
+    /// Plain TCP (the default, and what a row without the field means).
+    #[default]
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
+impl Transport {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn from_bytes(b: &[u8]) -> Result<Transport, Error> {
+        match b {
+            b"tcp" => Ok(Transport::Tcp),
+            b"tls" => Ok(Transport::Tls),
+            _ => Err(Error::BadArgument(format!(
+                "invalid transport {:?}",
+                String::from_utf8_lossy(&b[..b.len().min(80)])
+            ))),
+        }
+    }
+}
+
 /// A server's status in the farm table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {

@@ -6,7 +6,7 @@ use bytes::BytesMut;
 
 use crate::error::{ErrCode, Error};
 use crate::frame::{itoa_buf, put_line};
-use crate::names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token};
+use crate::names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token, Transport};
 use crate::wire::{number, Parts, Shape};
 
 /// The peer protocol version, carried by the handshake.
@@ -31,6 +31,8 @@ pub struct PeerStateMsg {
     pub capacity: u32,
     /// Its group.
     pub group: Group,
+    /// How its client port is spoken (the optional ninth argument; `tcp` when absent).
+    pub transport: Transport,
 }
 
 crate::table::frames! {
@@ -221,6 +223,7 @@ fn encode_custom(f: &PeerFrame, dst: &mut BytesMut) {
                 itoa_buf(u64::from(s.users)).as_str(),
                 itoa_buf(u64::from(s.capacity)).as_str(),
                 s.group.as_str(),
+                s.transport.as_str(),
             ],
         ),
         PeerFrame::Err { code, reason } => put_line(dst, "ERR", &[itoa_buf(u64::from(*code)).as_str(), reason]),
@@ -241,6 +244,7 @@ fn build_custom(p: &Parts<'_>) -> Result<PeerFrame, Error> {
             users: number(p.arg(5)?, "users")?,
             capacity: number(p.arg(6)?, "capacity")?,
             group: Group::from_bytes(p.arg(7)?)?,
+            transport: p.opt_arg(8).map(Transport::from_bytes).transpose()?.unwrap_or_default(),
         })),
         b"ERR" => PeerFrame::Err {
             code: number(p.arg(0)?, "code")?,

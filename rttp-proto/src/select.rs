@@ -146,6 +146,7 @@ pub(crate) mod tests {
             users,
             capacity,
             group: Group::new(group).unwrap(),
+            transport: Default::default(),
         }
     }
 

@@ -4,7 +4,7 @@ use bytes::BytesMut;
 
 use crate::error::{ErrCode, Error};
 use crate::frame::{itoa_buf, put_line};
-use crate::names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token};
+use crate::names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token, Transport};
 use crate::wire::{line_arg, number, Parts, Shape};
 
 /// Most nicks on one `MEMBERS` line, so that it stays under the line limit.
@@ -25,6 +25,8 @@ pub struct ServerEntry {
     pub capacity: u32,
     /// Its zone or region.
     pub group: Group,
+    /// How its client port is spoken (the optional seventh field; `tcp` when absent).
+    pub transport: Transport,
 }
 
 /// The farm table: every known server, at an epoch that only grows.
@@ -194,6 +196,7 @@ pub(crate) fn encode_farm_info(info: &FarmInfo, dst: &mut BytesMut) {
                 itoa_buf(u64::from(s.users)).as_str(),
                 itoa_buf(u64::from(s.capacity)).as_str(),
                 s.group.as_str(),
+                s.transport.as_str(),
             ],
         );
     }
@@ -216,6 +219,7 @@ pub(crate) fn build_farm_info(p: &Parts<'_>) -> Result<FarmInfo, Error> {
             users: number(a(3)?, "users")?,
             capacity: number(a(4)?, "capacity")?,
             group: Group::from_bytes(a(5)?)?,
+            transport: if l.nargs > 6 { Transport::from_bytes(a(6)?)? } else { Transport::Tcp },
         });
     }
     Ok(FarmInfo { epoch, servers })

@@ -138,6 +138,7 @@ pub fn run(setup: &Setup) -> Outcome {
                 users: s.sessions.len() as u32,
                 capacity: s.capacity,
                 group,
+                transport: Default::default(),
             })
             .collect()
     };

@@ -57,6 +57,7 @@ fn entry() -> impl Strategy<Value = ServerEntry> {
             users,
             capacity,
             group: Group::new(&group).unwrap(),
+            transport: Default::default(),
         })
 }
 
@@ -94,6 +95,7 @@ fn peer_frame() -> impl Strategy<Value = PeerFrame> {
             users: e.users,
             capacity: e.capacity,
             group: e.group,
+            transport: Default::default(),
         }))),
         room().prop_map(|room| PeerFrame::Interest { room }),
         room().prop_map(|room| PeerFrame::Uninterest { room }),

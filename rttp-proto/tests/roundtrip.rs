@@ -79,6 +79,7 @@ fn server_frames() {
                 users: 3,
                 capacity: 10000,
                 group: Group::new("g1").unwrap(),
+                transport: Default::default(),
             },
             ServerEntry {
                 id: ServerId::new("s2").unwrap(),
@@ -87,6 +88,7 @@ fn server_frames() {
                 users: 0,
                 capacity: 5,
                 group: Group::new("eu-west.1").unwrap(),
+                transport: Transport::Tls,
             },
         ],
     };
@@ -94,7 +96,7 @@ fn server_frames() {
         (ServerFrame::Welcome { server: ServerId::new("s1").unwrap(), session: tok("s1-1") }, "WELCOME s1 s1-1\r\n"),
         (
             ServerFrame::FarmInfo(info),
-            "FARM_INFO 7 2\r\nSERVER s1 127.0.0.1:7000 UP 3 10000 g1\r\nSERVER s2 [::1]:7001 DRAINING 0 5 eu-west.1\r\n",
+            "FARM_INFO 7 2\r\nSERVER s1 127.0.0.1:7000 UP 3 10000 g1 tcp\r\nSERVER s2 [::1]:7001 DRAINING 0 5 eu-west.1 tls\r\n",
         ),
         (ServerFrame::FarmInfo(FarmInfo { epoch: 0, servers: vec![] }), "FARM_INFO 0 0\r\n"),
         (
@@ -185,6 +187,7 @@ fn peer_frames() {
         users: 10,
         capacity: 10,
         group: Group::new("g2").unwrap(),
+        transport: Default::default(),
     };
     let table = vec![
         (
@@ -203,7 +206,10 @@ fn peer_frames() {
         ),
         (PeerFrame::Auth { mac: tok("0a0b") }, "PEER_AUTH 0a0b\r\n"),
         (PeerFrame::Ok, "PEER_OK\r\n"),
-        (PeerFrame::State(Box::new(state)), "STATE s2 1700000000123 127.0.0.2:7000 127.0.0.2:7100 FULL 10 10 g2\r\n"),
+        (
+            PeerFrame::State(Box::new(state)),
+            "STATE s2 1700000000123 127.0.0.2:7000 127.0.0.2:7100 FULL 10 10 g2 tcp\r\n",
+        ),
         (
             PeerFrame::Member {
                 id: ServerId::new("s3").unwrap(),
@@ -250,4 +256,20 @@ fn verbs_of_other_links_are_refused_with_404() {
         };
         assert_eq!(e.error.code(), ErrCode::WrongLink, "{input:?}");
     }
+}
+
+#[test]
+fn rows_of_older_servers_without_a_transport_are_tcp_and_unknown_ones_are_refused() {
+    let limits = Limits::default();
+    let old = Bytes::from_static(b"FARM_INFO 1 1\r\nSERVER s1 127.0.0.1:7000 UP 0 10 g\r\n");
+    let Some((ServerFrame::FarmInfo(t), _)) = ServerFrame::decode(&old, &limits).unwrap() else { panic!() };
+    assert_eq!(t.servers[0].transport, Transport::Tcp);
+    let newer = Bytes::from_static(b"FARM_INFO 1 1\r\nSERVER s1 127.0.0.1:7000 UP 0 10 g tls ws://x/rttp more\r\n");
+    let Some((ServerFrame::FarmInfo(t), _)) = ServerFrame::decode(&newer, &limits).unwrap() else { panic!() };
+    assert_eq!(t.servers[0].transport, Transport::Tls, "later fields are ignored");
+    let state = Bytes::from_static(b"STATE s2 1 127.0.0.2:7000 127.0.0.2:7100 UP 1 10 g2\r\n");
+    let Some((PeerFrame::State(m), _)) = PeerFrame::decode(&state, &limits).unwrap() else { panic!() };
+    assert_eq!(m.transport, Transport::Tcp);
+    let bad = Bytes::from_static(b"FARM_INFO 1 1\r\nSERVER s1 127.0.0.1:7000 UP 0 10 g quic\r\n");
+    assert!(ServerFrame::decode(&bad, &limits).is_err());
 }

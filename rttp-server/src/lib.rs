@@ -19,6 +19,7 @@ pub mod ratelimit;
 pub mod rebalance;
 pub mod rooms;
 pub mod state;
+pub mod tls;
 pub mod token;
 
 use std::sync::Arc;
@@ -143,6 +144,31 @@ impl Server {
     /// sessions to leave (at most the window plus a grace period).
     pub async fn drain(&self) {
         drain::drain(self.shared.clone(), self.shared.config.drain_window, self.token.clone()).await
+    }
+
+    /// Reads the TLS certificate files again (the client port's and the
+    /// peer links'): new handshakes use the new ones, live sessions and
+    /// links keep theirs. A file that fails to load leaves the old pair in
+    /// use, with an error in the log. Returns how many pairs were reloaded.
+    pub fn reload_certificates(&self) -> usize {
+        let stores = [
+            self.shared.config.tls.as_ref().map(|t| t.certs.clone()),
+            self.shared.config.farm.as_ref().and_then(|f| f.tls.as_ref()).map(|t| t.certs.clone()),
+        ];
+        let mut reloaded = 0;
+        for store in stores.into_iter().flatten() {
+            match store.reload() {
+                Ok(()) => {
+                    reloaded += 1;
+                    tracing::info!(cert = %store.cert_path().display(), "TLS certificate reloaded")
+                }
+                Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays in use"),
+            }
+        }
+        if reloaded == 0 {
+            tracing::info!("SIGHUP: no TLS certificate to reload");
+        }
+        reloaded
     }
 
     /// Stops the server: every session gets `ERR 508`, then every task ends.

@@ -75,16 +75,18 @@ async fn serve(config: Config) -> ExitCode {
         signal(SignalKind::interrupt()),
         signal(SignalKind::user_defined1()),
         signal(SignalKind::user_defined2()),
+        signal(SignalKind::hangup()),
     );
-    let (mut term, mut int, mut usr1, mut usr2) = match signals {
-        (Ok(t), Ok(i), Ok(u1), Ok(u2)) => (t, i, u1, u2),
+    let (mut term, mut int, mut usr1, mut usr2, mut hup) = match signals {
+        (Ok(t), Ok(i), Ok(u1), Ok(u2), Ok(h)) => (t, i, u1, u2, h),
         _ => {
             eprintln!("rttp-server: cannot install signal handlers");
             return ExitCode::from(1);
         }
     };
     let server = Server::start_with(config, Listeners { client, metrics, peer });
-    // SIGUSR1 drains without stopping (maintenance); SIGUSR2 undoes it.
+    // SIGUSR1 drains without stopping (maintenance); SIGUSR2 undoes it;
+    // SIGHUP reads the TLS certificates again.
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: draining, then stopping"); break }
@@ -99,6 +101,7 @@ async fn serve(config: Config) -> ExitCode {
                 tracing::info!("SIGUSR2: accepting sessions again");
                 server.shared().set_draining(false);
             }
+            _ = hup.recv() => { server.reload_certificates(); }
         }
     }
     // A second signal stops at once.

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// Connections refused by the hard connection cap.
     pub refused_connections: Counter,
+    /// Client TLS handshakes that failed or timed out (plaintext on a TLS port included).
+    pub tls_failures: Counter,
     peer_frames_in: Family<VerbLabel, Counter>,
     peer_frames_out: Family<VerbLabel, Counter>,
     /// Bytes written to peer links.
@@ -92,6 +94,7 @@ impl Metrics {
             throttled: Counter::default(),
             rate_limited: Counter::default(),
             refused_connections: Counter::default(),
+            tls_failures: Counter::default(),
             peer_frames_in: Family::default(),
             peer_frames_out: Family::default(),
             peer_bytes_out: Counter::default(),
@@ -124,6 +127,7 @@ impl Metrics {
             m.throttled.clone(),
         );
         r.register("refused_connections", "Connections refused by the connection cap", m.refused_connections.clone());
+        r.register("tls_handshake_failures", "Client TLS handshakes that failed or timed out", m.tls_failures.clone());
         r.register("peer_frames_in", "Frames received from peers, by verb", m.peer_frames_in.clone());
         r.register("peer_frames_out", "Frames queued to peers, by verb (once per peer)", m.peer_frames_out.clone());
         r.register("peer_bytes_out", "Bytes written to peer links", m.peer_bytes_out.clone());

@@ -27,7 +27,8 @@ pub async fn run(shared: Arc<Shared>, policy: Policy, cancel: CancellationToken)
             _ = tokio::time::sleep(pause) => {}
             _ = cancel.cancelled() => return,
         }
-        let info = shared.farm_info();
+        // A mixed farm balances its TLS and its plaintext servers apart.
+        let info = shared.same_transport();
         let n = rebalancer.tick(origin.elapsed(), &info.servers, shared.config.id);
         if n > 0 {
             let moved = move_sessions(&shared, &info, n as usize, policy.min_stay);

@@ -330,6 +330,15 @@ impl Shared {
             users: self.users(),
             capacity: self.config.capacity,
             group: self.config.group,
+            transport: self.transport(),
+        }
+    }
+
+    /// How this server's client port is spoken.
+    pub fn transport(&self) -> rttp_proto::Transport {
+        match self.config.tls {
+            Some(_) => rttp_proto::Transport::Tls,
+            None => rttp_proto::Transport::Tcp,
         }
     }
 
@@ -342,6 +351,7 @@ impl Shared {
             users: self.users(),
             capacity: self.config.capacity,
             group: self.config.group,
+            transport: self.transport(),
         }
     }
 
@@ -357,10 +367,20 @@ impl Shared {
         FarmInfo { epoch: table.epoch + self.own_changes.load(Ordering::Relaxed), servers }
     }
 
+    /// The farm table cut to the servers whose client port speaks what this
+    /// one's does: a client is never sent from TLS to plaintext (nor the
+    /// reverse, which it could not speak).
+    pub fn same_transport(&self) -> FarmInfo {
+        let mut info = self.farm_info();
+        let own = self.transport();
+        info.servers.retain(|e| e.transport == own);
+        info
+    }
+
     /// A server to send a client to instead of this one: power of two
-    /// choices over UP servers, this server's group first.
+    /// choices over UP servers of the same transport, this server's group first.
     pub fn redirect_target(&self) -> Option<(ServerId, HostPort)> {
-        let info = self.farm_info();
+        let info = self.same_transport();
         let mut rng = rand::rng();
         select(&info.servers, Some(&self.config.group), Strategy::P2c, &[self.config.id], &mut rng)
             .map(|e| (e.id, e.addr))

@@ -40,6 +40,7 @@ async fn member_with(
         seeds: seed.into_iter().collect(),
         secret: Secret::new("in-process-farm-secret").unwrap(),
         timers: Timers::default(),
+        tls: None,
     });
     tweak(&mut cfg);
     (Server::start_with(cfg, Listeners { client, metrics: None, peer: Some(peer) }), caddr, paddr)

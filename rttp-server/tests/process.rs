@@ -114,6 +114,9 @@ fn bad_flags_exit_2_with_a_message() {
         (&["--id", "s1", "--frobnicate"], "unexpected argument '--frobnicate'"),
         (&["--id", "s1", "--seed", "127.0.0.1:7100"], "needs the cluster secret"),
         (&["--id", "s1", "--peer-listen", "127.0.0.1:7100"], "there is no insecure default"),
+        (&["--id", "s1", "--tls-cert", "/nonexistent.pem"], "--tls-cert and --tls-key go together"),
+        (&["--id", "s1", "--tls-cert", "/nonexistent.pem", "--tls-key", "/k.pem"], "/nonexistent.pem"),
+        (&["--id", "s1", "--peer-ca", "/ca.pem"], "are for a farm member"),
     ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -127,7 +130,22 @@ fn bad_flags_exit_2_with_a_message() {
 fn help_explains_every_flag() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--id", "--listen", "--advertise", "--group", "--capacity", "--metrics", "--config", "RTTP_ID"] {
+    for flag in [
+        "--id",
+        "--listen",
+        "--advertise",
+        "--group",
+        "--capacity",
+        "--metrics",
+        "--config",
+        "RTTP_ID",
+        "--tls-cert",
+        "--tls-key",
+        "--peer-ca",
+        "--peer-cert",
+        "--peer-key",
+        "SIGHUP",
+    ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
 }

@@ -13,9 +13,11 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
-use integration::{bin, die_with_parent, FarmSpec, CLIENT_PORT};
+use integration::certs::Ca;
+use integration::{bin, die_with_parent, FarmSpec, CLIENT_PORT, SERVICE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use rttp_conn::tls::TlsClient;
 use rttp_conn::ClientConn;
 use rttp_proto::{ClientFrame, ServerFrame};
 
@@ -32,6 +34,11 @@ struct Args {
     /// Seconds between two prints of the farm table.
     #[arg(long, default_value_t = 5)]
     table_every: u64,
+    /// TLS on every client port and mutual TLS on every peer link, with a
+    /// CA generated for this farm (its certificate path is printed: give it
+    /// to rttp-chat --ca). farm-dns follows the farm through TLS.
+    #[arg(long)]
+    tls: bool,
 }
 
 struct Proc {
@@ -77,16 +84,19 @@ fn secret_file() -> std::io::Result<std::path::PathBuf> {
     Ok(path)
 }
 
-async fn table(addr: SocketAddr) -> Option<String> {
+async fn table(addr: SocketAddr, tls: Option<&TlsClient>) -> Option<String> {
     let fut = async {
-        let mut c = ClientConn::connect(addr, Duration::from_secs(1)).await.ok()?;
+        let mut c: ClientConn<_> = ClientConn::connect_over(tls, addr, Duration::from_secs(1)).await.ok()?;
         c.write_frame(&ClientFrame::Farm { watch: false }).await.ok()?;
         loop {
             if let ServerFrame::FarmInfo(t) = c.read_frame().await.ok()?? {
                 let rows: Vec<String> = t
                     .servers
                     .iter()
-                    .map(|e| format!("{} {} {} {}/{} {}", e.id, e.addr, e.status, e.users, e.capacity, e.group))
+                    .map(|e| {
+                        let (id, addr, status, group) = (e.id, e.addr, e.status, e.group);
+                        format!("{id} {addr} {status} {}/{} {group} {}", e.users, e.capacity, e.transport.as_str())
+                    })
                     .collect();
                 return Some(rows.join("  |  "));
             }
@@ -103,14 +113,23 @@ fn signal_all(procs: &[Proc], sig: Signal) {
 
 /// Starts the servers and farm-dns; on a failure, says which, kills what
 /// started and returns `None`.
-async fn start_all(args: &Args, secret: &std::path::Path) -> Option<(Vec<Proc>, Vec<SocketAddr>)> {
+async fn start_all(args: &Args, secret: &std::path::Path, ca: Option<&Ca>) -> Option<(Vec<Proc>, Vec<SocketAddr>)> {
     let mut procs = Vec::new();
     let mut clients = Vec::new();
-    let spec =
-        FarmSpec { servers: usize::from(args.servers), drain_window: 10.0, metrics: false, ..FarmSpec::default() };
+    let spec = FarmSpec {
+        servers: usize::from(args.servers),
+        drain_window: 10.0,
+        metrics: false,
+        tls: args.tls,
+        peer_tls: args.tls,
+        ..FarmSpec::default()
+    };
     for i in 0..spec.servers {
         let ip = Ipv4Addr::new(127, 0, 0, i as u8 + 1);
-        let a = spec.server_args(i, ip, Ipv4Addr::LOCALHOST, secret);
+        let mut a = spec.server_args(i, ip, Ipv4Addr::LOCALHOST, secret);
+        if let Some(ca) = ca {
+            a.extend(spec.tls_args(ca, i, ip));
+        }
         match spawn(&format!("s{}", i + 1), "rttp-server", &a) {
             Ok(p) => procs.push(p),
             Err(e) => {
@@ -122,7 +141,10 @@ async fn start_all(args: &Args, secret: &std::path::Path) -> Option<(Vec<Proc>, 
         clients.push(SocketAddr::from((ip, CLIENT_PORT)));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let dns_args = FarmSpec::dns_args(args.dns, &clients[..clients.len().min(2)]);
+    let mut dns_args = FarmSpec::dns_args(args.dns, &clients[..clients.len().min(2)]);
+    if let Some(ca) = ca {
+        dns_args.extend(["--farm-ca".into(), ca.cert.display().to_string()]);
+    }
     match spawn("farm-dns", "farm-dns", &dns_args) {
         Ok(p) => procs.push(p),
         Err(e) => {
@@ -144,9 +166,22 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let Some((mut procs, clients)) = start_all(&args, &secret).await else { return ExitCode::from(1) };
+    let dir = secret.parent().unwrap_or(&secret).to_path_buf();
+    let ca = args.tls.then(|| Ca::new(&dir.join("certs"), "rttp-farm-ca"));
+    let tls = ca.as_ref().map(|ca| TlsClient::new(Some(&ca.cert), Some(SERVICE)).expect("the farm's own CA"));
+    let Some((mut procs, clients)) = start_all(&args, &secret, ca.as_ref()).await else { return ExitCode::from(1) };
     println!("rttp-farm: {} servers and farm-dns are up. To chat:", args.servers);
-    println!("    rttp-chat --service chat.farm.test:7000 --dns {} --nick you     (or: make chat NICK=you)", args.dns);
+    match &ca {
+        None => println!(
+            "    rttp-chat --service chat.farm.test:7000 --dns {} --nick you     (or: make chat NICK=you)",
+            args.dns
+        ),
+        Some(ca) => println!(
+            "    rttp-chat --service chat.farm.test:7000 --dns {} --ca {} --nick you     (TLS; this CA lives as long as the farm)",
+            args.dns,
+            ca.cert.display()
+        ),
+    }
     println!("    dig @{} -p {} chat.farm.test A", args.dns.ip(), args.dns.port());
     println!("rttp-farm: Ctrl-C drains every server and exits; a second Ctrl-C stops at once.");
 
@@ -161,9 +196,11 @@ async fn main() -> ExitCode {
             _ = int.recv() => break,
             _ = term.recv() => break,
             _ = tick.tick() => {
-                let t = match table(clients[0]).await {
+                let t = match table(clients[0], tls.as_ref()).await {
                     Some(t) => t,
-                    None => table(clients[clients.len() - 1]).await.unwrap_or_else(|| "no server answers".into()),
+                    None => table(clients[clients.len() - 1], tls.as_ref())
+                        .await
+                        .unwrap_or_else(|| "no server answers".into()),
                 };
                 println!("   table | {t}");
             }

@@ -11,4 +11,5 @@ mod netns_tests;
 mod nick_tests;
 mod rebalance_tests;
 mod startup_tests;
+mod tls_tests;
 mod token_tests;

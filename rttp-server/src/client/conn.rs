@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rttp_proto::{ClientFrame, ErrCode, Frame, ServerFrame, Token};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Flow, Session};
+use super::transport::Transport;
 use crate::outbound::Outbound;
 use crate::state::Shared;
 
@@ -43,9 +43,9 @@ fn silence(session: &mut Session, pinged: &mut bool, hello_timeout: Duration, id
     }
 }
 
-/// A client connection: the socket, its buffers, and its session.
-pub(crate) struct ClientConn {
-    stream: TcpStream,
+/// A client connection: the socket (plain or TLS), its buffers, and its session.
+pub(crate) struct ClientConn<T> {
+    stream: T,
     shared: Arc<Shared>,
     out: Arc<Outbound>,
     rbuf: BytesMut,
@@ -54,16 +54,18 @@ pub(crate) struct ClientConn {
     mid_frame: bool,
 }
 
-impl ClientConn {
-    pub(crate) fn new(stream: TcpStream, shared: Arc<Shared>) -> ClientConn {
-        let out = Arc::new(Outbound::with_soft_limit(shared.config.outbound_limit, shared.config.outbound_max));
-        ClientConn { stream, shared, out, rbuf: BytesMut::new(), wq: VecDeque::new(), mid_frame: false }
-    }
-
+impl ClientConn<TcpStream> {
     /// The size of the task a connection runs, for the memory budget.
     #[cfg(test)]
     pub(crate) fn task_size(stream: TcpStream, shared: Arc<Shared>) -> usize {
         std::mem::size_of_val(&ClientConn::new(stream, shared).run(CancellationToken::new()))
+    }
+}
+
+impl<T: Transport> ClientConn<T> {
+    pub(crate) fn new(stream: T, shared: Arc<Shared>) -> ClientConn<T> {
+        let out = Arc::new(Outbound::with_soft_limit(shared.config.outbound_limit, shared.config.outbound_max));
+        ClientConn { stream, shared, out, rbuf: BytesMut::new(), wq: VecDeque::new(), mid_frame: false }
     }
 
     /// Serves the connection until it closes; returns why, for the log.
@@ -88,7 +90,8 @@ impl ClientConn {
                 (true, false) => last_heard + ping_after,
                 (true, true) => last_heard + idle_timeout,
             };
-            let writing = !self.wq.is_empty();
+            // TLS records may wait for the socket with nothing queued.
+            let writing = !self.wq.is_empty() || self.stream.pending();
             // Behind (over --outbound-limit): cut when that has lasted --slow-consumer-after.
             let cut_at = self.out.behind_since().map(|t| Instant::from_std(t) + slow_after);
             // One timer for the three deadlines: each Sleep in a select! would
@@ -192,7 +195,7 @@ impl ClientConn {
         if !self.mid_frame {
             let err = self.shared.metrics.err(ErrCode::SlowConsumer, "outbound queue overflowed: read faster");
             // Best effort: a stalled reader's socket buffer is likely full.
-            let _ = self.stream.try_write(&err);
+            let _ = self.stream.try_write_vectored(&[IoSlice::new(&err)]);
         }
         true
     }
@@ -299,7 +302,7 @@ impl ClientConn {
         let deadline = Instant::now() + CLOSE_FLUSH;
         loop {
             self.out.drain_into(&mut self.wq);
-            if self.wq.is_empty() {
+            if self.wq.is_empty() && !self.stream.pending() {
                 return;
             }
             match timeout_at(deadline, self.stream.writable()).await {
@@ -321,7 +324,7 @@ impl ClientConn {
         // connection's future for its whole life.
         let mut scratch = vec![0u8; 1024];
         while let Ok(Ok(())) = timeout_at(deadline, self.stream.readable()).await {
-            match self.stream.try_read(&mut scratch) {
+            match self.stream.discard(&mut scratch) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

@@ -4,6 +4,7 @@ mod budget;
 mod conn;
 mod hello;
 mod session;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +48,17 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Canc
         if let Some(why) = refused {
             shared.metrics.refused_connections.inc();
             let err = shared.metrics.err(ErrCode::TooManyConnections, why);
+            // On a TLS port an ERR in the clear would be noise to the
+            // client, and a handshake per refusal is what a flood wants:
+            // the connection is just closed.
+            let tls = shared.config.tls.is_some();
             tracker.spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(1), async {
                     use tokio::io::AsyncWriteExt;
                     let mut stream = stream;
-                    let _ = stream.write_all(&err).await;
+                    if !tls {
+                        let _ = stream.write_all(&err).await;
+                    }
                     let _ = stream.shutdown().await;
                 })
                 .await;
@@ -62,12 +69,51 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Canc
         let token = token.clone();
         tracker.spawn(async move {
             let _slot = SlotGuard(shared.clone(), addr.ip());
-            let (nick, reason) = conn::ClientConn::new(stream, shared).run(token).await;
+            let (nick, reason) = match shared.config.tls.clone() {
+                None => conn::ClientConn::new(stream, shared).run(token).await,
+                Some(tls) => match handshake(stream, &tls, &shared, &token).await {
+                    Some(t) => conn::ClientConn::new(t, shared).run(token).await,
+                    None => return,
+                },
+            };
             match nick {
                 Some(nick) => info!(%addr, %nick, reason, "session closed"),
                 None => tracing::debug!(%addr, reason, "connection closed before HELLO"),
             }
         });
+    }
+}
+
+/// The TLS handshake of a client connection, within `--hello-timeout`;
+/// `None` (counted and logged at debug level) when it fails: plaintext on a
+/// TLS port, an unknown CA, a stall.
+async fn handshake(
+    stream: tokio::net::TcpStream,
+    tls: &crate::tls::ServerTls,
+    shared: &Shared,
+    token: &CancellationToken,
+) -> Option<transport::Tls> {
+    let peer = stream.peer_addr().ok();
+    let accept = tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream);
+    let r = tokio::select! {
+        r = tokio::time::timeout(shared.config.hello_timeout, accept) => r,
+        _ = token.cancelled() => return None,
+    };
+    match r {
+        Ok(Ok(s)) => {
+            let (tcp, conn) = s.into_inner();
+            Some(transport::Tls::new(tcp, conn))
+        }
+        Ok(Err(e)) => {
+            shared.metrics.tls_failures.inc();
+            tracing::debug!(?peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            shared.metrics.tls_failures.inc();
+            tracing::debug!(?peer, "TLS handshake timed out");
+            None
+        }
     }
 }
 

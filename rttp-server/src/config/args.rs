@@ -143,6 +143,25 @@ pub struct Args {
     #[arg(long = "auth-key-file", env = "RTTP_AUTH_KEY_FILES", value_name = "PATH", value_delimiter = ',')]
     #[serde(default)]
     pub auth_key_file: Vec<PathBuf>,
+    /// PEM certificate chain for the client port; with --tls-key, clients
+    /// speak TLS (1.3 or 1.2) on --listen and nothing in the clear. Both
+    /// files are read again on SIGHUP; live sessions are kept [default: off].
+    #[arg(long, env = "RTTP_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "RTTP_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// The farm's own CA (PEM); with --peer-cert and --peer-key, peer links
+    /// speak mutual TLS and accept only certificates it issued; the peer
+    /// handshake then runs inside TLS, bound to it [default: off].
+    #[arg(long, env = "RTTP_PEER_CA", value_name = "PEM")]
+    pub peer_ca: Option<PathBuf>,
+    /// PEM certificate chain this server presents on peer links, issued by --peer-ca.
+    #[arg(long, env = "RTTP_PEER_CERT", value_name = "PEM")]
+    pub peer_cert: Option<PathBuf>,
+    /// PEM private key of --peer-cert.
+    #[arg(long, env = "RTTP_PEER_KEY", value_name = "PEM")]
+    pub peer_key: Option<PathBuf>,
     /// Seconds over which a drain spreads its REDIRECTs [default: 10].
     #[arg(long, env = "RTTP_DRAIN_WINDOW", value_name = "SECONDS")]
     pub drain_window: Option<f64>,

@@ -25,6 +25,8 @@ pub struct FarmConfig {
     pub secret: crate::farm::auth::Secret,
     /// Heartbeats, failure detection, redials.
     pub timers: crate::farm::membership::Timers,
+    /// Mutual TLS on peer links; `None`: plaintext links.
+    pub tls: Option<crate::tls::PeerTls>,
 }
 
 /// The error for a bad value of `--what`.
@@ -137,6 +139,27 @@ fn token_keys(cli: &Args, file: &Args) -> Result<Option<crate::token::TokenKey>>
     crate::token::TokenKey::with_keys(&texts).map(Some)
 }
 
+/// The client port's TLS, from `--tls-cert` and `--tls-key` (both or neither).
+fn client_tls(cli: &Args, file: &Args) -> Result<Option<crate::tls::ServerTls>> {
+    match (cli.tls_cert.as_ref().or(file.tls_cert.as_ref()), cli.tls_key.as_ref().or(file.tls_key.as_ref())) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => crate::tls::ServerTls::load(cert, key).map(Some),
+        _ => Err(Error::Config("--tls-cert and --tls-key go together".into())),
+    }
+}
+
+/// The peer links' mutual TLS, from `--peer-ca`, `--peer-cert` and `--peer-key` (all or none).
+fn peer_tls(cli: &Args, file: &Args) -> Result<Option<crate::tls::PeerTls>> {
+    let ca = cli.peer_ca.as_ref().or(file.peer_ca.as_ref());
+    let cert = cli.peer_cert.as_ref().or(file.peer_cert.as_ref());
+    let key = cli.peer_key.as_ref().or(file.peer_key.as_ref());
+    match (ca, cert, key) {
+        (None, None, None) => Ok(None),
+        (Some(ca), Some(cert), Some(key)) => crate::tls::PeerTls::load(ca, cert, key).map(Some),
+        _ => Err(Error::Config("--peer-ca, --peer-cert and --peer-key go together".into())),
+    }
+}
+
 /// The shortest `--max-line` accepted: every fixed-size frame of the
 /// protocol (HELLO with a 32-byte nick, WELCOME, an ERR with its code) fits.
 pub const MIN_LINE: usize = 64;
@@ -209,6 +232,8 @@ pub struct Config {
     pub drain_window: std::time::Duration,
     /// Token mode's key; `None` for an open farm.
     pub token_key: Option<crate::token::TokenKey>,
+    /// The client port's TLS; `None`: plaintext.
+    pub tls: Option<crate::tls::ServerTls>,
     /// Rebalancing; `None` when off (a standalone server never rebalances).
     pub rebalance: Option<rttp_proto::rebalance::Policy>,
     /// The farm settings; `None` for a standalone server.
@@ -223,6 +248,12 @@ impl Config {
         let secret_file = cli.secret_file.clone().or(file.secret_file.clone());
         let secret_env = std::env::var("RTTP_CLUSTER_SECRET").ok().filter(|s| !s.is_empty());
         if peer_listen.is_none() && seeds.is_empty() && secret_file.is_none() && secret_env.is_none() {
+            if [&cli.peer_ca, &cli.peer_cert, &cli.peer_key, &file.peer_ca, &file.peer_cert, &file.peer_key]
+                .iter()
+                .any(|p| p.is_some())
+            {
+                return Err(Error::Config("--peer-ca, --peer-cert and --peer-key are for a farm member".into()));
+            }
             return Ok(None);
         }
         let text = match (secret_file, secret_env) {
@@ -248,7 +279,8 @@ impl Config {
             return Err(Error::Config("invalid --peer-timeout: must be longer than --heartbeat".into()));
         }
         let timers = crate::farm::membership::Timers { heartbeat, down_after, ..Default::default() };
-        Ok(Some(FarmConfig { peer_listen, peer_advertise, seeds, secret, timers }))
+        let tls = peer_tls(cli, file)?;
+        Ok(Some(FarmConfig { peer_listen, peer_advertise, seeds, secret, timers, tls }))
     }
 
     /// A configuration with defaults, for tests and embedding.
@@ -333,6 +365,7 @@ impl Config {
             limits,
             drain_window: secs("drain-window", pick!(drain_window, 10.0))?,
             token_key: token_keys(&cli, &file)?,
+            tls: client_tls(&cli, &file)?,
             rebalance: rebalance(&cli, &file)?,
             farm: Config::farm(&cli, &file, listen)?,
         })

@@ -1,5 +1,6 @@
 //! The peer handshake's cryptography: nonces and HMAC-SHA256 proofs over
-//! both nonces and both ids. The secret never crosses the wire.
+//! both nonces, both ids and, on a TLS link, a value exported from the TLS
+//! session (the channel binding). The secret never crosses the wire.
 
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
@@ -49,9 +50,17 @@ pub fn nonce() -> Token {
     Token::new(&hex(&b)).expect("hex is a valid token")
 }
 
-/// The proof of `side`.
+/// The label of the TLS exporter value both ends put in their proofs.
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-rttp-peer-1";
+/// Its length in bytes.
+pub const EXPORTER_LEN: usize = 32;
+
+/// The proof of `side`. `binding` is the TLS exporter value of the link
+/// (empty in the clear): a relay between two TLS sessions sees two
+/// different values, so a proof it forwards does not verify.
 pub fn mac(
     secret: &Secret,
+    binding: &[u8],
     side: Side,
     dialer_nonce: &Token,
     acceptor_nonce: &Token,
@@ -64,12 +73,18 @@ pub fn mac(
     };
     let mut m = Hmac::<Sha256>::new_from_slice(&secret.0).expect("HMAC takes any key length");
     m.update(format!("rttp-peer-1|{label}|{dialer_nonce}|{acceptor_nonce}|{dialer}|{acceptor}").as_bytes());
+    if !binding.is_empty() {
+        // Only on TLS links, so plaintext proofs stay those of older servers.
+        m.update(format!("|tls={}", hex(binding)).as_bytes());
+    }
     Token::new(&hex(&m.finalize().into_bytes())).expect("hex is a valid token")
 }
 
 /// Checks a proof in constant time.
+#[allow(clippy::too_many_arguments)]
 pub fn verify(
     secret: &Secret,
+    binding: &[u8],
     side: Side,
     dialer_nonce: &Token,
     acceptor_nonce: &Token,
@@ -77,7 +92,7 @@ pub fn verify(
     acceptor: &ServerId,
     got: &Token,
 ) -> bool {
-    let want = mac(secret, side, dialer_nonce, acceptor_nonce, dialer, acceptor);
+    let want = mac(secret, binding, side, dialer_nonce, acceptor_nonce, dialer, acceptor);
     let (a, b) = (want.as_bytes(), got.as_bytes());
     // Constant time in the content: no early exit on the first difference.
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -98,13 +113,18 @@ mod tests {
         let (d, a) = (ServerId::new("s1").unwrap(), ServerId::new("s2").unwrap());
         let (nd, na) = (nonce(), nonce());
         assert_ne!(nd, na);
-        let m = mac(&s, Side::Dialer, &nd, &na, &d, &a);
+        let m = mac(&s, b"", Side::Dialer, &nd, &na, &d, &a);
         assert_eq!(m.as_str().len(), 64);
-        assert!(verify(&s, Side::Dialer, &nd, &na, &d, &a, &m));
-        assert!(!verify(&other, Side::Dialer, &nd, &na, &d, &a, &m), "another secret");
-        assert!(!verify(&s, Side::Acceptor, &nd, &na, &d, &a, &m), "a reflected proof");
-        assert!(!verify(&s, Side::Dialer, &na, &nd, &d, &a, &m), "swapped nonces");
-        assert!(!verify(&s, Side::Dialer, &nd, &na, &a, &d, &m), "swapped ids");
+        assert!(verify(&s, b"", Side::Dialer, &nd, &na, &d, &a, &m));
+        assert!(!verify(&other, b"", Side::Dialer, &nd, &na, &d, &a, &m), "another secret");
+        assert!(!verify(&s, b"", Side::Acceptor, &nd, &na, &d, &a, &m), "a reflected proof");
+        assert!(!verify(&s, b"", Side::Dialer, &na, &nd, &d, &a, &m), "swapped nonces");
+        assert!(!verify(&s, b"", Side::Dialer, &nd, &na, &a, &d, &m), "swapped ids");
+        let t = mac(&s, b"session one", Side::Dialer, &nd, &na, &d, &a);
+        assert_ne!(t, m, "a TLS link's proof is not the plaintext one");
+        assert!(verify(&s, b"session one", Side::Dialer, &nd, &na, &d, &a, &t));
+        assert!(!verify(&s, b"session two", Side::Dialer, &nd, &na, &d, &a, &t), "spliced across TLS sessions");
+        assert!(!verify(&s, b"", Side::Dialer, &nd, &na, &d, &a, &t), "moved to a plaintext link");
         assert!(Secret::new("short\n").is_err());
         assert_eq!(format!("{s:?}"), "Secret(..)", "never printed");
     }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use rttp_conn::tls::Stream;
 use rttp_conn::PeerConn;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::handshake::{self, HandshakeError, Me, Peer};
+use super::handshake::{self, HandshakeError, Me, Peer, HANDSHAKE_TIMEOUT};
 use super::membership::{Action, Event, LinkId, Membership};
 use super::peer::{run_link, LinkCtx, LinkHandle};
 use super::publish::Publisher;
@@ -57,12 +58,13 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn me(&self) -> Me<'_> {
-        Me { id: self.shared.config.id, generation: self.shared.generation, secret: &self.farm.secret }
+    /// This server in the handshake of a link whose TLS exporter value is `binding`.
+    fn me<'a>(&'a self, binding: &'a [u8]) -> Me<'a> {
+        Me { id: self.shared.config.id, generation: self.shared.generation, secret: &self.farm.secret, binding }
     }
 
     /// Numbers a link that passed its handshake and hands it to the loop.
-    async fn ready(&self, conn: PeerConn<TcpStream>, peer: Peer, addr: SocketAddr, dialed: bool) {
+    async fn ready(&self, conn: PeerConn<Stream>, peer: Peer, addr: SocketAddr, dialed: bool) {
         let link = self.next_link.fetch_add(1, Ordering::Relaxed) + 1;
         info!(peer = %peer.id, %addr, link, dialed, "peer link up");
         let dialed = dialed.then_some(addr);
@@ -77,6 +79,10 @@ impl Ctx {
             HandshakeError::Refused(why) => {
                 self.shared.metrics.peer_auth_failures.inc();
                 warn!(%addr, reason = %why, "peer link refused");
+            }
+            HandshakeError::Tls(why) => {
+                self.shared.metrics.peer_auth_failures.inc();
+                warn!(%addr, reason = %why, "peer link refused by TLS");
             }
             HandshakeError::Timeout => {
                 self.shared.metrics.peer_auth_failures.inc();
@@ -141,15 +147,27 @@ async fn accept_peers(listener: TcpListener, cx: Ctx) {
         };
         let cx = cx.clone();
         cx.tracker.clone().spawn(async move {
-            let mut conn = PeerConn::new(stream);
             let r = tokio::select! {
-                r = handshake::accept(&mut conn, cx.me()) => r,
+                r = async {
+                    let stream = match &cx.farm.tls {
+                        None => Stream::Plain(stream),
+                        // Plaintext on a TLS peer port fails here: it gets no frame back.
+                        Some(tls) => tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream))
+                            .await
+                            .map_err(|_| HandshakeError::Timeout)?
+                            .map_err(|e| HandshakeError::Tls(e.to_string()))?,
+                    };
+                    let mut conn = PeerConn::new(stream);
+                    let binding = binding(&conn);
+                    let peer = handshake::accept(&mut conn, cx.me(&binding)).await?;
+                    Ok::<_, HandshakeError>((conn, peer))
+                } => r,
                 _ = cx.token.cancelled() => { release(); return }
             };
             drop(permit);
             release();
             match r {
-                Ok(peer) => cx.ready(conn, peer, addr, false).await,
+                Ok((conn, peer)) => cx.ready(conn, peer, addr, false).await,
                 Err(e) => cx.refused(addr, &e),
             }
         });
@@ -165,8 +183,16 @@ fn dial(cx: &Ctx, addr: SocketAddr) {
                 .map_err(|_| HandshakeError::Timeout)?
                 .map_err(|e| HandshakeError::Conn(e.into()))?;
             let _ = stream.set_nodelay(true);
+            let stream = match &cx.farm.tls {
+                None => Stream::Plain(stream),
+                Some(tls) => tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.dial(stream, addr))
+                    .await
+                    .map_err(|_| HandshakeError::Timeout)?
+                    .map_err(HandshakeError::Tls)?,
+            };
             let mut conn = PeerConn::new(stream);
-            let peer = handshake::dial(&mut conn, cx.me()).await?;
+            let binding = binding(&conn);
+            let peer = handshake::dial(&mut conn, cx.me(&binding)).await?;
             Ok::<_, HandshakeError>((conn, peer))
         };
         tokio::select! {
@@ -180,6 +206,11 @@ fn dial(cx: &Ctx, addr: SocketAddr) {
             _ = cx.token.cancelled() => {}
         }
     });
+}
+
+/// The link's TLS exporter value (empty in the clear), for the handshake's proofs.
+fn binding(conn: &PeerConn<Stream>) -> Vec<u8> {
+    conn.stream_ref().exporter(super::auth::EXPORTER_LABEL, super::auth::EXPORTER_LEN).unwrap_or_default()
 }
 
 /// Connects from our own peer IP (unless unspecified), as a separate host would.

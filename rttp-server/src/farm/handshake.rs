@@ -40,6 +40,10 @@ pub enum HandshakeError {
     /// check): not worth a warning.
     #[error("closed before the handshake")]
     Closed,
+    /// The TLS handshake under the peer handshake failed (a certificate
+    /// from another CA, plaintext on a TLS port, ...).
+    #[error("tls: {0}")]
+    Tls(String),
     /// The other side does not know the secret, or broke the protocol.
     #[error("{0}")]
     Refused(String),
@@ -54,6 +58,8 @@ pub struct Me<'a> {
     pub generation: u64,
     /// The cluster secret.
     pub secret: &'a Secret,
+    /// The link's TLS exporter value; empty in the clear.
+    pub binding: &'a [u8],
 }
 
 /// The next handshake frame. A close before the `first` frame is
@@ -113,7 +119,7 @@ async fn dial_steps<S: AsyncRead + AsyncWrite + Unpin>(
                 )
             }
             PeerFrame::Challenge { id, generation, nonce, mac, .. } => {
-                if !auth::verify(me.secret, Side::Acceptor, &my_nonce, &nonce, &me.id, &id, &mac) {
+                if !auth::verify(me.secret, me.binding, Side::Acceptor, &my_nonce, &nonce, &me.id, &id, &mac) {
                     let why = "authentication failed: the peer does not know the cluster secret";
                     return Err(refuse(c, ErrCode::AuthFailed, why.into()).await);
                 }
@@ -126,7 +132,7 @@ async fn dial_steps<S: AsyncRead + AsyncWrite + Unpin>(
                 return Err(refuse(c, ErrCode::BadFrame, format!("expected PEER_CHALLENGE, got {}", other.verb())).await)
             }
         };
-        let proof = auth::mac(me.secret, Side::Dialer, &my_nonce, &their_nonce, &me.id, &peer.id);
+        let proof = auth::mac(me.secret, me.binding, Side::Dialer, &my_nonce, &their_nonce, &me.id, &peer.id);
         c.write_frame(&PeerFrame::Auth { mac: proof }).await?;
         match next(c, false).await? {
             PeerFrame::Ok => Ok(peer),
@@ -175,7 +181,7 @@ async fn accept_steps<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         let my_nonce = auth::nonce();
-        let proof = auth::mac(me.secret, Side::Acceptor, &their_nonce, &my_nonce, &peer.id, &me.id);
+        let proof = auth::mac(me.secret, me.binding, Side::Acceptor, &their_nonce, &my_nonce, &peer.id, &me.id);
         let challenge = PeerFrame::Challenge {
             version: PEER_VERSION,
             id: me.id,
@@ -186,7 +192,16 @@ async fn accept_steps<S: AsyncRead + AsyncWrite + Unpin>(
         c.write_frame(&challenge).await?;
         match next(c, false).await? {
             PeerFrame::Auth { mac }
-                if auth::verify(me.secret, Side::Dialer, &their_nonce, &my_nonce, &peer.id, &me.id, &mac) =>
+                if auth::verify(
+                    me.secret,
+                    me.binding,
+                    Side::Dialer,
+                    &their_nonce,
+                    &my_nonce,
+                    &peer.id,
+                    &me.id,
+                    &mac,
+                ) =>
             {
                 c.write_frame(&PeerFrame::Ok).await?;
                 Ok(peer)
@@ -210,7 +225,7 @@ mod tests {
     }
 
     fn me<'a>(id: &str, secret: &'a Secret) -> Me<'a> {
-        Me { id: id.parse().unwrap(), generation: 7, secret }
+        Me { id: id.parse().unwrap(), generation: 7, secret, binding: b"" }
     }
 
     fn pair() -> (PeerConn<DuplexStream>, PeerConn<DuplexStream>) {

@@ -15,12 +15,14 @@ pub mod handshake;
 pub mod membership;
 pub mod peer;
 pub mod publish;
+#[cfg(test)]
+mod splice_tests;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rttp_conn::tls::Stream;
 use rttp_conn::PeerConn;
-use tokio::net::TcpStream;
 
 pub use driver::{spawn, FarmHandle};
 
@@ -49,7 +51,7 @@ pub enum FarmEvent {
         /// Who is on the other end.
         peer: Peer,
         /// The connection, with any bytes read past the handshake.
-        conn: PeerConn<TcpStream>,
+        conn: PeerConn<Stream>,
         /// The address we dialed, or `None` if the peer dialed us.
         dialed: Option<SocketAddr>,
     },

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rttp_conn::tls::Stream;
 use rttp_conn::{ConnError, FrameReader, PeerConn};
 use rttp_proto::{Frame, PeerFrame};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -63,19 +62,38 @@ pub struct LinkCtx {
 }
 
 /// Serves an authenticated link until it closes, then reports it closed.
-pub async fn run_link(conn: PeerConn<TcpStream>, cx: LinkCtx) {
-    let (rd, wr) = conn.into_split();
-    let reason = tokio::select! {
-        r = read_loop(rd, &cx) => r,
-        r = write_loop(wr.into_inner(), &cx.handle, &cx.shared) => r,
-        _ = cx.handle.token.cancelled() => "closed by us".to_string(),
+pub async fn run_link(conn: PeerConn<Stream>, cx: LinkCtx) {
+    let reason = match conn.into_parts() {
+        // Owned halves with no lock between them in the clear; TLS state
+        // is one, so its halves share it.
+        (Stream::Plain(tcp), buf) => {
+            let (rd, wr) = PeerConn::with_buffer(tcp, buf).into_split();
+            serve(rd, wr.into_inner(), &cx).await
+        }
+        (tls, buf) => {
+            let (rd, wr) = PeerConn::with_buffer(tls, buf).split();
+            serve(rd, wr.into_inner(), &cx).await
+        }
     };
     cx.handle.token.cancel();
     tracing::info!(peer = %cx.peer.id, link = cx.link, reason, "peer link closed");
     let _ = cx.events.send(FarmEvent::Membership(Event::LinkClosed { link: cx.link })).await;
 }
 
-async fn read_loop(mut rd: FrameReader<OwnedReadHalf, PeerFrame>, cx: &LinkCtx) -> String {
+/// Reads and writes until either side ends or the link is cancelled.
+async fn serve<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    rd: FrameReader<R, PeerFrame>,
+    wr: W,
+    cx: &LinkCtx,
+) -> String {
+    tokio::select! {
+        r = read_loop(rd, cx) => r,
+        r = write_loop(wr, &cx.handle, &cx.shared) => r,
+        _ = cx.handle.token.cancelled() => "closed by us".to_string(),
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(mut rd: FrameReader<R, PeerFrame>, cx: &LinkCtx) -> String {
     let mut reported = Instant::now();
     loop {
         let frame = match rd.read_frame().await {
@@ -112,7 +130,7 @@ async fn read_loop(mut rd: FrameReader<OwnedReadHalf, PeerFrame>, cx: &LinkCtx) 
     }
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, handle: &LinkHandle, shared: &Arc<Shared>) -> String {
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, handle: &LinkHandle, shared: &Arc<Shared>) -> String {
     let mut wq: VecDeque<Bytes> = VecDeque::new();
     loop {
         handle.out.drain_into(&mut wq);
@@ -120,6 +138,10 @@ async fn write_loop(mut wr: OwnedWriteHalf, handle: &LinkHandle, shared: &Arc<Sh
             return "peer too slow: outbound queue overflowed".into();
         }
         if wq.is_empty() {
+            // A TLS stream may hold the last records until flushed (a no-op on TCP).
+            if let Err(e) = wr.flush().await {
+                return format!("write error: {e}");
+            }
             handle.out.notified().await;
             continue;
         }

@@ -86,6 +86,7 @@ mod tests {
                 users: u,
                 capacity: 1000,
                 group: "g".parse().unwrap(),
+                transport: Default::default(),
             })
             .collect();
         FarmInfo { epoch: 1, servers }

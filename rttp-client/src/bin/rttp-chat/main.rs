@@ -48,6 +48,17 @@ struct Args {
     /// A file holding the token.
     #[arg(long, value_name = "PATH")]
     token_file: Option<std::path::PathBuf>,
+    /// Speak TLS to every server, verifying certificates against the
+    /// system's root certificates (or --ca); never moves to a plaintext server.
+    #[arg(long)]
+    tls: bool,
+    /// A CA certificate (PEM) to trust instead of the system's roots; implies --tls.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<std::path::PathBuf>,
+    /// The name every server's certificate must carry [default: the service
+    /// name, or the --connect host name; for an IP address, each server's IP].
+    #[arg(long, value_name = "NAME")]
+    tls_name: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +88,15 @@ async fn run(args: Args) -> ExitCode {
     }
     if let Some(g) = &args.group {
         b = b.group(g);
+    }
+    if args.tls || args.ca.is_some() {
+        b = b.tls(args.ca.as_deref());
+        let host = args.connect.as_deref().and_then(|c| c.rsplit_once(':')).map(|(h, _)| h);
+        match (&args.tls_name, host) {
+            (Some(n), _) => b = b.tls_name(n),
+            (None, Some(h)) if h.parse::<std::net::IpAddr>().is_err() => b = b.tls_name(h),
+            _ => {}
+        }
     }
     match (&args.connect, &args.service) {
         (Some(c), _) => match tokio::net::lookup_host(c.as_str()).await {

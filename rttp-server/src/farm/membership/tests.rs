@@ -39,6 +39,7 @@ fn msg(id: &str, generation: u64, addr: SocketAddr) -> PeerStateMsg {
         users: 0,
         capacity: 100,
         group: Group::new("g").unwrap(),
+        transport: Default::default(),
     }
 }
 

@@ -27,6 +27,8 @@ pub struct PeerState {
     pub users: u32,
     /// Its capacity.
     pub capacity: u32,
+    /// How its client port is spoken.
+    pub transport: rttp_proto::Transport,
     /// Its generation: a higher one supersedes.
     pub generation: u64,
     /// When we last heard from it.
@@ -43,6 +45,7 @@ impl PeerState {
             status: m.status,
             users: m.users,
             capacity: m.capacity,
+            transport: m.transport,
             generation: m.generation,
             last_heard: now,
         }
@@ -57,6 +60,7 @@ impl PeerState {
             users: self.users,
             capacity: self.capacity,
             group: self.group,
+            transport: self.transport,
         }
     }
 }

@@ -208,6 +208,7 @@ mod tests {
             users,
             capacity: 100,
             group: Group::new(group).unwrap(),
+            transport: Default::default(),
         };
         a.on_event(
             &Event::Table(FarmInfo {
