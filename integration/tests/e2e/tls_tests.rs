@@ -107,14 +107,21 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_gets_nothing_from_a_tls_client_port_or_a_tls_peer_port() {
-    let farm = tls_farm();
+    let extra = vec!["--hello-timeout".to_string(), "1".to_string()];
+    let farm = Farm::start(FarmSpec { tls: true, peer_tls: true, extra, ..FarmSpec::default() });
     farm.wait_mesh().await;
+    // A connection that never starts its TLS handshake holds its slot only
+    // until the HELLO deadline (1 s here).
+    let started = std::time::Instant::now();
+    let silent = answer_to(farm.servers[0].client, b"").await;
+    assert!(silent.is_empty(), "{silent:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "a silent handshake was held {:?}", started.elapsed());
     // A plaintext HELLO on the TLS client port: no RTTP frame comes back.
     let got = answer_to(farm.servers[0].client, b"HELLO 1 mallory\r\n").await;
     assert!(!String::from_utf8_lossy(&got).contains("WELCOME"), "a session in the clear: {got:?}");
     assert!(got.is_empty() || got[0] == 0x15, "only a TLS alert, if anything: {got:?}");
-    check_for(T, "the failed handshake is counted", || async {
-        farm.metric(0, "rttp_tls_handshake_failures_total").await == Some(1.0)
+    check_for(T, "the stalled and the failed handshakes are counted", || async {
+        farm.metric(0, "rttp_tls_handshake_failures_total").await == Some(2.0)
     })
     .await;
     // The plaintext client library fails on every server, and says so.

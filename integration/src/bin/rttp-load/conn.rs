@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use integration::Farm;
 use rttp_conn::hello::Opened;
+use rttp_conn::tls::TlsClient;
 use rttp_conn::ClientConn;
 use rttp_proto::{ClientFrame, Frame, Nick, Room, ServerFrame, Text};
 
@@ -21,8 +22,14 @@ pub(crate) struct RttpMember {
 
 impl RttpMember {
     /// Connects, HELLO (WELCOME and FARM_INFO), then joins each room and waits for its own JOINED.
-    pub(crate) async fn open(addr: SocketAddr, nick: &str, rooms: &[String]) -> std::io::Result<RttpMember> {
-        let mut conn = ClientConn::connect(addr, Duration::from_secs(5)).await.map_err(std::io::Error::other)?;
+    pub(crate) async fn open(
+        tls: Option<&TlsClient>,
+        addr: SocketAddr,
+        nick: &str,
+        rooms: &[String],
+    ) -> std::io::Result<RttpMember> {
+        let mut conn: ClientConn<_> =
+            ClientConn::connect_over(tls, addr, Duration::from_secs(5)).await.map_err(std::io::Error::other)?;
         let nick = Nick::new(nick).map_err(std::io::Error::other)?;
         match conn.hello(nick, Duration::from_secs(10)).await.map_err(std::io::Error::other)? {
             Opened::Session { .. } => {}
@@ -62,7 +69,11 @@ impl LoadTarget for Farm {
     type Member = RttpMember;
 
     fn name(&self) -> &'static str {
-        "rttp"
+        if self.tls.is_some() {
+            "rttp-tls"
+        } else {
+            "rttp"
+        }
     }
 
     fn nodes(&self) -> usize {
@@ -74,6 +85,6 @@ impl LoadTarget for Farm {
     }
 
     async fn member(&self, node: usize, name: &str, rooms: &[String]) -> RttpMember {
-        RttpMember::open(self.servers[node].client, name, rooms).await.expect("an RTTP member")
+        RttpMember::open(self.tls_for(node), self.servers[node].client, name, rooms).await.expect("an RTTP member")
     }
 }

@@ -45,6 +45,10 @@ struct Args {
     /// [default: 100,000 each].
     #[arg(long, value_delimiter = ',', global = true)]
     capacities: Vec<u32>,
+    /// TLS on every client port and mutual TLS on every peer link (a CA
+    /// made for the run); the load clients speak TLS.
+    #[arg(long, global = true)]
+    tls: bool,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -115,6 +119,17 @@ enum Workload {
     /// RTTP against a 3-node NATS cluster on the same shapes, back to back:
     /// fanout (max, 1,000/s), rooms, idle; prints every ratio rttp/NATS.
     Compare,
+    /// Plaintext then TLS (client ports and peer links) on the same shapes,
+    /// back to back: idle, fanout (max, 1,000/s), rooms, handshakes; prints
+    /// every ratio tls/plain.
+    Tls,
+    /// Sessions opened on one server as fast as 8 openers go (connect, TLS
+    /// with --tls, HELLO, close): the handshake rate.
+    Handshakes {
+        /// Sessions to open.
+        #[arg(long, default_value_t = 2000)]
+        sessions: usize,
+    },
     /// Kill one server mid-run: time back in rooms, messages lost or duplicated.
     Failover {
         /// Clients on the server that dies.
@@ -152,12 +167,41 @@ async fn compare(farm: Farm) -> String {
     serde_json::json!({ "workload": "compare", "rttp": ours, "nats": theirs, "rows": rows }).to_string()
 }
 
+/// The standard shapes plus handshakes on a plaintext farm, then on the
+/// same farm with TLS everywhere (fresh processes each); prints every ratio
+/// tls/plain and returns the JSON line.
+async fn tls_compare(spec: FarmSpec) -> String {
+    let run = |tls: bool| {
+        let spec = FarmSpec { tls, peer_tls: tls, ..spec.clone() };
+        async move {
+            let farm = Farm::start(spec);
+            farm.wait_mesh().await;
+            let mut r = standard(&farm).await;
+            r.push(shapes::handshakes(&farm, 2000).await);
+            r
+        }
+    };
+    let plain = run(false).await;
+    let tls = run(true).await;
+    let rows = report::compare(&tls, &plain);
+    println!("\n{:<40} {:>14} {:>14} {:>10}", "figure", "tls", "plain", "tls/plain");
+    for r in &rows {
+        println!("{:<40} {:>14.3} {:>14.3} {:>10.3}", r.figure, r.rttp, r.nats, r.ratio);
+    }
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|r| serde_json::json!({ "figure": r.figure, "tls": r.rttp, "plain": r.nats, "ratio": r.ratio }))
+        .collect();
+    serde_json::json!({ "workload": "tls", "tls": tls, "plain": plain, "rows": rows }).to_string()
+}
+
 /// A shape of the comparison on any target.
 async fn shape<T: LoadTarget>(t: &T, w: &Workload) -> Option<Report> {
     Some(match *w {
         Workload::Fanout { members, seconds, rate } => shapes::fanout(t, members, seconds, rate).await,
         Workload::Rooms { rooms, clients, seconds } => shapes::rooms(t, rooms, clients, seconds).await,
         Workload::Idle { sessions } => shapes::idle(t, sessions).await,
+        Workload::Handshakes { sessions } => shapes::handshakes(t, sessions).await,
         _ => return None,
     })
 }
@@ -220,7 +264,13 @@ async fn main() -> ExitCode {
         if let Workload::Rebalance { off: true, .. } = args.workload {
             extra.extend(["--rebalance".to_string(), "off".to_string()]);
         }
-        let spec = FarmSpec { servers, groups, capacities: caps.clone(), extra, ..FarmSpec::default() };
+        let tls = args.tls;
+        let spec =
+            FarmSpec { servers, groups, capacities: caps.clone(), extra, tls, peer_tls: tls, ..FarmSpec::default() };
+        if let Workload::Tls = args.workload {
+            let json = tls_compare(spec).await;
+            return finish("tls", &json);
+        }
         let mut farm = Farm::start(spec);
         farm.wait_mesh().await;
         match args.workload {
@@ -249,8 +299,14 @@ async fn main() -> ExitCode {
         (Workload::Fanout { .. }, t) => format!("fanout-{t}"),
         (Workload::Rooms { .. }, t) => format!("rooms-{t}"),
         (Workload::Idle { .. }, t) => format!("idle-{t}"),
+        (Workload::Handshakes { .. }, t) => format!("handshakes-{t}"),
         (_, n) => n.to_string(),
     };
+    finish(&name, &json)
+}
+
+/// Writes the run's JSON line under bench/results.
+fn finish(name: &str, json: &str) -> ExitCode {
     let dir = std::path::Path::new("bench/results");
     let _ = std::fs::create_dir_all(dir);
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());

@@ -67,7 +67,9 @@ impl NatsMember {
     /// Connects, subscribes to `subjects` (sid = index + 1), and returns once
     /// the server has answered a PING after them, so the subscriptions are in place.
     async fn connect(addr: SocketAddr, subjects: Vec<String>) -> std::io::Result<NatsMember> {
-        let mut wire = Wire::new(TcpStream::connect(addr).await?, BytesMut::new());
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        let mut wire = Wire::new(tcp, BytesMut::new());
         let mut hello = String::from("CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":true}\r\n");
         for (i, s) in subjects.iter().enumerate() {
             hello.push_str(&format!("SUB {s} {}\r\n", i + 1));

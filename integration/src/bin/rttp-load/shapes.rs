@@ -266,3 +266,30 @@ pub(crate) async fn idle<T: LoadTarget>(t: &T, sessions: usize) -> Report {
         .param("rss_after_kib", after as f64)
         .lower("bytes_per_session", per)
 }
+
+/// Connections opened on node 0 as fast as 8 concurrent openers go: each
+/// connects (and shakes hands, over TLS), says HELLO, waits for its
+/// session, and closes. Sessions per second and node 0's CPU per session.
+pub(crate) async fn handshakes<T: LoadTarget>(t: &T, count: usize) -> Report {
+    const OPENERS: usize = 8;
+    let per = count.div_ceil(OPENERS);
+    let pid = t.pids()[0];
+    let cpu0 = cpu_seconds(pid);
+    let start = Instant::now();
+    let opener = |w: usize| async move {
+        for k in 0..per {
+            drop(t.member(0, &format!("h{w}x{k}"), &[]).await);
+        }
+    };
+    tokio::join!(opener(0), opener(1), opener(2), opener(3), opener(4), opener(5), opener(6), opener(7));
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    let opened = (per * OPENERS) as f64;
+    let rate = opened / elapsed;
+    let cpu_us = cpu / opened * 1e6;
+    println!("{} handshakes: {opened} sessions opened on node 0 in {elapsed:.2} s: {rate:.0}/s, {cpu_us:.0} µs of server CPU each", t.name());
+    Report::new("handshakes", t.name())
+        .param("sessions", opened)
+        .higher("sessions_per_s", rate)
+        .lower("server_cpu_us_per_session", cpu_us)
+}

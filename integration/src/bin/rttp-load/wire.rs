@@ -8,22 +8,30 @@
 //! itself used 50 %).
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use rttp_conn::tls::Stream;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::target::latency;
 
 /// A text-protocol connection of a load member.
 pub(crate) struct Wire {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
 }
 
+/// Writes what the stream takes at once, without waiting (a PONG from
+/// inside a cancel-safe read: a write that could wait would not be).
+fn write_now(stream: &mut Stream, b: &[u8]) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut pinned = std::pin::Pin::new(stream);
+    let _ = pinned.as_mut().poll_write(&mut cx, b);
+    let _ = pinned.as_mut().poll_flush(&mut cx);
+}
+
 impl Wire {
-    /// Wraps a stream whose first bytes (if any) were already read into `buf`.
-    pub(crate) fn new(stream: TcpStream, buf: BytesMut) -> Wire {
-        let _ = stream.set_nodelay(true);
-        Wire { stream, buf }
+    /// Wraps a stream (with `TCP_NODELAY` set) whose first bytes (if any) were already read into `buf`.
+    pub(crate) fn new(stream: impl Into<Stream>, buf: BytesMut) -> Wire {
+        Wire { stream: stream.into(), buf }
     }
 
     /// Writes bytes.
@@ -57,7 +65,7 @@ impl Wire {
                 if !line.starts_with(b"MSG ") {
                     let l = self.buf.split_to(i + 1);
                     if let Some(answer) = other(&l[..i.saturating_sub(1)]) {
-                        let _ = self.stream.try_write(&answer);
+                        write_now(&mut self.stream, &answer);
                     }
                     continue;
                 }
