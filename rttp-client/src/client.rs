@@ -33,6 +33,10 @@ pub struct Timers {
     /// Upper bound of the jittered pause before reconnecting after a loss,
     /// so that the clients of a dead server do not land in one burst.
     pub reconnect_jitter: Duration,
+    /// How long a line said may wait for its `ACK` (across moves) before it
+    /// is given up with [`Event::Unacked`]: longer than a failover (a hung
+    /// server is noticed after `silence`, then the client moves).
+    pub give_up_after: Duration,
 }
 
 impl Default for Timers {
@@ -43,6 +47,7 @@ impl Default for Timers {
             ping_every: Duration::from_secs(2),
             silence: Duration::from_secs(6),
             reconnect_jitter: Duration::from_millis(500),
+            give_up_after: Duration::from_secs(30),
         }
     }
 }
@@ -76,6 +81,7 @@ pub struct ClientBuilder {
 pub struct Client {
     tx: mpsc::Sender<Command>,
     task: JoinHandle<()>,
+    tags: crate::outbox::Tags,
 }
 
 fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T>
@@ -119,9 +125,14 @@ impl Client {
         self.cmd(Command::Part(parse::<Room>("room", room)?)).await
     }
 
-    /// Says text in a room.
-    pub async fn say(&self, room: &str, text: &str) -> Result<()> {
-        self.cmd(Command::Say(parse::<Room>("room", room)?, Text::from(text))).await
+    /// Says text in a room; returns the line's tag. [`Event::Acked`] with
+    /// this tag follows once the farm has it; until then the line is sent
+    /// again after every move (and delivered once), and it is given up with
+    /// [`Event::Unacked`] after [`Timers::give_up_after`].
+    pub async fn say(&self, room: &str, text: &str) -> Result<rttp_proto::Token> {
+        let tag = self.tags.next();
+        self.cmd(Command::Say(parse::<Room>("room", room)?, Text::from(text), tag)).await?;
+        Ok(tag)
     }
 
     /// Asks for a room's members; they arrive as [`Event::Members`].
@@ -280,7 +291,7 @@ impl ClientBuilder {
         let live = driver.connect().await?;
         let (tx, rx) = mpsc::channel(256);
         let task = tokio::spawn(driver.run(live, rx));
-        Ok((Client { tx, task }, events_rx))
+        Ok((Client { tx, task, tags: crate::outbox::Tags::new() }, events_rx))
     }
 }
 

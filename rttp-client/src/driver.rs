@@ -25,7 +25,7 @@ use crate::session::{Move, Session};
 pub(crate) enum Command {
     Join(Room),
     Part(Room),
-    Say(Room, Text),
+    Say(Room, Text, rttp_proto::Token),
     Who(Room),
     Nick(Nick),
     Quit(oneshot::Sender<()>),
@@ -203,6 +203,8 @@ impl Driver {
                     }
                 }
                 _ = ping.tick() => {
+                    let gone = self.session.outbox.expire(std::time::Instant::now(), self.timers.give_up_after);
+                    self.emit_all(gone).await;
                     if heard.elapsed() > self.timers.silence {
                         Some(Move::Lost(format!("no frame for {:?}", self.timers.silence)))
                     } else {
@@ -255,7 +257,15 @@ impl Driver {
         };
         let mut next = self.run_sequence(cmd).await?;
         // A failure here means the new server is gone already: the next turn notices.
-        let _ = self.rejoin(&mut next).await;
+        if self.rejoin(&mut next).await.is_ok() {
+            // What the last server did not acknowledge goes again; servers
+            // drop a copy they already had, by nick and tag.
+            for frame in self.session.outbox.resend() {
+                if next.send(&frame).await.is_err() {
+                    break;
+                }
+            }
+        }
         Ok(next)
     }
 
@@ -278,8 +288,16 @@ impl Driver {
     async fn command(&mut self, live: &mut Live, c: Command) -> Result<()> {
         match c {
             Command::Join(room) => live.send(&self.session.join(room)).await,
-            Command::Part(room) => live.send(&self.session.part(room)).await,
-            Command::Say(room, text) => live.send(&ClientFrame::Say { room, text }).await,
+            Command::Part(room) => {
+                let (frame, gone) = self.session.part(room);
+                self.emit_all(gone).await;
+                live.send(&frame).await
+            }
+            Command::Say(room, text, tag) => {
+                let (frame, dropped) = self.session.say(room, text, tag, std::time::Instant::now());
+                self.emit_all(dropped).await;
+                live.send(&frame).await
+            }
             Command::Who(room) => live.send(&ClientFrame::Who { room }).await,
             Command::Nick(nick) => self.change_nick(live, nick).await,
             Command::Quit(_) => Ok(()),

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use rttp_proto::{FarmInfo, MsgId, Nick, Room, ServerId, Text};
+use rttp_proto::{FarmInfo, MsgId, Nick, Room, ServerId, Text, Token};
 
 /// One thing that happened, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +83,28 @@ pub enum Event {
         nick: Nick,
         /// The text.
         text: Text,
+    },
+    /// The farm has a line this client said (its `ACK`): it will reach
+    /// every member of the room, once, wherever the client moves.
+    Acked {
+        /// The room.
+        room: Room,
+        /// The tag [`crate::Client::say`] returned.
+        tag: Token,
+        /// The message's id.
+        id: MsgId,
+    },
+    /// A line this client said was given up without an `ACK`: it may or
+    /// may not have reached the room (see `reason`).
+    Unacked {
+        /// The room.
+        room: Room,
+        /// The tag [`crate::Client::say`] returned.
+        tag: Token,
+        /// The text.
+        text: Text,
+        /// Why it was given up.
+        reason: String,
     },
     /// Someone joined a room.
     Joined {

@@ -43,6 +43,7 @@ pub mod discover;
 mod driver;
 pub mod error;
 pub mod event;
+pub mod outbox;
 pub mod select;
 pub mod session;
 pub mod watch;

@@ -6,9 +6,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
-use rttp_proto::{ClientFrame, ErrCode, MsgId, Nick, Room, ServerFrame, ServerId};
+use std::time::Instant;
+
+use rttp_proto::{ClientFrame, ErrCode, MsgId, Nick, Room, ServerFrame, ServerId, Text, Token};
 
 use crate::event::Event;
+use crate::outbox::Outbox;
 
 /// Messages remembered per room for dropping duplicates after a move.
 pub const DEDUP_PER_ROOM: usize = 4096;
@@ -80,12 +83,21 @@ pub struct Session {
     last_id: HashMap<Room, MsgId>,
     seen: Dedup,
     members: HashMap<Room, Vec<Nick>>,
+    /// Lines said and not acknowledged yet.
+    pub outbox: Outbox,
 }
 
 impl Session {
     /// A session for `nick`, in no room yet.
     pub fn new(nick: Nick) -> Session {
-        Session { nick, rooms: Vec::new(), last_id: HashMap::new(), seen: Dedup::default(), members: HashMap::new() }
+        Session {
+            nick,
+            rooms: Vec::new(),
+            last_id: HashMap::new(),
+            seen: Dedup::default(),
+            members: HashMap::new(),
+            outbox: Outbox::default(),
+        }
     }
 
     /// The nick.
@@ -111,10 +123,15 @@ impl Session {
         ClientFrame::Join { room, after: None }
     }
 
-    /// Leaves a room.
-    pub fn part(&mut self, room: Room) -> ClientFrame {
+    /// Leaves a room; its lines still waiting for an `ACK` are given up.
+    pub fn part(&mut self, room: Room) -> (ClientFrame, Vec<Event>) {
         self.rooms.retain(|r| *r != room);
-        ClientFrame::Part { room }
+        (ClientFrame::Part { room }, self.outbox.forget_room(room))
+    }
+
+    /// Says a line, tagged `tag`: kept until the farm acknowledges it.
+    pub fn say(&mut self, room: Room, text: Text, tag: Token, now: Instant) -> (ClientFrame, Option<Event>) {
+        self.outbox.say(room, text, tag, now)
     }
 
     /// After a move: a `JOIN` per room, replaying after the last id seen there.
@@ -161,6 +178,11 @@ impl Session {
                     r.moved = Some(Move::Lost(format!("ERR {code} {reason}")));
                 }
                 r.events.push(Event::ServerError { code, reason });
+            }
+            ServerFrame::Ack { tag, id } => {
+                if let Some(e) = self.outbox.acked(tag, id) {
+                    r.events.push(e);
+                }
             }
             ServerFrame::Welcome { .. } | ServerFrame::Pong { .. } => {}
         }

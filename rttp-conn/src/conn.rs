@@ -246,7 +246,7 @@ mod tests {
     async fn frames_cross_in_both_directions_and_a_clean_close_is_none() {
         let (a, b) = tokio::io::duplex(64);
         let (mut a, mut b) = (Both::new(a), Both::new(b));
-        let say = ClientFrame::Say { room: "#r".parse().unwrap(), text: Text::from("x".repeat(300)) };
+        let say = ClientFrame::Say { room: "#r".parse().unwrap(), tag: None, text: Text::from("x".repeat(300)) };
         let w = tokio::spawn(async move {
             a.write_frame(&say).await.unwrap();
             a.write_frame(&ClientFrame::Quit).await.unwrap();

@@ -82,6 +82,7 @@ fn bench(c: &mut Criterion) {
                 &(0..FRAMES)
                     .map(|_| ClientFrame::Say {
                         room: Room::new("#general").unwrap(),
+                        tag: None,
                         text: Text::from("y".repeat(64)),
                     })
                     .collect::<Vec<_>>(),

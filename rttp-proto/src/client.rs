@@ -11,10 +11,15 @@ crate::table::frames! {
     /// A frame from a client to a server.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum ClientFrame: CLIENT, "client-to-server" {
-        /// `SAY <room> <N>` and a body.
+        /// `SAY <room> [<tag>] <N>` and a body. With a tag the server answers
+        /// `ACK <tag> <msg-id>` once the farm has the message, and a resent
+        /// SAY with the same tag (after a move) is delivered once.
         Say = "SAY" Body {
             /// The room.
             room: Room,
+            /// The client's name for this message: unique per nick for as
+            /// long as the room's history keeps it.
+            tag: Option<Token>,
             /// The text.
             text: Text,
         },

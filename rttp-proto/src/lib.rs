@@ -10,7 +10,7 @@
 //! use bytes::{Bytes, BytesMut};
 //! use rttp_proto::{ClientFrame, Frame, Limits, Room, Text};
 //!
-//! let say = ClientFrame::Say { room: Room::new("#rust")?, text: Text::from("hi") };
+//! let say = ClientFrame::Say { room: Room::new("#rust")?, tag: None, text: Text::from("hi") };
 //! let mut out = BytesMut::new();
 //! say.encode(&mut out);
 //! assert_eq!(&out[..], b"SAY #rust 2\r\nhi\r\n");

@@ -42,7 +42,8 @@ crate::table::frames! {
     #[allow(clippy::large_enum_variant)]
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum PeerFrame: PEER, "peer" {
-        /// `RELAY <room> <msg-id> <nick> <N>` and a body: a message said on the sender.
+        /// `RELAY <room> <msg-id> <nick> [<tag>] <N>` and a body: a message said
+        /// on the sender; `tag` is its sender's tag, for dropping a resent copy.
         Relay = "RELAY" Body {
             /// The room.
             room: Room,
@@ -50,6 +51,8 @@ crate::table::frames! {
             id: MsgId,
             /// Who said it.
             nick: Nick,
+            /// The client's tag, if it gave one.
+            tag: Option<Token>,
             /// The text.
             text: Text,
         },

@@ -53,6 +53,13 @@ crate::table::frames! {
             /// The text.
             text: Text,
         },
+        /// `ACK <tag> <msg-id>`: the farm has the `SAY` tagged `tag`, as `msg-id`.
+        Ack = "ACK" Line {
+            /// The client's tag.
+            tag: Token,
+            /// The message's id.
+            id: MsgId,
+        },
         /// `WELCOME <server-id> <session-id>`.
         Welcome = "WELCOME" Line {
             /// The server's id.

@@ -72,9 +72,13 @@ impl<'p, 'a> Args<'p, 'a> {
         Ok(w)
     }
 
+    /// An optional argument; in a body frame, never the body's length
+    /// (the last argument), so an optional field may precede the body.
     fn opt_word(&mut self) -> Option<&'a [u8]> {
-        let w = self.parts.opt_arg(self.next);
-        self.next += 1;
+        let words = self.parts.lay.head.nargs - usize::from(self.parts.lay.body.is_some());
+        let w = if self.next < words { self.parts.opt_arg(self.next) } else { None };
+        // Only a word taken moves on: the body's count of words stays right.
+        self.next += usize::from(w.is_some());
         w
     }
 }

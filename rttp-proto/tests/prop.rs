@@ -33,7 +33,11 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (room(), proptest::option::of(token())).prop_map(|(room, after)| ClientFrame::Join { room, after }),
         room().prop_map(|room| ClientFrame::Part { room }),
         room().prop_map(|room| ClientFrame::Who { room }),
-        (room(), text()).prop_map(|(room, text)| ClientFrame::Say { room, text }),
+        (room(), proptest::option::of(token()), text()).prop_map(|(room, tag, text)| ClientFrame::Say {
+            room,
+            tag,
+            text
+        }),
         token().prop_map(|token| ClientFrame::Ping { token }),
         token().prop_map(|token| ClientFrame::Pong { token }),
         Just(ClientFrame::Quit),
@@ -99,7 +103,8 @@ fn peer_frame() -> impl Strategy<Value = PeerFrame> {
         }))),
         room().prop_map(|room| PeerFrame::Interest { room }),
         room().prop_map(|room| PeerFrame::Uninterest { room }),
-        (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| PeerFrame::Relay { room, id, nick, text }),
+        (room(), token(), nick(), proptest::option::of(token()), text())
+            .prop_map(|(room, id, nick, tag, text)| PeerFrame::Relay { room, id, nick, tag, text }),
         (room(), nick()).prop_map(|(room, nick)| PeerFrame::Joined { room, nick }),
         (room(), nick()).prop_map(|(room, nick)| PeerFrame::RoomMember { room, nick }),
         (room(), token()).prop_map(|(room, after)| PeerFrame::History { room, after }),

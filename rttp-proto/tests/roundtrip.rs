@@ -54,9 +54,20 @@ fn client_frames() {
         (ClientFrame::Join { room: room("#rust"), after: None }, "JOIN #rust\r\n"),
         (ClientFrame::Join { room: room("#rust"), after: Some(tok("s1:7:42")) }, "JOIN #rust s1:7:42\r\n"),
         (ClientFrame::Part { room: room("#a.b-c_d") }, "PART #a.b-c_d\r\n"),
-        (ClientFrame::Say { room: room("#r"), text: Text::from("hello world") }, "SAY #r 11\r\nhello world\r\n"),
-        (ClientFrame::Say { room: room("#r"), text: Text::from("") }, "SAY #r 0\r\n\r\n"),
-        (ClientFrame::Say { room: room("#r"), text: Text::from("héllo\r\nx") }, "SAY #r 9\r\nhéllo\r\nx\r\n"),
+        (
+            ClientFrame::Say { room: room("#r"), tag: None, text: Text::from("hello world") },
+            "SAY #r 11\r\nhello world\r\n",
+        ),
+        (ClientFrame::Say { room: room("#r"), tag: None, text: Text::from("") }, "SAY #r 0\r\n\r\n"),
+        (
+            ClientFrame::Say { room: room("#r"), tag: Some(tok("a1b2-7")), text: Text::from("hi") },
+            "SAY #r a1b2-7 2\r\nhi\r\n",
+        ),
+        (ClientFrame::Say { room: room("#r"), tag: Some(tok("t")), text: Text::from("") }, "SAY #r t 0\r\n\r\n"),
+        (
+            ClientFrame::Say { room: room("#r"), tag: None, text: Text::from("héllo\r\nx") },
+            "SAY #r 9\r\nhéllo\r\nx\r\n",
+        ),
         (ClientFrame::Who { room: room("#r") }, "WHO #r\r\n"),
         (ClientFrame::Ping { token: tok("t1") }, "PING t1\r\n"),
         (ClientFrame::Pong { token: tok("t2") }, "PONG t2\r\n"),
@@ -94,6 +105,7 @@ fn server_frames() {
     };
     let table = vec![
         (ServerFrame::Welcome { server: ServerId::new("s1").unwrap(), session: tok("s1-1") }, "WELCOME s1 s1-1\r\n"),
+        (ServerFrame::Ack { tag: tok("a1b2-7"), id: tok("s1:a:9") }, "ACK a1b2-7 s1:a:9\r\n"),
         (
             ServerFrame::FarmInfo(info),
             "FARM_INFO 7 2\r\nSERVER s1 127.0.0.1:7000 UP 3 10000 g1 tcp\r\nSERVER s2 [::1]:7001 DRAINING 0 5 eu-west.1 tls\r\n",
@@ -132,7 +144,7 @@ fn server_frames() {
 fn bare_lf_is_accepted_and_crlf_is_written() {
     let buf = Bytes::from_static(b"SAY #r 2\nhi\nPING x\n");
     let (f, used) = ClientFrame::decode(&buf, &Limits::default()).unwrap().unwrap();
-    assert_eq!(f, ClientFrame::Say { room: room("#r"), text: Text::from("hi") });
+    assert_eq!(f, ClientFrame::Say { room: room("#r"), tag: None, text: Text::from("hi") });
     assert_eq!(used, 12);
     let (f, _) = ClientFrame::decode(&buf.slice(used..), &Limits::default()).unwrap().unwrap();
     assert_eq!(f.to_bytes(), Bytes::from_static(b"PING x\r\n"));
@@ -222,8 +234,24 @@ fn peer_frames() {
         (PeerFrame::Interest { room: room("#r") }, "INTEREST #r\r\n"),
         (PeerFrame::Uninterest { room: room("#r") }, "UNINTEREST #r\r\n"),
         (
-            PeerFrame::Relay { room: room("#r"), id: tok("s1:a:1"), nick: nick("bob"), text: Text::from("yo") },
+            PeerFrame::Relay {
+                room: room("#r"),
+                id: tok("s1:a:1"),
+                nick: nick("bob"),
+                tag: None,
+                text: Text::from("yo"),
+            },
             "RELAY #r s1:a:1 bob 2\r\nyo\r\n",
+        ),
+        (
+            PeerFrame::Relay {
+                room: room("#r"),
+                id: tok("s1:a:2"),
+                nick: nick("bob"),
+                tag: Some(tok("x-1")),
+                text: Text::from("yo"),
+            },
+            "RELAY #r s1:a:2 bob x-1 2\r\nyo\r\n",
         ),
         (PeerFrame::Joined { room: room("#r"), nick: nick("bob") }, "RJOINED #r bob\r\n"),
         (PeerFrame::Parted { room: room("#r"), nick: nick("bob") }, "RPARTED #r bob\r\n"),

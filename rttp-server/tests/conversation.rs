@@ -31,6 +31,13 @@ async fn each_verb_as_bytes() {
     let ServerFrame::Msg { room, id, nick, text } = c.frame().await else { panic!() };
     assert_eq!((room.as_str(), nick.as_str(), text.as_str()), ("#r", "alice", "hello"));
     assert!(id.as_str().starts_with("s1:"), "msg-id names the server: {id}");
+    // A tagged SAY: the message, then its ACK; the same tag again (a resend
+    // after a move) gets the same ACK and is not delivered twice.
+    c.send("SAY #r k7-1 3\r\nhey\r\n").await;
+    let ServerFrame::Msg { id: tagged, .. } = c.frame().await else { panic!() };
+    c.expect(&format!("ACK k7-1 {tagged}\r\n")).await;
+    c.send("SAY #r k7-1 3\r\nhey\r\n").await;
+    c.expect(&format!("ACK k7-1 {tagged}\r\n")).await;
     c.send("WHO #r\r\n").await;
     c.expect("MEMBERS #r alice\r\nEND_MEMBERS #r 1\r\n").await;
     c.send("WHO #empty\r\n").await;

@@ -1,6 +1,7 @@
 //! The end-to-end suite: one binary, one module per concern, every test on
 //! real processes on a loopback range of its own.
 
+mod ack_tests;
 mod chat_tests;
 mod client_tests;
 mod dns_tests;

@@ -165,7 +165,7 @@ impl Session {
             }
             (ClientFrame::Join { room, after }, Some(nick)) => self.join(*room, after.as_ref(), nick),
             (ClientFrame::Part { room }, Some(_)) => self.part(*room),
-            (ClientFrame::Say { room, text }, Some(nick)) => self.say(*room, nick, text.clone()),
+            (ClientFrame::Say { room, tag, text }, Some(nick)) => self.say(*room, nick, *tag, text.clone()),
             (ClientFrame::Who { room }, Some(_)) => self.who(*room),
         }
     }
@@ -215,7 +215,7 @@ impl Session {
         Flow::Continue
     }
 
-    fn say(&mut self, room: Room, nick: Nick, text: rttp_proto::Text) -> Flow {
+    fn say(&mut self, room: Room, nick: Nick, tag: Option<rttp_proto::Token>, text: rttp_proto::Text) -> Flow {
         if !self.budget.take_say(&self.shared.config, Instant::now()) {
             self.shared.metrics.rate_limited.inc();
             let cfg = &self.shared.config;
@@ -229,8 +229,13 @@ impl Session {
         }
         // Rebalancing moves the sessions that have been quiet longest first.
         self.out.mark_said(self.shared.uptime_secs());
-        if let Some(said) = self.shared.rooms.say(&room, self.id, nick, text) {
+        if let Some(said) = self.shared.rooms.say(&room, self.id, nick, text, tag) {
             self.shared.metrics.frames_out("MSG", said.delivered as u64);
+            if let Some(tag) = tag {
+                // The message is in the room's log here and queued to every
+                // interested peer: the farm has it.
+                self.send(&ServerFrame::Ack { tag, id: said.id });
+            }
         }
         Flow::Continue
     }

@@ -35,7 +35,7 @@ pub fn route(frame: PeerFrame, peer: ServerId, link: LinkId, shared: &Shared) ->
         }
         PeerFrame::Interest { room } => rooms.remote_interest(peer, room, true),
         PeerFrame::Uninterest { room } => rooms.remote_interest(peer, room, false),
-        PeerFrame::Relay { room, id, nick, text } => rooms.remote_say(peer, room, id, nick, text),
+        PeerFrame::Relay { room, id, nick, tag, text } => rooms.remote_say(peer, room, id, nick, tag, text),
         PeerFrame::Joined { room, nick } => rooms.remote_joined(peer, room, nick, true),
         PeerFrame::RoomMember { room, nick } => rooms.remote_joined(peer, room, nick, false),
         PeerFrame::Parted { room, nick } => rooms.remote_parted(peer, room, nick),

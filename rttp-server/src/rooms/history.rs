@@ -14,7 +14,7 @@
 //! leftovers outnumber the rooms, so it stays O(rooms).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -52,10 +52,22 @@ fn origin(id: &MsgId) -> &str {
     id.as_str().rsplit_once(':').map_or(id.as_str(), |(o, _)| o)
 }
 
+/// The key a tagged message is known by for dropping resent copies: a
+/// hash of its nick and tag (FNV-1a, 64 bits: the same on every server).
+pub(crate) fn said_key(nick: &rttp_proto::Nick, tag: &rttp_proto::Token) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in nick.as_str().bytes().chain([b' ']).chain(tag.as_str().bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// One kept message.
 #[derive(Debug)]
 struct Kept {
     id: MsgId,
+    /// [`said_key`] of a tagged message.
+    key: Option<u64>,
     frame: Bytes,
     /// Its arrival number (server-wide), for the budget.
     arrival: u64,
@@ -68,6 +80,9 @@ struct Kept {
 pub(crate) struct History {
     kept: VecDeque<Kept>,
     bytes: usize,
+    /// The ids of the tagged messages kept, by [`said_key`]: a resent
+    /// message is known for as long as the history keeps the first copy.
+    said: HashMap<u64, MsgId>,
     /// The arrival under which this room is in the budget's heap, if it is.
     pub(crate) queued: Option<u64>,
 }
@@ -75,9 +90,19 @@ pub(crate) struct History {
 impl History {
     /// Keeps a message; evicts the room's oldest past `limits`. Returns the
     /// bytes evicted.
-    pub(crate) fn push(&mut self, id: MsgId, frame: Bytes, arrival: u64, limits: HistoryLimits) -> usize {
+    pub(crate) fn push(
+        &mut self,
+        id: MsgId,
+        key: Option<u64>,
+        frame: Bytes,
+        arrival: u64,
+        limits: HistoryLimits,
+    ) -> usize {
         self.bytes += frame.len();
-        self.kept.push_back(Kept { id, frame, arrival, at_ms: now_ms() });
+        if let Some(k) = key {
+            self.said.insert(k, id);
+        }
+        self.kept.push_back(Kept { id, key, frame, arrival, at_ms: now_ms() });
         let mut freed = 0;
         while self.kept.len() > limits.messages || self.bytes > limits.bytes {
             freed += self.pop_front();
@@ -104,7 +129,7 @@ impl History {
         // time, so both stay in order along the history.
         let (arrival, at_ms) = self.kept.get(at).map_or((arrival, now_ms()), |k| (k.arrival, k.at_ms));
         self.bytes += frame.len();
-        self.kept.insert(at, Kept { id, frame, arrival, at_ms });
+        self.kept.insert(at, Kept { id, key: None, frame, arrival, at_ms });
         let mut freed = 0;
         while self.kept.len() > limits.messages || self.bytes > limits.bytes {
             freed += self.pop_front();
@@ -117,6 +142,9 @@ impl History {
         match self.kept.pop_front() {
             Some(k) => {
                 self.bytes -= k.frame.len();
+                if let Some(key) = k.key {
+                    self.said.remove(&key);
+                }
                 k.frame.len()
             }
             None => 0,
@@ -145,6 +173,11 @@ impl History {
     /// Every kept frame, oldest first.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Bytes> {
         self.kept.iter().map(|k| &k.frame)
+    }
+
+    /// The id of the kept message with this [`said_key`].
+    pub(crate) fn said(&self, key: u64) -> Option<MsgId> {
+        self.said.get(&key).copied()
     }
 
     /// Whether `id` is kept.

@@ -4,6 +4,8 @@
 //! is held while a message gets its id and is queued, so every member of a
 //! room on this server sees the same order.
 
+#[cfg(test)]
+mod dedup_tests;
 mod history;
 mod remote;
 #[cfg(test)]
@@ -91,9 +93,16 @@ impl RoomState {
     /// Keeps a message for replay, within the room's bounds, and accounts it
     /// to the server-wide budget (which the caller enforces once the room's
     /// lock is released: [`Rooms::enforce_budget`]).
-    fn remember(&mut self, room: Room, id: MsgId, frame: Bytes, limits: HistoryLimits, budget: &HistoryBudget) {
+    fn remember(
+        &mut self,
+        room: Room,
+        (id, key): (MsgId, Option<u64>),
+        frame: Bytes,
+        limits: HistoryLimits,
+        budget: &HistoryBudget,
+    ) {
         let added = frame.len();
-        let freed = self.history.push(id, frame, budget.arrive(), limits);
+        let freed = self.history.push(id, key, frame, budget.arrive(), limits);
         budget.account(added, freed);
         self.enqueue_front(room, budget);
     }
@@ -154,6 +163,8 @@ pub struct Said {
     pub delivered: usize,
     /// Peers it was relayed to.
     pub relayed: usize,
+    /// The tag was seen before in this room: a resent copy, not delivered again.
+    pub repeated: bool,
 }
 
 /// Every room on this server, and the links to the peers.
@@ -382,23 +393,30 @@ impl Rooms {
     /// Says `text` in `room` as `nick`: assigns the id, relays it to the
     /// interested peers, queues the `MSG` to every member here (the sender
     /// too) and keeps it for replay. `None` if the session is not a member.
-    pub fn say(&self, room: &Room, session: SessionId, nick: Nick, text: Text) -> Option<Said> {
+    pub fn say(&self, room: &Room, session: SessionId, nick: Nick, text: Text, tag: Option<Token>) -> Option<Said> {
         let mut st = self.map.get_mut(room)?;
         if !st.members.iter().any(|m| m.session == session) {
             return None;
+        }
+        // A tag said before in this room (the client resent it after a
+        // move): it was delivered, it is not again; its id is the answer.
+        let key = tag.map(|t| history::said_key(&nick, &t));
+        if let Some(id) = key.and_then(|k| st.history.said(k)) {
+            return Some(Said { id, delivered: 0, relayed: 0, repeated: true });
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let id = Token::new(&format!("{}:{seq}", self.id_prefix)).unwrap_or_else(|_| {
             // The prefix is validated at start-up; keep ids unique regardless.
             Token::new(&format!("m:{seq}")).expect("a short ascii token")
         });
-        let relayed = self.to_peers(&st.interested, &PeerFrame::Relay { room: *room, id, nick, text: text.clone() });
+        let relayed =
+            self.to_peers(&st.interested, &PeerFrame::Relay { room: *room, id, nick, tag, text: text.clone() });
         let frame = ServerFrame::Msg { room: *room, id, nick, text }.to_bytes();
         let delivered = st.broadcast(&frame);
-        st.remember(*room, id, frame, self.limits, &self.budget);
+        st.remember(*room, (id, key), frame, self.limits, &self.budget);
         drop(st);
         self.enforce_budget();
-        Some(Said { id, delivered, relayed })
+        Some(Said { id, delivered, relayed, repeated: false })
     }
 
     /// The nicks in a room: here first, then on other servers.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rttp_proto::{Frame, MsgId, Nick, PeerFrame, Room, ServerFrame, ServerId, Text};
+use rttp_proto::{Frame, MsgId, Nick, PeerFrame, Room, ServerFrame, ServerId, Text, Token};
 
 use super::Rooms;
 use crate::outbound::Outbound;
@@ -172,12 +172,19 @@ impl Rooms {
     }
 
     /// A message said on `peer`: to local members only, and into history.
-    pub fn remote_say(&self, _peer: ServerId, room: Room, id: MsgId, nick: Nick, text: Text) {
+    pub fn remote_say(&self, _peer: ServerId, room: Room, id: MsgId, nick: Nick, tag: Option<Token>, text: Text) {
         let Some(mut st) = self.map.get_mut(&room) else { return };
+        // A copy of a message this room has already had (resent by its
+        // client through another server, or relayed late by a server that
+        // hung): dropped.
+        let key = tag.map(|t| super::history::said_key(&nick, &t));
+        if key.is_some_and(|k| st.history.said(k).is_some()) {
+            return;
+        }
         let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
         let n = st.broadcast(&frame);
         self.metrics.frames_out("MSG", n as u64);
-        st.remember(room, id, frame, self.limits, &self.budget);
+        st.remember(room, (id, key), frame, self.limits, &self.budget);
         drop(st);
         self.enforce_budget();
     }

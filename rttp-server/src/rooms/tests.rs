@@ -6,11 +6,11 @@ use bytes::Bytes;
 use super::*;
 use crate::metrics::Metrics;
 
-fn member(session: SessionId, nick: &str) -> Member {
+pub(super) fn member(session: SessionId, nick: &str) -> Member {
     Member { session, nick: Nick::new(nick).unwrap(), out: Arc::new(Outbound::new(1 << 20)) }
 }
 
-fn frames(m: &Member) -> Vec<String> {
+pub(super) fn frames(m: &Member) -> Vec<String> {
     let mut q = VecDeque::new();
     m.out.drain_into(&mut q);
     q.iter().map(|b: &Bytes| String::from_utf8_lossy(b).into_owned()).collect()
@@ -21,7 +21,7 @@ fn rooms(history: usize) -> Rooms {
 }
 
 /// Rooms with one peer, s9, linked and interested in `#r`; its link queue.
-fn with_peer(history: usize) -> (Rooms, Room, ServerId, Arc<Outbound>) {
+pub(super) fn with_peer(history: usize) -> (Rooms, Room, ServerId, Arc<Outbound>) {
     let r = rooms(history);
     let room = Room::new("#r").unwrap();
     let peer = ServerId::new("s9").unwrap();
@@ -38,12 +38,12 @@ fn join_say_part_fan_out() {
     let (a, b) = (member(1, "a"), member(2, "b"));
     assert!(r.join(&room, a.clone(), None).first_local);
     assert!(!r.join(&room, b.clone(), None).first_local);
-    let said = r.say(&room, 1, a.nick, Text::from("hi")).unwrap();
+    let said = r.say(&room, 1, a.nick, Text::from("hi"), None).unwrap();
     assert_eq!(said.delivered, 2);
     let msg = format!("MSG #r {} a 2\r\nhi\r\n", said.id);
     assert_eq!(frames(&a), vec!["JOINED #r a\r\n".to_string(), "JOINED #r b\r\n".into(), msg.clone()]);
     assert_eq!(frames(&b), vec!["JOINED #r b\r\n".to_string(), msg]);
-    assert!(r.say(&room, 3, Nick::new("c").unwrap(), Text::from("x")).is_none(), "not a member");
+    assert!(r.say(&room, 3, Nick::new("c").unwrap(), Text::from("x"), None).is_none(), "not a member");
     assert_eq!(r.part(&room, 2, true), Some(false));
     assert_eq!(frames(&a), vec!["PARTED #r b\r\n"]);
     assert_eq!(frames(&b), vec!["PARTED #r b\r\n"]);
@@ -61,7 +61,7 @@ fn the_frame_is_shared_not_copied() {
     r.join(&room, b.clone(), None);
     frames(&a);
     frames(&b);
-    r.say(&room, 1, a.nick, Text::from("x".repeat(1000))).unwrap();
+    r.say(&room, 1, a.nick, Text::from("x".repeat(1000)), None).unwrap();
     let (mut qa, mut qb) = (VecDeque::new(), VecDeque::new());
     a.out.drain_into(&mut qa);
     b.out.drain_into(&mut qb);
@@ -74,7 +74,8 @@ fn replay_after_an_id_and_gaps() {
     let room = Room::new("#r").unwrap();
     let a = member(1, "a");
     r.join(&room, a.clone(), None);
-    let ids: Vec<MsgId> = (0..5).map(|i| r.say(&room, 1, a.nick, Text::from(format!("m{i}"))).unwrap().id).collect();
+    let ids: Vec<MsgId> =
+        (0..5).map(|i| r.say(&room, 1, a.nick, Text::from(format!("m{i}")), None).unwrap().id).collect();
     frames(&a);
     let b = member(2, "b");
     let j = r.join(&room, b.clone(), Some(&ids[3]));
@@ -99,7 +100,15 @@ fn ids_are_ordered_within_a_room() {
     r.join(&room, a.clone(), None);
     let seqs: Vec<u64> = (0..50)
         .map(|_| {
-            r.say(&room, 1, a.nick, Text::from("x")).unwrap().id.as_str().rsplit(':').next().unwrap().parse().unwrap()
+            r.say(&room, 1, a.nick, Text::from("x"), None)
+                .unwrap()
+                .id
+                .as_str()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         })
         .collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
@@ -112,7 +121,7 @@ fn history_is_bounded_in_bytes_too() {
     let a = member(1, "a");
     r.join(&room, a.clone(), None);
     for i in 0..10 {
-        r.say(&room, 1, a.nick, Text::from(format!("{i:02}{}", "y".repeat(48)))).unwrap();
+        r.say(&room, 1, a.nick, Text::from(format!("{i:02}{}", "y".repeat(48))), None).unwrap();
     }
     frames(&a);
     let b = member(2, "b");
@@ -170,13 +179,13 @@ fn a_relayed_message_reaches_local_members_and_no_peer() {
     frames(&a);
 
     let id = MsgId::new("s2:g:7").unwrap();
-    r.remote_say(p2, room, id, Nick::new("bob").unwrap(), Text::from("hi"));
+    r.remote_say(p2, room, id, Nick::new("bob").unwrap(), None, Text::from("hi"));
     assert_eq!(frames(&a), vec![format!("MSG #r {id} bob 2\r\nhi\r\n")], "the local member got it");
     assert_eq!(drain(&q3), Vec::<String>::new(), "not forwarded to the other interested peer");
     assert_eq!(drain(&q2), Vec::<String>::new(), "nor back to the one it came from");
 
     // Our own member's message, by contrast, goes to both interested peers once.
-    r.say(&room, 1, a.nick, Text::from("yo")).unwrap();
+    r.say(&room, 1, a.nick, Text::from("yo"), None).unwrap();
     assert_eq!(drain(&q2).iter().filter(|f| f.starts_with("RELAY ")).count(), 1);
     assert_eq!(drain(&q3).iter().filter(|f| f.starts_with("RELAY ")).count(), 1);
 }
@@ -201,13 +210,13 @@ fn the_server_wide_budget_evicts_the_oldest_messages_of_any_room_first() {
     r.join(&new, a.clone(), None);
     // About 88 bytes a frame: 30 of them are over the budget already.
     for i in 0..30 {
-        r.say(&old, 1, a.nick, Text::from(format!("old{i:02}{}", "o".repeat(60)))).unwrap();
+        r.say(&old, 1, a.nick, Text::from(format!("old{i:02}{}", "o".repeat(60))), None).unwrap();
     }
     assert!(r.budget().kept() <= 2_000);
     let before = r.budget().kept();
     // 22 new ones fill all but 64 bytes of it: less than one frame.
     for i in 0..22 {
-        r.say(&new, 1, a.nick, Text::from(format!("new{i:02}{}", "n".repeat(60)))).unwrap();
+        r.say(&new, 1, a.nick, Text::from(format!("new{i:02}{}", "n".repeat(60))), None).unwrap();
         assert!(r.budget().kept() <= 2_000, "within budget after every message: {}", r.budget().kept());
     }
     assert!(before > 1_900, "the old room had filled the budget: {before}");
@@ -226,7 +235,7 @@ fn budget_accounting_follows_rooms_that_go_away() {
     let a = member(1, "a");
     r.join(&room, a.clone(), None);
     for i in 0..10_000 {
-        r.say(&room, 1, a.nick, Text::from(format!("m{i}"))).unwrap();
+        r.say(&room, 1, a.nick, Text::from(format!("m{i}")), None).unwrap();
         frames(&a);
     }
     assert!(r.budget().kept() > 0 && r.budget().kept() < 200, "3 messages kept: {}", r.budget().kept());
@@ -274,7 +283,7 @@ fn a_history_answer_is_bounded_per_peer() {
     let big = "z".repeat(60_000);
     let mut first = None;
     for _ in 0..500 {
-        let said = r.say(&room, 1, a.nick, Text::from(big.clone())).unwrap();
+        let said = r.say(&room, 1, a.nick, Text::from(big.clone()), None).unwrap();
         first.get_or_insert(said.id);
         frames(&a);
     }
@@ -335,7 +344,7 @@ fn rooms_that_come_and_go_leave_no_pile_in_the_budget() {
     for i in 0..20_000 {
         let room = Room::new(&format!("#r{i}")).unwrap();
         r.join(&room, a.clone(), None);
-        r.say(&room, 1, a.nick, Text::from("hello")).unwrap();
+        r.say(&room, 1, a.nick, Text::from("hello"), None).unwrap();
         r.part(&room, 1, false);
         frames(&a);
     }
@@ -354,7 +363,7 @@ fn replayed_messages_keep_their_order_before_live_ones() {
     // Live relays reach this server before the answer to its HISTORY ask.
     let nick = Nick::new("bob").unwrap();
     for k in 4..=5 {
-        r.remote_say(peer, room, Token::new(&format!("s9:g:{k}")).unwrap(), nick, Text::from(format!("m{k}")));
+        r.remote_say(peer, room, Token::new(&format!("s9:g:{k}")).unwrap(), nick, None, Text::from(format!("m{k}")));
     }
     // The answer: 2, 3, then 4 and 5, which are here already.
     for k in 2..=5 {
@@ -394,12 +403,12 @@ fn a_rejoin_replays_other_servers_messages_just_before_its_id() {
     r.join(&room, a.clone(), None);
     let bob = Nick::new("bob").unwrap();
     let old = Token::new("s9:g:1").unwrap();
-    r.remote_say(peer, room, old, bob, Text::from("old"));
+    r.remote_say(peer, room, old, bob, None, Text::from("old"));
     std::thread::sleep(std::time::Duration::from_millis(u64::from(history::REORDER_WINDOW_MS) + 100));
-    let own0 = r.say(&room, 1, a.nick, Text::from("own0")).unwrap().id;
-    r.remote_say(peer, room, Token::new("s9:g:2").unwrap(), bob, Text::from("theirs"));
-    let x = r.say(&room, 1, a.nick, Text::from("x")).unwrap().id;
-    let after = r.say(&room, 1, a.nick, Text::from("after")).unwrap().id;
+    let own0 = r.say(&room, 1, a.nick, Text::from("own0"), None).unwrap().id;
+    r.remote_say(peer, room, Token::new("s9:g:2").unwrap(), bob, None, Text::from("theirs"));
+    let x = r.say(&room, 1, a.nick, Text::from("x"), None).unwrap().id;
+    let after = r.say(&room, 1, a.nick, Text::from("after"), None).unwrap().id;
     let b = member(2, "b");
     r.join(&room, b.clone(), Some(&x));
     let got: Vec<String> = frames(&b).into_iter().filter(|f| f.starts_with("MSG ")).collect();

@@ -55,7 +55,7 @@ impl RttpMember {
 impl Member for RttpMember {
     async fn say(&mut self, room: usize, seq: u64) -> bool {
         let room = self.rooms[room % self.rooms.len()];
-        let frame = ClientFrame::Say { room, text: Text::from(body(seq)) }.to_bytes();
+        let frame = ClientFrame::Say { room, tag: None, text: Text::from(body(seq)) }.to_bytes();
         self.wire.send(&frame).await.is_ok()
     }
 

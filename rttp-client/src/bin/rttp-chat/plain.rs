@@ -38,6 +38,8 @@ pub(crate) fn line(e: &Event) -> String {
                 .join(" ")
         ),
         Event::Message { room, nick, text, .. } => format!("msg {room} {nick} {}", escape_controls(text.as_str())),
+        Event::Acked { room, tag, id } => format!("acked {room} {tag} {id}"),
+        Event::Unacked { room, tag, reason, .. } => format!("unacked {room} {tag} {reason}"),
         Event::Joined { room, nick } => format!("joined {room} {nick}"),
         Event::Parted { room, nick } => format!("parted {room} {nick}"),
         Event::Members { room, nicks } => {
@@ -79,7 +81,11 @@ pub(crate) async fn run(client: Client, mut events: mpsc::Receiver<Event>, mut b
                     Input::Part(r) => { if current.as_deref() == Some(&r) { current = None } report(client.part(&r).await) }
                     Input::Switch(r) => current = Some(r),
                     Input::Who(r) => report(client.who(&r).await),
-                    Input::Say(r, t) => report(client.say(&r, &t).await),
+                    Input::Say(r, t) => match client.say(&r, &t).await {
+                        // The line's tag: its `acked` (or `unacked`) event names it.
+                        Ok(tag) => println!("pending {r} {tag}"),
+                        Err(e) => report(Err(e)),
+                    },
                     Input::Servers => println!("{}", table.as_deref().unwrap_or("table -")),
                     Input::Help => println!("help {HELP}"),
                     Input::Nick(n) if n.is_empty() => println!("error - /nick needs a nick"),

@@ -19,6 +19,21 @@ pub(crate) struct Line {
     pub(crate) time: String,
     pub(crate) nick: String,
     pub(crate) text: String,
+    /// For a line the user said: where it stands.
+    pub(crate) mine: Mine,
+}
+
+/// Where a line the user said stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Mine {
+    /// Not the user's, or acknowledged: a plain line.
+    #[default]
+    Done,
+    /// Waiting for the farm's ACK (shown dimmed); `echoed` once the room
+    /// sent it back, so the echo is not shown twice.
+    Pending { tag: String, echoed: bool },
+    /// Given up without an ACK: it may not have reached the room.
+    Failed(String),
 }
 
 /// A room as the user sees it.
@@ -79,13 +94,31 @@ impl App {
     fn add_line(&mut self, room: &str, nick: &str, text: &str, time: String) {
         let is_current = self.current_room() == Some(room);
         let r = self.room_mut(room);
-        r.lines.push_back(Line { time, nick: nick.to_string(), text: crate::escape::escape_controls(text) });
+        r.lines.push_back(Line {
+            time,
+            nick: nick.to_string(),
+            text: crate::escape::escape_controls(text),
+            mine: Mine::Done,
+        });
         if r.lines.len() > SCROLLBACK {
             r.lines.pop_front();
         }
         if !is_current {
             r.unread += 1;
         }
+    }
+
+    /// The user said `text` in `room`, tagged `tag`: shown at once, pending.
+    pub(crate) fn said(&mut self, room: &str, text: &str, tag: &str, now: String) {
+        let nick = self.nick.clone();
+        self.add_line(room, &nick, text, now);
+        if let Some(l) = self.room_mut(room).lines.back_mut() {
+            l.mine = Mine::Pending { tag: tag.to_string(), echoed: false };
+        }
+    }
+
+    fn mine_mut(&mut self, room: &str, tag: &str) -> Option<&mut Line> {
+        self.room_mut(room).lines.iter_mut().rev().find(|l| matches!(&l.mine, Mine::Pending { tag: t, .. } if t == tag))
     }
 
     /// Applies a client event; `now` is the time shown (HH:MM:SS).
@@ -112,7 +145,36 @@ impl App {
             }
             Event::Rejoined { room, .. } => self.add_line(room.as_str(), "*", "rejoined after a move", now),
             Event::Table(t) => self.table = Some(t.clone()),
-            Event::Message { room, nick, text, .. } => self.add_line(room.as_str(), nick.as_str(), text.as_str(), now),
+            Event::Message { room, nick, text, .. } => {
+                // Our own line coming back: it is on screen already, pending.
+                let shown = crate::escape::escape_controls(text.as_str());
+                let own = (nick.as_str() == self.nick)
+                    .then(|| {
+                        self.room_mut(room.as_str())
+                            .lines
+                            .iter_mut()
+                            .find(|l| matches!(l.mine, Mine::Pending { echoed: false, .. }) && l.text == shown)
+                    })
+                    .flatten();
+                match own {
+                    Some(l) => {
+                        if let Mine::Pending { echoed, .. } = &mut l.mine {
+                            *echoed = true;
+                        }
+                    }
+                    None => self.add_line(room.as_str(), nick.as_str(), text.as_str(), now),
+                }
+            }
+            Event::Acked { room, tag, .. } => {
+                if let Some(l) = self.mine_mut(room.as_str(), tag.as_str()) {
+                    l.mine = Mine::Done;
+                }
+            }
+            Event::Unacked { room, tag, reason, .. } => {
+                if let Some(l) = self.mine_mut(room.as_str(), tag.as_str()) {
+                    l.mine = Mine::Failed(reason.clone());
+                }
+            }
             Event::Joined { room, nick } => {
                 let r = self.room_mut(room.as_str());
                 if !r.members.iter().any(|m| m == nick.as_str()) {

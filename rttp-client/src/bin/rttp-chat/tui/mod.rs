@@ -82,7 +82,7 @@ pub(crate) async fn run(client: Client, mut events: mpsc::Receiver<Event>, backl
             Some(Action::Quit) => break,
             Some(Action::Join(r)) => client.join(&r).await,
             Some(Action::Part(r)) => client.part(&r).await,
-            Some(Action::Say(r, t)) => client.say(&r, &t).await,
+            Some(Action::Say(r, t)) => client.say(&r, &t).await.map(|tag| app.said(&r, &t, tag.as_str(), now())),
             Some(Action::Who(r)) => client.who(&r).await,
             Some(Action::Nick(n)) => client.nick(&n).await,
         };

@@ -4,6 +4,8 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
+
+use super::app::Mine;
 use ratatui::widgets::{Block, Borders, Cell, Clear, List, ListItem, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
@@ -43,7 +45,17 @@ pub(crate) fn draw(f: &mut Frame<'_>, app: &App) {
                         } else {
                             Span::styled(format!("<{}> ", l.nick), Style::default().add_modifier(Modifier::BOLD))
                         },
-                        Span::raw(l.text.clone()),
+                        match &l.mine {
+                            Mine::Done => Span::raw(l.text.clone()),
+                            // Not acknowledged yet: dimmed, with a mark.
+                            Mine::Pending { .. } => {
+                                Span::styled(format!("{} …", l.text), Style::default().add_modifier(Modifier::DIM))
+                            }
+                            Mine::Failed(why) => Span::styled(
+                                format!("{} [not delivered: {why}]", l.text),
+                                Style::default().add_modifier(Modifier::CROSSED_OUT),
+                            ),
+                        },
                     ])
                 })
                 .collect()
@@ -228,6 +240,33 @@ mod tests {
         );
         let s2 = s.lines().find(|l| l.contains(" s2 ") && l.contains("DRAINING")).unwrap();
         assert!(s2.contains("*"), "the server we are on is marked: {s2}");
+    }
+
+    #[test]
+    fn a_line_said_shows_pending_until_acknowledged_and_once() {
+        let mut a = app();
+        let (room, nick, tag) = (Room::new("#rust").unwrap(), Nick::new("alice").unwrap(), Token::new("t-1").unwrap());
+        a.said("#rust", "on its way", "t-1", "10:02:00".into());
+        assert!(screen(&a, 80, 16).contains("<alice> on its way …"), "pending, marked");
+        // The room echoes it before the ACK: still one line, still pending.
+        let id = Token::new("s2:x:1").unwrap();
+        a.on_event(&Event::Message { room, id, nick, text: Text::from("on its way") }, "10:02:01".into());
+        let s = screen(&a, 80, 16);
+        assert_eq!(s.matches("on its way").count(), 1, "{s}");
+        a.on_event(&Event::Acked { room, tag, id }, "10:02:01".into());
+        let s = screen(&a, 80, 16);
+        assert!(s.contains("<alice> on its way") && !s.contains("on its way …"), "{s}");
+        // Given up: said so on the line.
+        a.said("#rust", "lost one", "t-2", "10:02:02".into());
+        let gone = Event::Unacked {
+            room,
+            tag: Token::new("t-2").unwrap(),
+            text: Text::from("lost one"),
+            reason: "not acknowledged within 30s".into(),
+        };
+        a.on_event(&gone, "10:02:40".into());
+        let s = screen(&a, 140, 16);
+        assert!(s.contains("lost one [not delivered: not acknowledged within 30s]"), "{s}");
     }
 
     #[test]
