@@ -127,3 +127,39 @@ async fn a_member_that_stays_behind_is_cut_after_the_time_and_the_room_goes_on()
     assert!(cut.unwrap() >= Duration::from_secs(1), "not before --slow-consumer-after: {cut:?}");
     server.shutdown().await;
 }
+
+/// A rejoin whose replay (20 × 60 KB, 1.2 MB) is over the default 1 MiB
+/// `--outbound-limit`: the joiner is behind for a moment, not a slow
+/// consumer; it gets all 20 and stays connected.
+#[tokio::test]
+async fn a_replay_over_the_outbound_limit_is_delivered_not_cut() {
+    let (server, addr) = start(no_rate_limits).await;
+    assert_eq!(server.shared().config.outbound_limit, 1 << 20, "the default limit");
+    let mut alice = Raw::hello(addr, "alice").await;
+    alice.send("JOIN #big\r\n").await;
+    alice.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    alice.send("SAY #big 5\r\nfirst\r\n").await;
+    let ServerFrame::Msg { id: first, .. } = alice.until(|f| matches!(f, ServerFrame::Msg { .. })).await else {
+        unreachable!()
+    };
+    let big = "b".repeat(60_000);
+    for i in 0..20 {
+        alice.send(&format!("SAY #big {}\r\n{i:02}{big}\r\n", big.len() + 2)).await;
+        alice.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    }
+    // Bob comes back after `first`: everything after it is replayed.
+    let mut bob = Raw::hello(addr, "bob").await;
+    bob.send(&format!("JOIN #big {first}\r\n")).await;
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        match bob.frame().await {
+            ServerFrame::Msg { text, .. } => got.push(text.as_str()[..2].to_string()),
+            ServerFrame::Err { code, reason } => panic!("ERR {code} {reason}"),
+            _ => {}
+        }
+    }
+    assert_eq!(got, (0..20).map(|i| format!("{i:02}")).collect::<Vec<_>>());
+    bob.send("PING still-here\r\n").await;
+    bob.until(|f| matches!(f, ServerFrame::Pong { .. })).await;
+    server.shutdown().await;
+}
