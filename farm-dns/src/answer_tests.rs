@@ -144,6 +144,7 @@ fn the_live_set_prefers_up_then_falls_back_never_down() {
         capacity: 10,
         group: Group::new("g").unwrap(),
         transport: Default::default(),
+        ws: None,
     };
     let ids = |t: FarmInfo| live_set(&t).into_iter().map(|l| l.id).collect::<Vec<_>>();
     let t = |v| FarmInfo { epoch: 1, servers: v };
@@ -187,6 +188,7 @@ fn srv_weights_are_the_free_capacity() {
         capacity,
         group: Group::new("g").unwrap(),
         transport: Default::default(),
+        ws: None,
     };
     // Unequal servers: 900 free, 100 free, and one at capacity whose FULL
     // has not arrived yet: weight 1, never 0.

@@ -17,6 +17,7 @@ fn table(n: u8) -> FarmInfo {
                 capacity: 100,
                 group: Group::new(&format!("g{i}")).unwrap(),
                 transport: Default::default(),
+                ws: None,
             })
             .collect(),
     }

@@ -36,6 +36,7 @@ pub fn simulate(strategy: Strategy, servers: usize, clients: usize, refresh_ever
         capacity: 1_000_000,
         group: Group::new("g").expect("valid group"),
         transport: Default::default(),
+        ws: None,
     };
     let mut table = FarmInfo { epoch: 0, servers: (0..servers).map(|i| entry(i, 0)).collect() };
     for n in 0..clients {

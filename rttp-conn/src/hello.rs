@@ -109,6 +109,7 @@ mod tests {
             capacity: 10,
             group: "g".parse().unwrap(),
             transport: Default::default(),
+            ws: None,
         };
         FarmInfo { epoch: 3, servers: vec![e] }
     }

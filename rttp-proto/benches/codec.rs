@@ -28,6 +28,7 @@ fn farm_info() -> ServerFrame {
                 capacity: 10000,
                 group: Group::new(if i % 2 == 0 { "g1" } else { "g2" }).unwrap(),
                 transport: Default::default(),
+                ws: None,
             })
             .collect(),
     })

@@ -33,6 +33,8 @@ pub struct PeerStateMsg {
     pub group: Group,
     /// How its client port is spoken (the optional ninth argument; `tcp` when absent).
     pub transport: Transport,
+    /// Its WebSocket URL (the optional tenth argument; `-` or absent: none).
+    pub ws: Option<Token>,
 }
 
 crate::table::frames! {
@@ -227,6 +229,7 @@ fn encode_custom(f: &PeerFrame, dst: &mut BytesMut) {
                 itoa_buf(u64::from(s.capacity)).as_str(),
                 s.group.as_str(),
                 s.transport.as_str(),
+                s.ws.as_ref().map_or("-", Token::as_str),
             ],
         ),
         PeerFrame::Err { code, reason } => put_line(dst, "ERR", &[itoa_buf(u64::from(*code)).as_str(), reason]),
@@ -248,6 +251,7 @@ fn build_custom(p: &Parts<'_>) -> Result<PeerFrame, Error> {
             capacity: number(p.arg(6)?, "capacity")?,
             group: Group::from_bytes(p.arg(7)?)?,
             transport: p.opt_arg(8).map(Transport::from_bytes).transpose()?.unwrap_or_default(),
+            ws: p.opt_arg(9).filter(|u| *u != b"-").map(Token::from_bytes).transpose()?,
         })),
         b"ERR" => PeerFrame::Err {
             code: number(p.arg(0)?, "code")?,

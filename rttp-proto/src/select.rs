@@ -147,6 +147,7 @@ pub(crate) mod tests {
             capacity,
             group: Group::new(group).unwrap(),
             transport: Default::default(),
+            ws: None,
         }
     }
 

@@ -27,6 +27,9 @@ pub struct ServerEntry {
     pub group: Group,
     /// How its client port is spoken (the optional seventh field; `tcp` when absent).
     pub transport: Transport,
+    /// Its WebSocket URL for web clients (the optional eighth field; `-` or
+    /// absent: none).
+    pub ws: Option<Token>,
 }
 
 /// The farm table: every known server, at an epoch that only grows.
@@ -204,6 +207,7 @@ pub(crate) fn encode_farm_info(info: &FarmInfo, dst: &mut BytesMut) {
                 itoa_buf(u64::from(s.capacity)).as_str(),
                 s.group.as_str(),
                 s.transport.as_str(),
+                s.ws.as_ref().map_or("-", Token::as_str),
             ],
         );
     }
@@ -227,6 +231,10 @@ pub(crate) fn build_farm_info(p: &Parts<'_>) -> Result<FarmInfo, Error> {
             capacity: number(a(4)?, "capacity")?,
             group: Group::from_bytes(a(5)?)?,
             transport: if l.nargs > 6 { Transport::from_bytes(a(6)?)? } else { Transport::Tcp },
+            ws: match a(7) {
+                Ok(b"-") | Err(_) => None,
+                Ok(u) => Some(Token::from_bytes(u)?),
+            },
         });
     }
     Ok(FarmInfo { epoch, servers })

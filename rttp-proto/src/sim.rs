@@ -139,6 +139,7 @@ pub fn run(setup: &Setup) -> Outcome {
                 capacity: s.capacity,
                 group,
                 transport: Default::default(),
+                ws: None,
             })
             .collect()
     };

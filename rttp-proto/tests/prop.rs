@@ -62,6 +62,7 @@ fn entry() -> impl Strategy<Value = ServerEntry> {
             capacity,
             group: Group::new(&group).unwrap(),
             transport: Default::default(),
+            ws: None,
         })
 }
 
@@ -100,6 +101,7 @@ fn peer_frame() -> impl Strategy<Value = PeerFrame> {
             capacity: e.capacity,
             group: e.group,
             transport: Default::default(),
+            ws: None,
         }))),
         room().prop_map(|room| PeerFrame::Interest { room }),
         room().prop_map(|room| PeerFrame::Uninterest { room }),

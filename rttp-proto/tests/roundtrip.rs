@@ -91,6 +91,7 @@ fn server_frames() {
                 capacity: 10000,
                 group: Group::new("g1").unwrap(),
                 transport: Default::default(),
+                ws: None,
             },
             ServerEntry {
                 id: ServerId::new("s2").unwrap(),
@@ -100,6 +101,7 @@ fn server_frames() {
                 capacity: 5,
                 group: Group::new("eu-west.1").unwrap(),
                 transport: Transport::Tls,
+                ws: Some(tok("wss://c.example/rttp")),
             },
         ],
     };
@@ -108,7 +110,7 @@ fn server_frames() {
         (ServerFrame::Ack { tag: tok("a1b2-7"), id: tok("s1:a:9") }, "ACK a1b2-7 s1:a:9\r\n"),
         (
             ServerFrame::FarmInfo(info),
-            "FARM_INFO 7 2\r\nSERVER s1 127.0.0.1:7000 UP 3 10000 g1 tcp\r\nSERVER s2 [::1]:7001 DRAINING 0 5 eu-west.1 tls\r\n",
+            "FARM_INFO 7 2\r\nSERVER s1 127.0.0.1:7000 UP 3 10000 g1 tcp -\r\nSERVER s2 [::1]:7001 DRAINING 0 5 eu-west.1 tls wss://c.example/rttp\r\n",
         ),
         (ServerFrame::FarmInfo(FarmInfo { epoch: 0, servers: vec![] }), "FARM_INFO 0 0\r\n"),
         (
@@ -200,6 +202,7 @@ fn peer_frames() {
         capacity: 10,
         group: Group::new("g2").unwrap(),
         transport: Default::default(),
+        ws: Some(tok("ws://127.0.0.2:8080/rttp")),
     };
     let table = vec![
         (
@@ -220,7 +223,7 @@ fn peer_frames() {
         (PeerFrame::Ok, "PEER_OK\r\n"),
         (
             PeerFrame::State(Box::new(state)),
-            "STATE s2 1700000000123 127.0.0.2:7000 127.0.0.2:7100 FULL 10 10 g2 tcp\r\n",
+            "STATE s2 1700000000123 127.0.0.2:7000 127.0.0.2:7100 FULL 10 10 g2 tcp ws://127.0.0.2:8080/rttp\r\n",
         ),
         (
             PeerFrame::Member {

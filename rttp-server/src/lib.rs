@@ -21,6 +21,7 @@ pub mod rooms;
 pub mod state;
 pub mod tls;
 pub mod token;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub struct Listeners {
     pub metrics: Option<TcpListener>,
     /// Peer links (farm members only).
     pub peer: Option<TcpListener>,
+    /// Web clients: RTTP over WebSocket (`--ws-listen`).
+    pub web: Option<TcpListener>,
 }
 
 /// A running server.
@@ -56,7 +59,7 @@ impl Server {
     /// Starts serving clients on `listener`, metrics on `metrics` and, for
     /// a farm member, peers on `peers`. Must be called within a tokio runtime.
     pub fn start(config: Config, listener: TcpListener, metrics: Option<TcpListener>) -> Server {
-        Server::start_with(config, Listeners { client: listener, metrics, peer: None })
+        Server::start_with(config, Listeners { client: listener, metrics, peer: None, web: None })
     }
 
     /// Starts a server on already bound listeners.
@@ -77,10 +80,20 @@ impl Server {
             }
             tracing::info!(addr = %local, seeds = ?farm.seeds, "listening for peers");
         }
+        if let Some(local) = l.web.as_ref().and_then(|w| w.local_addr().ok()) {
+            // Port 0 is never a URL to publish: use what was bound.
+            if config.ws_listen.is_some_and(|a| a.port() == 0) || config.ws_url.is_none() {
+                config.ws_url = rttp_proto::Token::new(&format!("ws://{local}{}", web::WS_PATH)).ok();
+            }
+            tracing::info!(addr = %local, "listening for web clients (RTTP over WebSocket at {})", web::WS_PATH);
+        }
         let shared = Arc::new(Shared::new(config));
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         tracker.spawn(client::accept_loop(l.client, shared.clone(), token.clone(), tracker.clone()));
+        if let Some(w) = l.web {
+            tracker.spawn(web::accept_loop(w, shared.clone(), token.clone(), tracker.clone()));
+        }
         if let Some(m) = l.metrics {
             let s = shared.clone();
             tracker.spawn(metrics::serve(

@@ -70,6 +70,13 @@ async fn serve(config: Config) -> ExitCode {
         },
         None => None,
     };
+    let web = match config.ws_listen {
+        Some(addr) => match bind("web clients", addr).await {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -84,7 +91,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let server = Server::start_with(config, Listeners { client, metrics, peer });
+    let server = Server::start_with(config, Listeners { client, metrics, peer, web });
     // SIGUSR1 drains without stopping (maintenance); SIGUSR2 undoes it;
     // SIGHUP reads the TLS certificates again.
     loop {

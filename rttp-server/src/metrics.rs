@@ -54,6 +54,10 @@ pub struct Metrics {
     pub refused_connections: Counter,
     /// Client TLS handshakes that failed or timed out (plaintext on a TLS port included).
     pub tls_failures: Counter,
+    /// Sessions opened over WebSocket.
+    pub ws_sessions: Counter,
+    /// WebSocket upgrades refused for their `Origin`.
+    pub ws_refused: Counter,
     peer_frames_in: Family<VerbLabel, Counter>,
     peer_frames_out: Family<VerbLabel, Counter>,
     /// Bytes written to peer links.
@@ -95,6 +99,8 @@ impl Metrics {
             rate_limited: Counter::default(),
             refused_connections: Counter::default(),
             tls_failures: Counter::default(),
+            ws_sessions: Counter::default(),
+            ws_refused: Counter::default(),
             peer_frames_in: Family::default(),
             peer_frames_out: Family::default(),
             peer_bytes_out: Counter::default(),
@@ -128,6 +134,8 @@ impl Metrics {
         );
         r.register("refused_connections", "Connections refused by the connection cap", m.refused_connections.clone());
         r.register("tls_handshake_failures", "Client TLS handshakes that failed or timed out", m.tls_failures.clone());
+        r.register("ws_sessions", "Connections upgraded to RTTP over WebSocket", m.ws_sessions.clone());
+        r.register("ws_origin_refused", "WebSocket upgrades refused for their Origin", m.ws_refused.clone());
         r.register("peer_frames_in", "Frames received from peers, by verb", m.peer_frames_in.clone());
         r.register("peer_frames_out", "Frames queued to peers, by verb (once per peer)", m.peer_frames_out.clone());
         r.register("peer_bytes_out", "Bytes written to peer links", m.peer_bytes_out.clone());

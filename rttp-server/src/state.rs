@@ -331,6 +331,7 @@ impl Shared {
             capacity: self.config.capacity,
             group: self.config.group,
             transport: self.transport(),
+            ws: self.config.ws_url,
         }
     }
 
@@ -352,6 +353,7 @@ impl Shared {
             capacity: self.config.capacity,
             group: self.config.group,
             transport: self.transport(),
+            ws: self.config.ws_url,
         }
     }
 

@@ -12,7 +12,7 @@ async fn each_verb_as_bytes() {
     let mut c = Raw::connect(addr).await;
     // Allowed before HELLO: FARM and PING.
     c.send("FARM\r\n").await;
-    c.expect(&format!("FARM_INFO 1 1\r\nSERVER s1 {addr} UP 0 10000 default tcp\r\n")).await;
+    c.expect(&format!("FARM_INFO 1 1\r\nSERVER s1 {addr} UP 0 10000 default tcp -\r\n")).await;
     c.send("PING abc\r\n").await;
     c.expect("PONG abc\r\n").await;
     // Anything else needs a session.
@@ -24,7 +24,7 @@ async fn each_verb_as_bytes() {
     assert_eq!(id.as_str(), "s1");
     assert!(!session.as_str().is_empty());
     // The epoch grew with the user count.
-    c.expect(&format!("FARM_INFO 2 1\r\nSERVER s1 {addr} UP 1 10000 default tcp\r\n")).await;
+    c.expect(&format!("FARM_INFO 2 1\r\nSERVER s1 {addr} UP 1 10000 default tcp -\r\n")).await;
     c.send("JOIN #r\r\n").await;
     c.expect("JOINED #r alice\r\n").await;
     c.send("SAY #r 5\r\nhello\r\n").await;

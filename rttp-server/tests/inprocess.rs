@@ -43,7 +43,7 @@ async fn member_with(
         tls: None,
     });
     tweak(&mut cfg);
-    (Server::start_with(cfg, Listeners { client, metrics: None, peer: Some(peer) }), caddr, paddr)
+    (Server::start_with(cfg, Listeners { client, metrics: None, peer: Some(peer), web: None }), caddr, paddr)
 }
 
 fn status(s: &Server, of: &str) -> Option<Status> {

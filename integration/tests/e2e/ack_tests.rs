@@ -84,8 +84,7 @@ async fn read_all(c: Client, mut events: Receiver<Event>, quiet: Duration) -> Ve
 
 async fn scenario(fault: Fault) {
     // Groups a, b, c: the senders ask for group a (s1 alone), the readers for b and c.
-    let spec =
-        FarmSpec { groups: ["a", "b", "c"].map(String::from).into(), drain_window: 1.0, ..FarmSpec::default() };
+    let spec = FarmSpec { groups: ["a", "b", "c"].map(String::from).into(), drain_window: 1.0, ..FarmSpec::default() };
     let mut farm = Farm::start(spec);
     farm.wait_mesh().await;
     let mut readers = Vec::new();

@@ -6,6 +6,9 @@ mod hello;
 mod session;
 mod transport;
 
+pub(crate) use conn::ClientConn;
+pub(crate) use transport::Transport;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +24,21 @@ use crate::state::Shared;
 
 /// Gives the connection slots (the server's and its IP's) back on every exit
 /// path, a panic included.
-struct SlotGuard(Arc<Shared>, std::net::IpAddr);
+pub(crate) struct SlotGuard(Arc<Shared>, std::net::IpAddr);
+
+impl SlotGuard {
+    /// Takes a connection slot and one of `ip`'s; `None` when either cap is reached.
+    pub(crate) fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<SlotGuard> {
+        if !shared.try_add_connection() {
+            return None;
+        }
+        if !shared.try_add_ip(ip) {
+            shared.remove_connection();
+            return None;
+        }
+        Some(SlotGuard(shared.clone(), ip))
+    }
+}
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
@@ -59,7 +76,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Canc
                     if !tls {
                         let _ = stream.write_all(&err).await;
                     }
-                    let _ = stream.shutdown().await;
+                    let _ = AsyncWriteExt::shutdown(&mut stream).await;
                 })
                 .await;
             });

@@ -194,6 +194,9 @@ impl Transport for Tls {
     }
 
     fn discard(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+        // From now on only the socket is read: readiness is the socket's
+        // (else a session closed before its first read would spin here).
+        self.buffered = false;
         self.tcp.try_read(scratch)
     }
 

@@ -143,6 +143,20 @@ pub struct Args {
     #[arg(long = "auth-key-file", env = "RTTP_AUTH_KEY_FILES", value_name = "PATH", value_delimiter = ',')]
     #[serde(default)]
     pub auth_key_file: Vec<PathBuf>,
+    /// Where to serve web clients: RTTP over WebSocket at `/rttp` (one frame
+    /// per text message) [default: off].
+    #[arg(long, env = "RTTP_WS_LISTEN", value_name = "IP:PORT")]
+    pub ws_listen: Option<SocketAddr>,
+    /// The WebSocket URL the farm table publishes for this server
+    /// [default: ws://<ws-listen>/rttp].
+    #[arg(long, env = "RTTP_WS_ADVERTISE", value_name = "URL")]
+    pub ws_advertise: Option<String>,
+    /// A page origin (scheme://host:port) allowed to open sessions over
+    /// WebSocket, besides this server's and the farm's own web origins;
+    /// repeatable (RTTP_WS_ORIGINS takes a comma-separated list).
+    #[arg(long = "ws-origin", env = "RTTP_WS_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    #[serde(default)]
+    pub ws_origin: Vec<String>,
     /// PEM certificate chain for the client port; with --tls-key, clients
     /// speak TLS (1.3 or 1.2) on --listen and nothing in the clear. Both
     /// files are read again on SIGHUP; live sessions are kept [default: off].

@@ -139,6 +139,19 @@ fn token_keys(cli: &Args, file: &Args) -> Result<Option<crate::token::TokenKey>>
     crate::token::TokenKey::with_keys(&texts).map(Some)
 }
 
+/// The WebSocket URL to publish: `--ws-advertise`, or made from `--ws-listen`.
+fn ws_url(cli: &Args, file: &Args) -> Result<Option<rttp_proto::Token>> {
+    let url = match (cli.ws_advertise.clone().or(file.ws_advertise.clone()), cli.ws_listen.or(file.ws_listen)) {
+        (Some(u), _) => u,
+        (None, Some(listen)) => format!("ws://{listen}{}", crate::web::WS_PATH),
+        (None, None) => return Ok(None),
+    };
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(bad("ws-advertise", format!("{url:?} is not a ws:// or wss:// URL")));
+    }
+    rttp_proto::Token::new(&url).map(Some).map_err(|e| bad("ws-advertise", e.to_string()))
+}
+
 /// The client port's TLS, from `--tls-cert` and `--tls-key` (both or neither).
 fn client_tls(cli: &Args, file: &Args) -> Result<Option<crate::tls::ServerTls>> {
     match (cli.tls_cert.as_ref().or(file.tls_cert.as_ref()), cli.tls_key.as_ref().or(file.tls_key.as_ref())) {
@@ -234,6 +247,12 @@ pub struct Config {
     pub token_key: Option<crate::token::TokenKey>,
     /// The client port's TLS; `None`: plaintext.
     pub tls: Option<crate::tls::ServerTls>,
+    /// Where to serve RTTP over WebSocket; `None`: no web listener.
+    pub ws_listen: Option<SocketAddr>,
+    /// The WebSocket URL published in the farm table.
+    pub ws_url: Option<rttp_proto::Token>,
+    /// Page origins allowed besides the farm's own (`--ws-origin`).
+    pub ws_origins: Vec<String>,
     /// Rebalancing; `None` when off (a standalone server never rebalances).
     pub rebalance: Option<rttp_proto::rebalance::Policy>,
     /// The farm settings; `None` for a standalone server.
@@ -366,6 +385,9 @@ impl Config {
             drain_window: secs("drain-window", pick!(drain_window, 10.0))?,
             token_key: token_keys(&cli, &file)?,
             tls: client_tls(&cli, &file)?,
+            ws_listen: cli.ws_listen.or(file.ws_listen),
+            ws_url: ws_url(&cli, &file)?,
+            ws_origins: if cli.ws_origin.is_empty() { file.ws_origin.clone() } else { cli.ws_origin.clone() },
             rebalance: rebalance(&cli, &file)?,
             farm: Config::farm(&cli, &file, listen)?,
         })

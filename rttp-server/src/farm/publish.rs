@@ -87,6 +87,7 @@ mod tests {
                 capacity: 1000,
                 group: "g".parse().unwrap(),
                 transport: Default::default(),
+                ws: None,
             })
             .collect();
         FarmInfo { epoch: 1, servers }

@@ -40,6 +40,7 @@ fn msg(id: &str, generation: u64, addr: SocketAddr) -> PeerStateMsg {
         capacity: 100,
         group: Group::new("g").unwrap(),
         transport: Default::default(),
+        ws: None,
     }
 }
 

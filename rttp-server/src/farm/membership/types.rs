@@ -29,6 +29,8 @@ pub struct PeerState {
     pub capacity: u32,
     /// How its client port is spoken.
     pub transport: rttp_proto::Transport,
+    /// Its WebSocket URL, if it serves web clients.
+    pub ws: Option<rttp_proto::Token>,
     /// Its generation: a higher one supersedes.
     pub generation: u64,
     /// When we last heard from it.
@@ -46,6 +48,7 @@ impl PeerState {
             users: m.users,
             capacity: m.capacity,
             transport: m.transport,
+            ws: m.ws,
             generation: m.generation,
             last_heard: now,
         }
@@ -61,6 +64,7 @@ impl PeerState {
             capacity: self.capacity,
             group: self.group,
             transport: self.transport,
+            ws: self.ws,
         }
     }
 }

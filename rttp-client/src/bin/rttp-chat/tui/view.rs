@@ -221,6 +221,7 @@ mod tests {
             capacity: 100,
             group: Group::new(group).unwrap(),
             transport: Default::default(),
+            ws: None,
         };
         a.on_event(
             &Event::Table(FarmInfo {

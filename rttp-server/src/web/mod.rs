@@ -1,0 +1,156 @@
+//! The web listener (`--ws-listen`): HTTP/1.1 by hyper, where `GET /rttp`
+//! upgrades to a WebSocket that carries RTTP ([`ws`]); the session then
+//! runs the same connection and session code as the TCP port. The upgrade
+//! checks the `Origin` against the allow-list, so that another site's page
+//! cannot open sessions with a visitor's browser.
+//!
+//! Limits: the client port's connection caps (total and per address) count
+//! web connections too; the request head must arrive within
+//! `--hello-timeout` and fit [`MAX_REQUEST_HEAD`]; a message carries at most
+//! one frame within the frame limits.
+
+pub(crate) mod ws;
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONNECTION, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::state::Shared;
+
+/// Bytes of an HTTP request head, at most.
+pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// The path of the WebSocket endpoint.
+pub const WS_PATH: &str = "/rttp";
+
+/// Whether a browser page from `origin` may open sessions here: no
+/// `Origin` (not a browser), our own web origin, a farm member's, or one of
+/// `--ws-origin`.
+pub fn origin_allowed(shared: &Shared, origin: Option<&str>) -> bool {
+    let Some(origin) = origin else { return true };
+    let origin = origin.trim_end_matches('/');
+    if shared.config.ws_origins.iter().any(|o| o == origin) {
+        return true;
+    }
+    let own = shared.config.ws_url.as_ref().map(|u| web_origins(u.as_str()));
+    let farm = shared.farm_info().servers.into_iter().filter_map(|e| e.ws.map(|u| web_origins(u.as_str())));
+    own.into_iter().chain(farm).any(|o| o.iter().any(|x| x == origin))
+}
+
+/// The page origins that go with a WebSocket URL: `ws://h:p/...` is served
+/// to pages of `http://h:p`, `wss://` to `https://`.
+fn web_origins(url: &str) -> Vec<String> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("ws", r)) => ("http", r),
+        Some(("wss", r)) => ("https", r),
+        _ => return Vec::new(),
+    };
+    let host = rest.split('/').next().unwrap_or(rest);
+    vec![format!("{scheme}://{host}")]
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+/// Answers one request; for a good upgrade, leaves the pending upgrade in `upgrade`.
+fn answer(
+    req: Request<hyper::body::Incoming>,
+    shared: &Shared,
+    upgrade: &Mutex<Option<hyper::upgrade::OnUpgrade>>,
+) -> Response<Full<Bytes>> {
+    if req.uri().path() != WS_PATH {
+        return text(StatusCode::NOT_FOUND, "not found: RTTP over WebSocket is at /rttp\n");
+    }
+    let is_upgrade =
+        req.headers().get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).filter(|_| is_upgrade && req.method() == hyper::Method::GET)
+    else {
+        return text(StatusCode::BAD_REQUEST, "a WebSocket upgrade (GET, Upgrade: websocket) is expected here\n");
+    };
+    let origin = req.headers().get(ORIGIN).and_then(|v| v.to_str().ok());
+    if !origin_allowed(shared, origin) {
+        shared.metrics.ws_refused.inc();
+        tracing::info!(?origin, "WebSocket upgrade refused: origin not allowed");
+        return text(StatusCode::FORBIDDEN, "this page's origin may not open RTTP sessions here (--ws-origin)\n");
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut req = req;
+    *upgrade.lock().unwrap_or_else(|p| p.into_inner()) = Some(hyper::upgrade::on(&mut req));
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+/// Serves one web connection: its request, then the RTTP session of an upgrade.
+async fn serve(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+) -> (Option<rttp_proto::Nick>, &'static str) {
+    let upgrade = Arc::new(Mutex::new(None));
+    let svc = {
+        let (shared, upgrade) = (shared.clone(), upgrade.clone());
+        hyper::service::service_fn(move |req| {
+            let r = answer(req, &shared, &upgrade);
+            async move { Ok::<_, Infallible>(r) }
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(shared.config.hello_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    tokio::select! {
+        r = conn => if r.is_err() { return (None, "http error") },
+        _ = token.cancelled() => return (None, "shutting down"),
+    }
+    let pending = upgrade.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(pending) = pending else { return (None, "http request served") };
+    let Ok(upgraded) = pending.await else { return (None, "upgrade failed") };
+    let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else { return (None, "upgrade lost its socket") };
+    let tcp = parts.io.into_inner();
+    let limits = shared.config.limits;
+    // One frame per message: a line and a body, with their line ends.
+    let max_frame = limits.max_line + limits.max_body + 4;
+    let transport = ws::Ws::new(tcp, parts.read_buf.to_vec(), max_frame);
+    shared.metrics.ws_sessions.inc();
+    crate::client::ClientConn::new(transport, shared).run(token).await
+}
+
+/// Accepts web connections until `token` is cancelled.
+pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
+    loop {
+        let Some((stream, addr)) = crate::net::accept(&listener, &token, "web").await else { break };
+        let Some(slot) = crate::client::SlotGuard::take(&shared, addr.ip()) else {
+            shared.metrics.refused_connections.inc();
+            drop(stream);
+            continue;
+        };
+        let (shared, token) = (shared.clone(), token.clone());
+        tracker.spawn(async move {
+            let _slot = slot;
+            let (nick, reason) = serve(stream, shared, token).await;
+            match nick {
+                Some(nick) => tracing::info!(%addr, %nick, reason, "web session closed"),
+                None => tracing::debug!(%addr, reason, "web connection closed"),
+            }
+        });
+    }
+}

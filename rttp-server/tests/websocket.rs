@@ -1,0 +1,185 @@
+//! RTTP over WebSocket, over real sockets: a conversation verb by verb
+//! (one frame per text message), a WebSocket session and a TCP session in
+//! one room, what a browser may not send (a binary message, a message that
+//! is not whole frames, one over the frame limits: an `ERR`, then the
+//! documented close code, and everyone else unaffected), and the `Origin`
+//! allow-list. The client is tungstenite's, blocking, on its own thread.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::Raw;
+use rttp_proto::{Frame, Limits, ServerFrame};
+use rttp_server::{Config, Listeners, Server};
+use tokio::net::TcpListener;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+type Ws = WebSocket<std::net::TcpStream>;
+
+/// A server with a client port and a web listener; (server, client addr, web addr).
+async fn start(origins: &[&str]) -> (Server, SocketAddr, SocketAddr) {
+    let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (caddr, waddr) = (client.local_addr().unwrap(), web.local_addr().unwrap());
+    let mut cfg = Config::new("s1").unwrap();
+    cfg.listen = caddr;
+    cfg.advertise = caddr.into();
+    cfg.ws_listen = Some(waddr);
+    cfg.ws_origins = origins.iter().map(|o| o.to_string()).collect();
+    (Server::start_with(cfg, Listeners { client, metrics: None, peer: None, web: Some(web) }), caddr, waddr)
+}
+
+// Test code: the error is inspected at once, its size does not matter.
+#[allow(clippy::result_large_err)]
+fn connect(addr: SocketAddr, origin: Option<&str>) -> Result<Ws, tungstenite::Error> {
+    let mut req = format!("ws://{addr}/rttp").into_client_request()?;
+    if let Some(o) = origin {
+        req.headers_mut().insert("Origin", o.parse().unwrap());
+    }
+    let tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tungstenite::client(req, tcp).map(|(ws, _)| ws).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(e) => e,
+        tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
+    })
+}
+
+fn send(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text)).unwrap();
+}
+
+/// The next message, which must be exactly one frame.
+fn frame(ws: &mut Ws) -> ServerFrame {
+    loop {
+        match ws.read().expect("a message") {
+            Message::Text(t) => {
+                let bytes = Bytes::copy_from_slice(t.as_bytes());
+                let (f, used) = ServerFrame::decode(&bytes, &Limits::default()).unwrap().expect("a whole frame");
+                assert_eq!(used, bytes.len(), "one frame per message: {t:?}");
+                return f;
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+/// The close code the server sends, after any text messages (returned).
+fn closed(ws: &mut Ws) -> (Vec<ServerFrame>, Option<CloseCode>) {
+    let mut frames = Vec::new();
+    loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let b = Bytes::copy_from_slice(t.as_bytes());
+                frames.push(ServerFrame::decode(&b, &Limits::default()).unwrap().unwrap().0);
+            }
+            Ok(Message::Close(c)) => return (frames, c.map(|c| c.code)),
+            Ok(_) => {}
+            Err(_) => return (frames, None),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_session_speaks_rttp_with_tcp_sessions() {
+    let (server, caddr, waddr) = start(&[]).await;
+    let mut tcp = Raw::hello(caddr, "bob").await;
+    tcp.send("JOIN #web\r\n").await;
+    tcp.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    let ws = blocking(move || {
+        let mut ws = connect(waddr, None).expect("upgrade");
+        send(&mut ws, "PING before\r\n");
+        assert_eq!(frame(&mut ws), ServerFrame::Pong { token: "before".parse().unwrap() });
+        send(&mut ws, "HELLO 1 alice\r\n");
+        assert!(matches!(frame(&mut ws), ServerFrame::Welcome { .. }));
+        let ServerFrame::FarmInfo(t) = frame(&mut ws) else { panic!("FARM_INFO") };
+        let ws_url = t.servers[0].ws.expect("the table names the web address").to_string();
+        assert_eq!(ws_url, format!("ws://{waddr}/rttp"));
+        send(&mut ws, "JOIN #web\r\n");
+        assert!(matches!(frame(&mut ws), ServerFrame::Joined { .. }));
+        send(&mut ws, "SAY #web k-1 8\r\nfrom web\r\n");
+        assert!(matches!(frame(&mut ws), ServerFrame::Msg { .. }));
+        assert!(matches!(frame(&mut ws), ServerFrame::Ack { .. }));
+        send(&mut ws, "BOGUS\r\n");
+        assert_eq!(frame(&mut ws).err_code(), Some(rttp_proto::ErrCode::UnknownVerb));
+        send(&mut ws, "WHO #web\r\n");
+        let ServerFrame::Members { nicks, .. } = frame(&mut ws) else { panic!("MEMBERS") };
+        assert_eq!(nicks.len(), 2);
+        assert!(matches!(frame(&mut ws), ServerFrame::EndMembers { total: 2, .. }));
+        ws
+    })
+    .await;
+    // The TCP member hears the web member, and the other way round.
+    let heard = tcp.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    assert!(matches!(heard, ServerFrame::Msg { ref text, .. } if text.as_str() == "from web"), "{heard:?}");
+    tcp.send("SAY #web 8\r\nfrom tcp\r\n").await;
+    blocking(move || {
+        let mut ws = ws;
+        let f = frame(&mut ws);
+        assert!(matches!(f, ServerFrame::Msg { ref text, .. } if text.as_str() == "from tcp"), "{f:?}");
+        send(&mut ws, "QUIT\r\n");
+        let (_, code) = closed(&mut ws);
+        assert_eq!(code, Some(CloseCode::Normal));
+    })
+    .await;
+    assert_eq!(server.shared().metrics.ws_sessions.get(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_browser_may_not_send_is_refused_and_others_go_on() {
+    let (server, caddr, waddr) = start(&[]).await;
+    let mut bystander = Raw::hello(caddr, "bystander").await;
+    let limit = server.shared().config.limits.max_line + server.shared().config.limits.max_body + 4;
+    blocking(move || {
+        let cases: [(Message, CloseCode, u16); 3] = [
+            (Message::binary(b"HELLO 1 x\r\n".to_vec()), CloseCode::Unsupported, 400),
+            (Message::text("HELLO 1 x"), CloseCode::Invalid, 400),
+            (Message::text("x".repeat(limit + 1)), CloseCode::Size, 506),
+        ];
+        for (msg, want_close, want_err) in cases {
+            let mut ws = connect(waddr, None).expect("upgrade");
+            ws.send(msg).unwrap();
+            let (frames, code) = closed(&mut ws);
+            assert_eq!(code, Some(want_close));
+            assert_eq!(frames.last().and_then(|f| f.err_code()).map(|c| c.as_u16()), Some(want_err), "{frames:?}");
+        }
+    })
+    .await;
+    bystander.send("PING fine\r\n").await;
+    bystander.until(|f| matches!(f, ServerFrame::Pong { .. })).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_origins_may_upgrade() {
+    let (server, _, waddr) = start(&["https://chat.example.org"]).await;
+    blocking(move || {
+        for ok in [None, Some(format!("http://{waddr}")), Some("https://chat.example.org".into())] {
+            assert!(connect(waddr, ok.as_deref()).is_ok(), "{ok:?} is allowed");
+        }
+        match connect(waddr, Some("https://evil.example")) {
+            Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+            other => panic!("another site's page got {other:?}"),
+        }
+        // Anything but the upgrade at /rttp: not found, or a bad request.
+        let mut tcp = std::net::TcpStream::connect(waddr).unwrap();
+        use std::io::{Read, Write};
+        tcp.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    })
+    .await;
+    assert_eq!(server.shared().metrics.ws_refused.get(), 1);
+    server.shutdown().await;
+}
