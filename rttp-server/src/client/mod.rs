@@ -7,7 +7,7 @@ mod session;
 mod transport;
 
 pub(crate) use conn::ClientConn;
-pub(crate) use transport::Transport;
+pub(crate) use transport::{readable_unless_buffered, Transport};
 
 use std::sync::Arc;
 use std::time::Duration;

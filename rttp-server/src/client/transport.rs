@@ -60,6 +60,15 @@ impl Transport for TcpStream {
     }
 }
 
+/// Readiness of a transport that decodes on top of the socket (TLS,
+/// WebSocket): at once while its decoder may hold bytes, else the socket's.
+pub(crate) async fn readable_unless_buffered(buffered: bool, tcp: &TcpStream) -> io::Result<()> {
+    match buffered {
+        true => Ok(()),
+        false => tcp.readable().await,
+    }
+}
+
 /// The socket as rustls sees it: reads and writes that never wait.
 struct Sock<'a>(&'a TcpStream);
 
@@ -133,14 +142,7 @@ impl Tls {
 
 impl Transport for Tls {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        let ready = self.buffered;
-        let tcp = &self.tcp;
-        async move {
-            match ready {
-                true => Ok(()),
-                false => tcp.readable().await,
-            }
-        }
+        readable_unless_buffered(self.buffered, &self.tcp)
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {

@@ -102,14 +102,7 @@ impl Ws {
 
 impl Transport for Ws {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        let ready = self.buffered;
-        let tcp = &self.ws.get_ref().0;
-        async move {
-            match ready {
-                true => Ok(()),
-                false => tcp.readable().await,
-            }
-        }
+        crate::client::readable_unless_buffered(self.buffered, &self.ws.get_ref().0)
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
