@@ -18,6 +18,7 @@ build:
 test:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-features
+	node --test web/test/
 
 ## bench: the standard set, under 5 minutes: the codec bench, then rttp-load's fanout
 ## (max rate, 1000/s), rooms, idle, storm and failover on a farm of three on loopback

@@ -7,8 +7,8 @@
 //! server memory and a briefly busy one is not cut off.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -40,6 +40,37 @@ struct Inner {
     close: bool,
     /// Since when the queue has been over the soft bound.
     behind_since: Option<Instant>,
+    /// Bytes ever queued, and ever reported written: positions in the stream.
+    pushed: u64,
+    done: u64,
+    /// What waits for a position to be written (see [`Outbound::when_written`]).
+    watchers: Vec<(u64, Arc<Waiter>)>,
+}
+
+/// Something that happens once several queues have written a frame each:
+/// the `ACK` of a message once every interested peer's link has written its
+/// `RELAY` to the socket (a server that dies after that has handed the
+/// message on). Released by each queue, and once by its maker.
+#[derive(Debug)]
+pub struct Waiter {
+    remaining: AtomicUsize,
+    then: Mutex<Option<(Arc<Outbound>, Bytes)>>,
+}
+
+impl Waiter {
+    /// Pushes `frame` to `out` after `n` releases.
+    pub fn new(n: usize, out: Arc<Outbound>, frame: Bytes) -> Arc<Waiter> {
+        Arc::new(Waiter { remaining: AtomicUsize::new(n), then: Mutex::new(Some((out, frame))) })
+    }
+
+    /// One of the releases it waits for.
+    pub fn release(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some((out, frame)) = self.then.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                out.push(frame);
+            }
+        }
+    }
 }
 
 impl Outbound {
@@ -89,11 +120,15 @@ impl Outbound {
         if g.bytes + frame.len() > self.limit {
             g.overflowed = true;
             g.queue = VecDeque::new();
+            let waiting = std::mem::take(&mut g.watchers);
             drop(g);
+            // Nothing more will be written here: nobody waits for it.
+            waiting.iter().for_each(|(_, w)| w.release());
             self.notify.notify_one();
             return false;
         }
         g.bytes += frame.len();
+        g.pushed += frame.len() as u64;
         // Falling behind wakes the connection too: it arms the timer that
         // cuts the session if it stays behind.
         let fell_behind = g.bytes > self.soft && g.behind_since.is_none();
@@ -120,6 +155,7 @@ impl Outbound {
         }
         if !g.overflowed {
             g.bytes += frame.len();
+            g.pushed += frame.len() as u64;
             g.queue.push_back(frame);
         }
         g.close = true;
@@ -147,9 +183,42 @@ impl Outbound {
     pub fn written(&self, n: usize) {
         let mut g = self.lock();
         g.bytes = g.bytes.saturating_sub(n);
+        g.done += n as u64;
         if g.bytes <= self.soft {
             g.behind_since = None;
         }
+        if g.watchers.is_empty() {
+            return;
+        }
+        let done = g.done;
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut g.watchers).into_iter().partition(|(m, _)| *m <= done);
+        g.watchers = waiting;
+        drop(g);
+        ready.iter().for_each(|(_, w)| w.release());
+    }
+
+    /// The stream position at the end of what is queued so far: once
+    /// [`Outbound::written`] reached it, the last frame pushed is on the socket.
+    pub fn position(&self) -> u64 {
+        self.lock().pushed
+    }
+
+    /// Releases `w` once the stream is written up to `mark` (at once if it is).
+    pub fn when_written(&self, mark: u64, w: Arc<Waiter>) {
+        let mut g = self.lock();
+        if g.done >= mark || g.overflowed {
+            drop(g);
+            w.release();
+        } else {
+            g.watchers.push((mark, w));
+        }
+    }
+
+    /// The link is gone: releases everything waiting on it.
+    pub fn release_all(&self) {
+        let waiting = std::mem::take(&mut self.lock().watchers);
+        waiting.iter().for_each(|(_, w)| w.release());
     }
 
     /// Since when the session has been over the soft bound, if it is.
@@ -163,6 +232,9 @@ impl Outbound {
         let mut g = self.lock();
         g.overflowed = true;
         g.queue = VecDeque::new();
+        let waiting = std::mem::take(&mut g.watchers);
+        drop(g);
+        waiting.iter().for_each(|(_, w)| w.release());
     }
 
     /// Whether the bound was exceeded.
@@ -201,6 +273,38 @@ pub fn consume(wq: &mut VecDeque<Bytes>, mut n: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_waiter_fires_once_every_queue_has_written_its_mark() {
+        let (a, b, session) =
+            (Arc::new(Outbound::new(100)), Arc::new(Outbound::new(100)), Arc::new(Outbound::new(100)));
+        a.push(Bytes::from_static(b"12345"));
+        b.push(Bytes::from_static(b"123"));
+        let w = Waiter::new(3, session.clone(), Bytes::from_static(b"ACK t id\r\n"));
+        a.when_written(a.position(), w.clone());
+        b.when_written(b.position(), w.clone());
+        w.release();
+        let acks = || session.queued_bytes();
+        a.written(4);
+        b.written(3);
+        assert_eq!(acks(), 0, "a has one byte to go");
+        a.written(1);
+        assert_eq!(acks(), 10, "both written: the ACK is queued");
+        // A link that closes or overflows releases what waits on it.
+        let w = Waiter::new(2, session.clone(), Bytes::from_static(b"ACK u id\r\n"));
+        a.push(Bytes::from_static(b"x"));
+        a.when_written(a.position(), w.clone());
+        w.release();
+        assert_eq!(acks(), 10);
+        a.release_all();
+        assert_eq!(acks(), 20);
+        let w = Waiter::new(2, session.clone(), Bytes::from_static(b"ACK v id\r\n"));
+        b.push(Bytes::from_static(b"y"));
+        b.when_written(b.position(), w.clone());
+        w.release();
+        b.overflow();
+        assert_eq!(acks(), 30);
+    }
 
     #[test]
     fn bounded_in_bytes_and_marks_overflow() {

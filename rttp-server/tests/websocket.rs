@@ -178,6 +178,13 @@ async fn only_allowed_origins_may_upgrade() {
         let mut answer = String::new();
         let _ = tcp.read_to_string(&mut answer);
         assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        // The JavaScript client is served as an ES module.
+        let mut tcp = std::net::TcpStream::connect(waddr).unwrap();
+        tcp.write_all(b"GET /rttp.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("text/javascript"), "{answer}");
+        assert!(answer.contains("export class RttpClient"), "the library itself");
     })
     .await;
     assert_eq!(server.shared().metrics.ws_refused.get(), 1);

@@ -232,9 +232,15 @@ impl Session {
         if let Some(said) = self.shared.rooms.say(&room, self.id, nick, text, tag) {
             self.shared.metrics.frames_out("MSG", said.delivered as u64);
             if let Some(tag) = tag {
-                // The message is in the room's log here and queued to every
-                // interested peer: the farm has it.
-                self.send(&ServerFrame::Ack { tag, id: said.id });
+                // The farm has the message once it is in the room's log here
+                // and every interested peer's link has written its RELAY to
+                // the socket: a server killed after that has handed it on.
+                let ack = ServerFrame::Ack { tag, id: said.id }.to_bytes();
+                let w = crate::outbound::Waiter::new(said.marks.len() + 1, self.out.clone(), ack);
+                for (link, mark) in said.marks {
+                    link.when_written(mark, w.clone());
+                }
+                w.release();
             }
         }
         Flow::Continue

@@ -76,6 +76,8 @@ pub async fn run_link(conn: PeerConn<Stream>, cx: LinkCtx) {
         }
     };
     cx.handle.token.cancel();
+    // What waited for this link to write (ACKs) waits no more.
+    cx.handle.out.release_all();
     tracing::info!(peer = %cx.peer.id, link = cx.link, reason, "peer link closed");
     let _ = cx.events.send(FarmEvent::Membership(Event::LinkClosed { link: cx.link })).await;
 }

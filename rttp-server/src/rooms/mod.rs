@@ -165,6 +165,10 @@ pub struct Said {
     pub relayed: usize,
     /// The tag was seen before in this room: a resent copy, not delivered again.
     pub repeated: bool,
+    /// For a tagged message, each link it was relayed to and the position
+    /// in that link's stream at the end of the `RELAY`: the `ACK` waits
+    /// until every one is written.
+    pub marks: Vec<(Arc<Outbound>, u64)>,
 }
 
 /// Every room on this server, and the links to the peers.
@@ -402,21 +406,38 @@ impl Rooms {
         // move): it was delivered, it is not again; its id is the answer.
         let key = tag.map(|t| history::said_key(&nick, &t));
         if let Some(id) = key.and_then(|k| st.history.said(k)) {
-            return Some(Said { id, delivered: 0, relayed: 0, repeated: true });
+            return Some(Said { id, delivered: 0, relayed: 0, repeated: true, marks: Vec::new() });
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let id = Token::new(&format!("{}:{seq}", self.id_prefix)).unwrap_or_else(|_| {
             // The prefix is validated at start-up; keep ids unique regardless.
             Token::new(&format!("m:{seq}")).expect("a short ascii token")
         });
-        let relayed =
-            self.to_peers(&st.interested, &PeerFrame::Relay { room: *room, id, nick, tag, text: text.clone() });
+        let relay = PeerFrame::Relay { room: *room, id, nick, tag, text: text.clone() };
+        let mut marks = Vec::new();
+        let relayed = match tag {
+            None => self.to_peers(&st.interested, &relay),
+            Some(_) => {
+                let bytes = relay.to_bytes();
+                for p in &st.interested {
+                    if let Some(out) = self.links.get(p) {
+                        // A push by another thread in between only moves the mark
+                        // further: the ACK comes a little later, never early.
+                        if out.push(bytes.clone()) {
+                            marks.push((out.clone(), out.position()));
+                        }
+                    }
+                }
+                self.metrics.peer_frames_out(relay.verb(), marks.len() as u64);
+                marks.len()
+            }
+        };
         let frame = ServerFrame::Msg { room: *room, id, nick, text }.to_bytes();
         let delivered = st.broadcast(&frame);
         st.remember(*room, (id, key), frame, self.limits, &self.budget);
         drop(st);
         self.enforce_budget();
-        Some(Said { id, delivered, relayed, repeated: false })
+        Some(Said { id, delivered, relayed, repeated: false, marks })
     }
 
     /// The nicks in a room: here first, then on other servers.

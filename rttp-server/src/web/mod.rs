@@ -27,6 +27,8 @@ use crate::state::Shared;
 
 /// Bytes of an HTTP request head, at most.
 pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// The JavaScript client library (`web/rttp.js`), built into the binary.
+pub const RTTP_JS: &str = include_str!("../../../web/rttp.js");
 /// The path of the WebSocket endpoint.
 pub const WS_PATH: &str = "/rttp";
 
@@ -68,8 +70,17 @@ fn answer(
     shared: &Shared,
     upgrade: &Mutex<Option<hyper::upgrade::OnUpgrade>>,
 ) -> Response<Full<Bytes>> {
-    if req.uri().path() != WS_PATH {
-        return text(StatusCode::NOT_FOUND, "not found: RTTP over WebSocket is at /rttp\n");
+    match req.uri().path() {
+        WS_PATH => {}
+        "/rttp.js" => {
+            let mut r = Response::new(Full::new(Bytes::from_static(RTTP_JS.as_bytes())));
+            r.headers_mut()
+                .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+            return r;
+        }
+        _ => {
+            return text(StatusCode::NOT_FOUND, "not found: RTTP over WebSocket is at /rttp, its client at /rttp.js\n")
+        }
     }
     let is_upgrade =
         req.headers().get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
