@@ -388,7 +388,8 @@ export class RttpClient {
       ws.onerror = () => { clearTimeout(timer); reject(new Error(`cannot reach ${url}`)); };
       ws.onmessage = (m) => {
         const f = parseFrame(m.data);
-        if (f.verb === "WELCOME") { server = f.server; this.pendingToken = f.session; }
+        // The newest session holds the nick: its id proves it on the next HELLO.
+        if (f.verb === "WELCOME") { server = f.server; this.resumeToken = f.session; }
         else if (f.verb === "FARM_INFO" && server) { clearTimeout(timer); ws.onmessage = null; ws.onerror = null; resolve({ ws, server, table: f.info }); }
         else if (f.verb === "REDIRECT") { clearTimeout(timer); resolve({ redirect: f }); }
         else if (f.verb === "ERR") { clearTimeout(timer); ws.close(); reject(Object.assign(new Error(`ERR ${f.code} ${f.reason}`), { code: f.code })); }
@@ -428,7 +429,6 @@ export class RttpClient {
   attach(live) {
     this.ws = live.ws;
     this.server = live.server;
-    this.resumeToken = this.pendingToken;
     this.heard = Date.now();
     this.onEvent({ type: "table", info: live.table });
     this.onEvent({ type: "connected", server: live.server });

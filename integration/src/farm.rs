@@ -18,6 +18,8 @@ use crate::process::{bin, clean_env, die_with_parent};
 const LAUNCH_WAIT: Duration = Duration::from_secs(20);
 /// Client, peer and metrics ports of every server.
 pub const CLIENT_PORT: u16 = 7000;
+/// Where each server of a fixture farm with [`FarmSpec::web`] serves web clients.
+pub const WEB_PORT: u16 = 8080;
 /// The service name farm-dns answers for, and the name in test certificates.
 pub const SERVICE: &str = "chat.farm.test";
 /// Peer port.
@@ -52,6 +54,8 @@ pub struct FarmSpec {
     pub peer_tls: bool,
     /// With `tls`: the servers whose client port stays plaintext (a mixed farm).
     pub plaintext: Vec<usize>,
+    /// A web listener (RTTP over WebSocket, the page) on each server's IP at [`WEB_PORT`].
+    pub web: bool,
 }
 
 /// `rttp-server` flags that lift every per-session budget (SAY, frames,
@@ -92,6 +96,7 @@ impl Default for FarmSpec {
             tls: false,
             peer_tls: false,
             plaintext: Vec::new(),
+            web: false,
         }
     }
 }
@@ -119,6 +124,9 @@ impl FarmSpec {
         ];
         if self.metrics {
             args.extend(["--metrics".into(), format!("{ip}:{METRICS_PORT}")]);
+        }
+        if self.web {
+            args.extend(["--ws-listen".into(), format!("{ip}:{WEB_PORT}")]);
         }
         if i > 0 {
             args.extend(["--seed".into(), format!("{seed_ip}:{PEER_PORT}")]);

@@ -23,7 +23,7 @@ mod wait;
 
 pub use claim::{Range, Slot, MAX_FARMS};
 pub use farm::{
-    no_rate_limit_flags, Farm, FarmSpec, ServerProc, CLIENT_PORT, MESH_WAIT, METRICS_PORT, PEER_PORT, SERVICE,
+    no_rate_limit_flags, Farm, FarmSpec, ServerProc, CLIENT_PORT, MESH_WAIT, METRICS_PORT, PEER_PORT, SERVICE, WEB_PORT,
 };
 pub use process::{bin, clean_env, die_with_parent, write_secret};
 pub use raw::{Raw, WAIT};

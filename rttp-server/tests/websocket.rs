@@ -185,6 +185,15 @@ async fn only_allowed_origins_may_upgrade() {
         let _ = tcp.read_to_string(&mut answer);
         assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("text/javascript"), "{answer}");
         assert!(answer.contains("export class RttpClient"), "the library itself");
+        // The page, with the hooks tests and people rely on.
+        let mut tcp = std::net::TcpStream::connect(waddr).unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("text/html"), "{answer}");
+        for hook in ["id=\"messages\"", "id=\"say\"", "id=\"servers\"", "id=\"status\"", "./rttp.js"] {
+            assert!(answer.contains(hook), "the page has {hook}");
+        }
     })
     .await;
     assert_eq!(server.shared().metrics.ws_refused.get(), 1);

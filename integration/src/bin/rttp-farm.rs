@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use integration::certs::Ca;
-use integration::{bin, die_with_parent, FarmSpec, CLIENT_PORT, SERVICE};
+use integration::{bin, die_with_parent, FarmSpec, CLIENT_PORT, SERVICE, WEB_PORT};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rttp_conn::tls::TlsClient;
@@ -122,6 +122,7 @@ async fn start_all(args: &Args, secret: &std::path::Path, ca: Option<&Ca>) -> Op
         metrics: false,
         tls: args.tls,
         peer_tls: args.tls,
+        web: true,
         ..FarmSpec::default()
     };
     for i in 0..spec.servers {
@@ -183,6 +184,9 @@ async fn main() -> ExitCode {
         ),
     }
     println!("    dig @{} -p {} chat.farm.test A", args.dns.ip(), args.dns.port());
+    println!(
+        "    or in a browser: http://127.0.0.1:{WEB_PORT}/ (every server serves the page on its IP, port {WEB_PORT})"
+    );
     println!("rttp-farm: Ctrl-C drains every server and exits; a second Ctrl-C stops at once.");
 
     use tokio::signal::unix::{signal, SignalKind};

@@ -2,6 +2,7 @@
 //! real processes on a loopback range of its own.
 
 mod ack_tests;
+mod browser_tests;
 mod chat_tests;
 mod client_tests;
 mod dns_tests;
@@ -14,3 +15,4 @@ mod rebalance_tests;
 mod startup_tests;
 mod tls_tests;
 mod token_tests;
+mod web_tests;

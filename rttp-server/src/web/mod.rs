@@ -1,4 +1,5 @@
-//! The web listener (`--ws-listen`): HTTP/1.1 by hyper, where `GET /rttp`
+//! The web listener (`--ws-listen`): HTTP/1.1 by hyper, serving the chat
+//! page at `/`, its client library at `/rttp.js`, and `GET /rttp`, which
 //! upgrades to a WebSocket that carries RTTP ([`ws`]); the session then
 //! runs the same connection and session code as the TCP port. The upgrade
 //! checks the `Origin` against the allow-list, so that another site's page
@@ -29,6 +30,8 @@ use crate::state::Shared;
 pub const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// The JavaScript client library (`web/rttp.js`), built into the binary.
 pub const RTTP_JS: &str = include_str!("../../../web/rttp.js");
+/// The web chat page (`web/index.html`), built into the binary.
+pub const INDEX_HTML: &str = include_str!("../../../web/index.html");
 /// The path of the WebSocket endpoint.
 pub const WS_PATH: &str = "/rttp";
 
@@ -58,6 +61,13 @@ fn web_origins(url: &str) -> Vec<String> {
     vec![format!("{scheme}://{host}")]
 }
 
+/// A file built into the binary, with its type.
+fn file(body: &'static str, kind: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    r
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
@@ -72,12 +82,8 @@ fn answer(
 ) -> Response<Full<Bytes>> {
     match req.uri().path() {
         WS_PATH => {}
-        "/rttp.js" => {
-            let mut r = Response::new(Full::new(Bytes::from_static(RTTP_JS.as_bytes())));
-            r.headers_mut()
-                .insert(hyper::header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
-            return r;
-        }
+        "/rttp.js" => return file(RTTP_JS, "text/javascript; charset=utf-8"),
+        "/" | "/index.html" => return file(INDEX_HTML, "text/html; charset=utf-8"),
         _ => {
             return text(StatusCode::NOT_FOUND, "not found: RTTP over WebSocket is at /rttp, its client at /rttp.js\n")
         }
