@@ -22,10 +22,14 @@ use tungstenite::{Message, WebSocket};
 
 use crate::client::Transport;
 
-/// Bytes read from the socket per read, at most (a message spans reads).
-pub(crate) const WS_READ_CHUNK: usize = 4096;
+/// Bytes read from the socket per read, at most (a message spans reads):
+/// small, because the buffer stays with every idle session.
+pub(crate) const WS_READ_CHUNK: usize = 1024;
+/// Bytes of frames gathered before tungstenite writes them on its own: a
+/// batch of queued frames goes out in one write at the flush that ends it.
+pub(crate) const WS_WRITE_GATHER: usize = 32 * 1024;
 /// Bytes of WebSocket frames buffered for the socket before a write waits.
-pub(crate) const WS_WRITE_BUFFER: usize = 64 * 1024;
+pub(crate) const WS_WRITE_BUFFER: usize = 128 * 1024;
 
 /// The socket as tungstenite sees it.
 #[derive(Debug)]
@@ -65,7 +69,7 @@ impl Ws {
     pub(crate) fn new(tcp: TcpStream, read: Vec<u8>, max_frame: usize) -> Ws {
         let config = WebSocketConfig::default()
             .read_buffer_size(WS_READ_CHUNK)
-            .write_buffer_size(0)
+            .write_buffer_size(WS_WRITE_GATHER)
             .max_write_buffer_size(WS_WRITE_BUFFER)
             .max_message_size(Some(max_frame))
             .max_frame_size(Some(max_frame));

@@ -52,6 +52,35 @@ impl RttpMember {
     }
 }
 
+/// Whether members speak RTTP over WebSocket (`--transport ws`) to each
+/// server's web listener instead of its client port.
+pub(crate) static OVER_WS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl RttpMember {
+    /// The same over WebSocket: the upgrade, HELLO, then each room's JOIN
+    /// up to its own JOINED.
+    pub(crate) async fn open_ws(addr: SocketAddr, nick: &str, rooms: &[String]) -> std::io::Result<RttpMember> {
+        let mut wire = Wire::websocket(addr).await?;
+        wire.send(format!("HELLO 1 {nick}\r\n").as_bytes()).await?;
+        let rooms: Vec<Room> =
+            rooms.iter().map(|r| r.parse().map_err(std::io::Error::other)).collect::<Result<_, _>>()?;
+        for room in &rooms {
+            wire.send(format!("JOIN {room}\r\n").as_bytes()).await?;
+            let want = format!("JOINED {room} {nick}");
+            loop {
+                let line = wire.line().await?.ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                if line.starts_with(b"ERR ") {
+                    return Err(std::io::Error::other(String::from_utf8_lossy(&line).into_owned()));
+                }
+                if line[..] == *want.as_bytes() {
+                    break;
+                }
+            }
+        }
+        Ok(RttpMember { wire, rooms })
+    }
+}
+
 impl Member for RttpMember {
     async fn say(&mut self, room: usize, seq: u64) -> bool {
         let room = self.rooms[room % self.rooms.len()];
@@ -69,10 +98,10 @@ impl LoadTarget for Farm {
     type Member = RttpMember;
 
     fn name(&self) -> &'static str {
-        if self.tls.is_some() {
-            "rttp-tls"
-        } else {
-            "rttp"
+        match (self.tls.is_some(), OVER_WS.load(std::sync::atomic::Ordering::Relaxed)) {
+            (_, true) => "rttp-ws",
+            (true, false) => "rttp-tls",
+            (false, false) => "rttp",
         }
     }
 
@@ -85,6 +114,10 @@ impl LoadTarget for Farm {
     }
 
     async fn member(&self, node: usize, name: &str, rooms: &[String]) -> RttpMember {
+        if OVER_WS.load(std::sync::atomic::Ordering::Relaxed) {
+            let web = SocketAddr::new(self.servers[node].ip.into(), integration::WEB_PORT);
+            return RttpMember::open_ws(web, name, rooms).await.expect("an RTTP member over WebSocket");
+        }
         RttpMember::open(self.tls_for(node), self.servers[node].client, name, rooms).await.expect("an RTTP member")
     }
 }

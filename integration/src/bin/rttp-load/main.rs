@@ -49,6 +49,10 @@ struct Args {
     /// made for the run); the load clients speak TLS.
     #[arg(long, global = true)]
     tls: bool,
+    /// How members reach the servers: tcp (the client port) or ws (RTTP
+    /// over WebSocket to each server's web listener, one frame per message).
+    #[arg(long, default_value = "tcp", value_parser = ["tcp", "ws"], global = true)]
+    transport: String,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -123,6 +127,10 @@ enum Workload {
     /// back to back: idle, fanout (max, 1,000/s), rooms, handshakes; prints
     /// every ratio tls/plain.
     Tls,
+    /// TCP then WebSocket members on the same shapes, back to back (fresh
+    /// processes each): idle, fanout (max, 1,000/s), rooms, handshakes;
+    /// prints every ratio ws/tcp.
+    Ws,
     /// Sessions opened on one server as fast as 8 openers go (connect, TLS
     /// with --tls, HELLO, close): the handshake rate.
     Handshakes {
@@ -171,28 +179,41 @@ async fn compare(farm: Farm) -> String {
 /// same farm with TLS everywhere (fresh processes each); prints every ratio
 /// tls/plain and returns the JSON line.
 async fn tls_compare(spec: FarmSpec) -> String {
-    let run = |tls: bool| {
-        let spec = FarmSpec { tls, peer_tls: tls, ..spec.clone() };
-        async move {
-            let farm = Farm::start(spec);
-            farm.wait_mesh().await;
-            let mut r = standard(&farm).await;
-            r.push(shapes::handshakes(&farm, 2000).await);
-            r
-        }
+    let plain = FarmSpec { tls: false, peer_tls: false, ..spec.clone() };
+    let tls = FarmSpec { tls: true, peer_tls: true, ..spec };
+    back_to_back("tls", ("plain", plain, false), ("tls", tls, false)).await
+}
+
+/// TCP members, then WebSocket members, each on a fresh farm with web listeners.
+async fn ws_compare(spec: FarmSpec) -> String {
+    let spec = FarmSpec { web: true, ..spec };
+    back_to_back("ws", ("tcp", spec.clone(), false), ("ws", spec, true)).await
+}
+
+/// The standard shapes and handshakes on farm `a`, then on farm `b` (fresh
+/// processes each; the flag says whether members speak WebSocket); prints
+/// every ratio b/a and returns the JSON line.
+async fn back_to_back(workload: &str, a: (&str, FarmSpec, bool), b: (&str, FarmSpec, bool)) -> String {
+    let run = |spec: FarmSpec, ws: bool| async move {
+        conn::OVER_WS.store(ws, std::sync::atomic::Ordering::Relaxed);
+        let farm = Farm::start(spec);
+        farm.wait_mesh().await;
+        let mut r = standard(&farm).await;
+        r.push(shapes::handshakes(&farm, 2000).await);
+        r
     };
-    let plain = run(false).await;
-    let tls = run(true).await;
-    let rows = report::compare(&tls, &plain);
-    println!("\n{:<40} {:>14} {:>14} {:>10}", "figure", "tls", "plain", "tls/plain");
+    let first = run(a.1, a.2).await;
+    let second = run(b.1, b.2).await;
+    let rows = report::compare(&second, &first);
+    println!("\n{:<40} {:>14} {:>14} {:>10}", "figure", b.0, a.0, format!("{}/{}", b.0, a.0));
     for r in &rows {
         println!("{:<40} {:>14.3} {:>14.3} {:>10.3}", r.figure, r.rttp, r.nats, r.ratio);
     }
     let rows: Vec<_> = rows
         .iter()
-        .map(|r| serde_json::json!({ "figure": r.figure, "tls": r.rttp, "plain": r.nats, "ratio": r.ratio }))
+        .map(|r| serde_json::json!({ "figure": r.figure, b.0: r.rttp, a.0: r.nats, "ratio": r.ratio }))
         .collect();
-    serde_json::json!({ "workload": "tls", "tls": tls, "plain": plain, "rows": rows }).to_string()
+    serde_json::json!({ "workload": workload, b.0: second, a.0: first, "rows": rows }).to_string()
 }
 
 /// A shape of the comparison on any target.
@@ -271,6 +292,13 @@ async fn main() -> ExitCode {
             let json = tls_compare(spec).await;
             return finish("tls", &json);
         }
+        if let Workload::Ws = args.workload {
+            let json = ws_compare(spec).await;
+            return finish("ws", &json);
+        }
+        let ws = args.transport == "ws";
+        conn::OVER_WS.store(ws, std::sync::atomic::Ordering::Relaxed);
+        let spec = FarmSpec { web: spec.web || ws, ..spec };
         let mut farm = Farm::start(spec);
         farm.wait_mesh().await;
         match args.workload {
