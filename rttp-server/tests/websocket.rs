@@ -85,6 +85,16 @@ fn closed(ws: &mut Ws) -> (Vec<ServerFrame>, Option<CloseCode>) {
     }
 }
 
+/// A plain HTTP GET of `path`: the whole answer, head and body.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    answer
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
@@ -171,25 +181,15 @@ async fn only_allowed_origins_may_upgrade() {
             Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
             other => panic!("another site's page got {other:?}"),
         }
-        // Anything but the upgrade at /rttp: not found, or a bad request.
-        let mut tcp = std::net::TcpStream::connect(waddr).unwrap();
-        use std::io::{Read, Write};
-        tcp.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        let _ = tcp.read_to_string(&mut answer);
+        // Anything but the upgrade at /rttp, the page and its client: not found.
+        let answer = http_get(waddr, "/nothing");
         assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
         // The JavaScript client is served as an ES module.
-        let mut tcp = std::net::TcpStream::connect(waddr).unwrap();
-        tcp.write_all(b"GET /rttp.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        let _ = tcp.read_to_string(&mut answer);
+        let answer = http_get(waddr, "/rttp.js");
         assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("text/javascript"), "{answer}");
         assert!(answer.contains("export class RttpClient"), "the library itself");
         // The page, with the hooks tests and people rely on.
-        let mut tcp = std::net::TcpStream::connect(waddr).unwrap();
-        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut answer = String::new();
-        let _ = tcp.read_to_string(&mut answer);
+        let answer = http_get(waddr, "/");
         assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("text/html"), "{answer}");
         for hook in ["id=\"messages\"", "id=\"say\"", "id=\"servers\"", "id=\"status\"", "./rttp.js"] {
             assert!(answer.contains(hook), "the page has {hook}");
