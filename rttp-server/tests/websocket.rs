@@ -23,6 +23,10 @@ type Ws = WebSocket<std::net::TcpStream>;
 
 /// A server with a client port and a web listener; (server, client addr, web addr).
 async fn start(origins: &[&str]) -> (Server, SocketAddr, SocketAddr) {
+    start_with(origins, |_| {}).await
+}
+
+async fn start_with(origins: &[&str], tweak: impl FnOnce(&mut Config)) -> (Server, SocketAddr, SocketAddr) {
     let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (caddr, waddr) = (client.local_addr().unwrap(), web.local_addr().unwrap());
@@ -31,6 +35,7 @@ async fn start(origins: &[&str]) -> (Server, SocketAddr, SocketAddr) {
     cfg.advertise = caddr.into();
     cfg.ws_listen = Some(waddr);
     cfg.ws_origins = origins.iter().map(|o| o.to_string()).collect();
+    tweak(&mut cfg);
     (Server::start_with(cfg, Listeners { client, metrics: None, peer: None, web: Some(web) }), caddr, waddr)
 }
 
@@ -197,5 +202,43 @@ async fn only_allowed_origins_may_upgrade() {
     })
     .await;
     assert_eq!(server.shared().metrics.ws_refused.get(), 1);
+    server.shutdown().await;
+}
+
+/// A WebSocket reader that stops reading while 12 MB of messages come
+/// (more than the socket buffers hold): frames are cut between writes, and
+/// each must still arrive whole and in order when it reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_cut_by_a_full_socket_arrive_whole() {
+    let (server, caddr, waddr) = start_with(&[], common::no_rate_limits).await;
+    let ws = blocking(move || {
+        let mut ws = connect(waddr, None).expect("upgrade");
+        send(&mut ws, "HELLO 1 slow\r\n");
+        send(&mut ws, "JOIN #big\r\n");
+        loop {
+            if let ServerFrame::Joined { .. } = frame(&mut ws) {
+                return ws;
+            }
+        }
+    })
+    .await;
+    let mut talker = Raw::hello(caddr, "talker").await;
+    talker.send("JOIN #big\r\n").await;
+    talker.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    let body = "w".repeat(60_000);
+    for i in 0..200 {
+        talker.send(&format!("SAY #big {}\r\n{i:03}{body}\r\n", body.len() + 3)).await;
+    }
+    blocking(move || {
+        let mut ws = ws;
+        let mut got = Vec::new();
+        while got.len() < 200 {
+            if let ServerFrame::Msg { text, .. } = frame(&mut ws) {
+                got.push(text.as_str()[..3].to_string());
+            }
+        }
+        assert_eq!(got, (0..200).map(|i| format!("{i:03}")).collect::<Vec<_>>());
+    })
+    .await;
     server.shutdown().await;
 }

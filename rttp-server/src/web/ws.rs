@@ -1,8 +1,12 @@
 //! RTTP over WebSocket as a client transport: one whole RTTP frame per text
-//! message, both ways, with tungstenite doing the WebSocket framing over
-//! the non-blocking socket (reads and writes that never wait, like TLS in
-//! `client/transport.rs`), so a WebSocket session runs the same connection
-//! and session code as a TCP one.
+//! message, both ways, so a WebSocket session runs the same connection and
+//! session code as a TCP one. Reads go through tungstenite over the
+//! non-blocking socket (like TLS in `client/transport.rs`). Writes are ours:
+//! a server's frame is a 2-10 byte header before the payload (servers do
+//! not mask), so the queued frames go out as header and shared `Bytes`
+//! slices in one vectored write, with no copy; only a frame cut by a full
+//! socket keeps its rest, which goes before anything else (tungstenite's
+//! own pongs and closes included: it is not read meanwhile).
 //!
 //! What a browser may not send gets an `ERR` in a text message, then a
 //! close with the matching code: a binary message (1003), a message that
@@ -12,7 +16,7 @@
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use rttp_proto::{ErrCode, Frame, ServerFrame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -25,11 +29,32 @@ use crate::client::Transport;
 /// Bytes read from the socket per read, at most (a message spans reads):
 /// small, because the buffer stays with every idle session.
 pub(crate) const WS_READ_CHUNK: usize = 1024;
-/// Bytes of frames gathered before tungstenite writes them on its own: a
-/// batch of queued frames goes out in one write at the flush that ends it.
-pub(crate) const WS_WRITE_GATHER: usize = 32 * 1024;
-/// Bytes of WebSocket frames buffered for the socket before a write waits.
-pub(crate) const WS_WRITE_BUFFER: usize = 128 * 1024;
+/// Bytes of control frames (pongs, a close) tungstenite may hold for the socket.
+pub(crate) const WS_CONTROL_BUFFER: usize = 16 * 1024;
+/// Frames in one vectored write, at most.
+const WS_WRITE_BATCH: usize = 64;
+
+/// The header of a server's text frame carrying `len` bytes, into `out`;
+/// returns its length.
+fn header(len: usize, out: &mut [u8; 10]) -> usize {
+    out[0] = 0x81;
+    match len {
+        0..=125 => {
+            out[1] = len as u8;
+            2
+        }
+        126..=65535 => {
+            out[1] = 126;
+            out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            out[1] = 127;
+            out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    }
+}
 
 /// The socket as tungstenite sees it.
 #[derive(Debug)]
@@ -57,8 +82,10 @@ pub(crate) struct Ws {
     ws: Box<WebSocket<Sock>>,
     /// tungstenite may hold a read message's bytes: read before waiting.
     buffered: bool,
-    /// Frames written to tungstenite and not yet all on the socket.
+    /// tungstenite holds control frames not yet all on the socket.
     dirty: bool,
+    /// The rest of a frame the socket took in part: it goes first.
+    rest: Vec<u8>,
     /// The session must end after the frames queued (a protocol error).
     ending: bool,
 }
@@ -69,16 +96,34 @@ impl Ws {
     pub(crate) fn new(tcp: TcpStream, read: Vec<u8>, max_frame: usize) -> Ws {
         let config = WebSocketConfig::default()
             .read_buffer_size(WS_READ_CHUNK)
-            .write_buffer_size(WS_WRITE_GATHER)
-            .max_write_buffer_size(WS_WRITE_BUFFER)
+            .write_buffer_size(0)
+            .max_write_buffer_size(WS_CONTROL_BUFFER)
             .max_message_size(Some(max_frame))
             .max_frame_size(Some(max_frame));
         let ws = WebSocket::from_partially_read(Sock(tcp), read, Role::Server, Some(config));
-        Ws { ws: Box::new(ws), buffered: true, dirty: false, ending: false }
+        Ws { ws: Box::new(ws), buffered: true, dirty: false, ending: false, rest: Vec::new() }
     }
 
-    /// Tells the client why, in a text message, and closes with `code`.
+    /// Writes the rest of a cut frame; `WouldBlock` while some remains.
+    fn flush_rest(&mut self) -> io::Result<()> {
+        while !self.rest.is_empty() {
+            match self.ws.get_ref().0.try_write(&self.rest)? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => drop(self.rest.drain(..n)),
+            }
+        }
+        self.rest = Vec::new();
+        Ok(())
+    }
+
+    /// Tells the client why, in a text message, and closes with `code`
+    /// (unless a cut frame cannot be finished: then the close alone says it).
     fn refuse(&mut self, err: ErrCode, why: &str, code: CloseCode) {
+        if self.flush_rest().is_err() {
+            self.ending = true;
+            self.buffered = false;
+            return;
+        }
         let frame = ServerFrame::err(err, why).to_bytes();
         if let Ok(text) = tungstenite::Utf8Bytes::try_from(frame) {
             let _ = self.ws.write(Message::Text(text));
@@ -106,13 +151,23 @@ impl Ws {
 
 impl Transport for Ws {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        crate::client::readable_unless_buffered(self.buffered, &self.ws.get_ref().0)
+        // Not read while a cut frame waits: tungstenite may write a pong when read.
+        let (blocked, buffered, tcp) = (!self.rest.is_empty(), self.buffered, &self.ws.get_ref().0);
+        async move {
+            if blocked {
+                std::future::pending::<()>().await;
+            }
+            crate::client::readable_unless_buffered(buffered, tcp).await
+        }
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         self.buffered = false;
         if self.ending {
             return Ok(0);
+        }
+        if !self.rest.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
         let mut total = 0;
         loop {
@@ -167,42 +222,49 @@ impl Transport for Ws {
     }
 
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // What was framed before goes first.
-        match self.flush() {
-            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
-            _ => {}
+        // A cut frame, then tungstenite's control frames, go first.
+        self.flush_rest()?;
+        if self.dirty {
+            self.flush()?;
+        }
+        let frames = bufs.len().min(WS_WRITE_BATCH);
+        let mut heads = [[0u8; 10]; WS_WRITE_BATCH];
+        let mut lens = [0usize; WS_WRITE_BATCH];
+        for i in 0..frames {
+            lens[i] = header(bufs[i].len(), &mut heads[i]);
+        }
+        let mut slices = Vec::with_capacity(frames * 2);
+        for i in 0..frames {
+            slices.push(IoSlice::new(&heads[i][..lens[i]]));
+            slices.push(IoSlice::new(&bufs[i]));
+        }
+        let mut left = self.ws.get_ref().0.try_write_vectored(&slices)?;
+        if left == 0 && frames > 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
         let mut taken = 0;
-        for b in bufs {
-            // Each queued buffer is one whole frame: one text message.
-            let Ok(text) = tungstenite::Utf8Bytes::try_from(Bytes::copy_from_slice(b)) else {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "a frame that is not UTF-8"));
-            };
-            match self.ws.write(Message::Text(text)) {
-                Ok(()) => taken += b.len(),
-                Err(tungstenite::Error::WriteBufferFull(_)) => break,
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Framed and buffered: taken.
-                    taken += b.len();
-                    break;
-                }
-                Err(tungstenite::Error::Io(e)) => return Err(e),
-                Err(e) => return Err(io::Error::other(e)),
+        for i in 0..frames {
+            let whole = lens[i] + bufs[i].len();
+            if left >= whole {
+                left -= whole;
+                taken += bufs[i].len();
+                continue;
             }
-            self.dirty = true;
-        }
-        match self.flush() {
-            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
-            _ => {}
-        }
-        if taken == 0 && bufs.iter().any(|b| !b.is_empty()) {
-            return Err(io::ErrorKind::WouldBlock.into());
+            if left > 0 {
+                // Begun on the socket: it must be finished before anything else.
+                let mut frame = Vec::with_capacity(whole);
+                frame.extend_from_slice(&heads[i][..lens[i]]);
+                frame.extend_from_slice(&bufs[i]);
+                self.rest = frame.split_off(left);
+                taken += bufs[i].len();
+            }
+            break;
         }
         Ok(taken)
     }
 
     fn pending(&self) -> bool {
-        self.dirty
+        self.dirty || !self.rest.is_empty()
     }
 
     fn discard(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
@@ -212,7 +274,9 @@ impl Transport for Ws {
     }
 
     fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> + Send {
-        if !self.ending {
+        // A close frame only after a whole last frame.
+        let whole = self.flush_rest().is_ok();
+        if !self.ending && whole {
             let _ = self.ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }));
         }
         let _ = self.ws.flush();
