@@ -8,8 +8,9 @@ use std::time::Duration;
 use rttp_conn::tls::TlsClient;
 use rttp_proto::{FarmInfo, ServerFrame, Status};
 
-use crate::farm::{Farm, MESH_WAIT};
+use crate::farm::Farm;
 use crate::raw::Raw;
+use crate::spec::MESH_WAIT;
 use crate::text::parse_metric;
 
 impl Farm {

@@ -18,14 +18,14 @@ mod claim;
 mod farm;
 mod process;
 mod raw;
+mod spec;
 mod text;
 mod wait;
 
 pub use claim::{Range, Slot, MAX_FARMS};
-pub use farm::{
-    no_rate_limit_flags, Farm, FarmSpec, ServerProc, CLIENT_PORT, MESH_WAIT, METRICS_PORT, PEER_PORT, SERVICE, WEB_PORT,
-};
+pub use farm::{Farm, ServerProc};
 pub use process::{bin, clean_env, die_with_parent, write_secret};
 pub use raw::{Raw, WAIT};
+pub use spec::{no_rate_limit_flags, FarmSpec, CLIENT_PORT, MESH_WAIT, METRICS_PORT, PEER_PORT, SERVICE, WEB_PORT};
 pub use text::{first_record, parse_metric, short};
 pub use wait::check_for;
