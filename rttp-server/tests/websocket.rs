@@ -242,3 +242,45 @@ async fn frames_cut_by_a_full_socket_arrive_whole() {
     .await;
     server.shutdown().await;
 }
+
+/// The web listener's own limits: a request head over 16 KiB is refused,
+/// one that never ends is cut at `--hello-timeout`, and a WebSocket
+/// session opened meanwhile is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_stalled_requests_are_cut_and_others_go_on() {
+    let (server, _, waddr) = start_with(&[], |c| c.hello_timeout = Duration::from_secs(1)).await;
+    assert_eq!(rttp_server::web::MAX_REQUEST_HEAD, 16 * 1024, "the documented bound");
+    blocking(move || {
+        use std::io::{Read, Write};
+        let mut ws = connect(waddr, None).expect("upgrade");
+        send(&mut ws, "HELLO 1 steady\r\n");
+        assert!(matches!(frame(&mut ws), ServerFrame::Welcome { .. }));
+        // A head of 20 KiB: refused with a 4xx, or cut.
+        let mut big = std::net::TcpStream::connect(waddr).unwrap();
+        big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = format!("GET /rttp HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "p".repeat(20 * 1024));
+        let _ = big.write_all(head.as_bytes());
+        let mut answer = String::new();
+        let _ = big.read_to_string(&mut answer);
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{answer}");
+        // A head that never ends: closed after the HELLO deadline, not held.
+        let started = std::time::Instant::now();
+        let mut slow = std::net::TcpStream::connect(waddr).unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        slow.write_all(b"GET /rttp HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut rest = Vec::new();
+        let _ = slow.read_to_end(&mut rest);
+        assert!(started.elapsed() < Duration::from_secs(4), "a stalled head was held {:?}", started.elapsed());
+        // The session opened before goes on.
+        send(&mut ws, "PING still\r\n");
+        loop {
+            match frame(&mut ws) {
+                ServerFrame::Pong { token } => break assert_eq!(token.as_str(), "still"),
+                ServerFrame::FarmInfo(_) => {}
+                other => panic!("the session was disturbed: {other:?}"),
+            }
+        }
+    })
+    .await;
+    server.shutdown().await;
+}
