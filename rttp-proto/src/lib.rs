@@ -32,6 +32,7 @@ mod error;
 mod frame;
 mod limits;
 mod names;
+mod owner;
 mod peer;
 pub mod rebalance;
 pub mod select;
@@ -49,5 +50,6 @@ pub use names::{
     Credential, Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token, Transport, MAX_CREDENTIAL_LEN,
     MAX_TOKEN_LEN,
 };
+pub use owner::rendezvous;
 pub use peer::{PeerFrame, PeerStateMsg, PEER_VERSION};
 pub use server::{FarmInfo, ServerEntry, ServerFrame, MEMBERS_PER_LINE};

@@ -58,6 +58,44 @@ crate::table::frames! {
             /// The text.
             text: Text,
         },
+        /// `SUBMIT <room> <nick> [<tag>] <N>` and a body: a message said on
+        /// the sender, for the room's owner to put in the room's one order
+        /// (it answers with `RELAY` to every interested server, the sender too).
+        Submit = "SUBMIT" Body {
+            /// The room.
+            room: Room,
+            /// Who said it.
+            nick: Nick,
+            /// The client's tag, if it gave one.
+            tag: Option<Token>,
+            /// The text.
+            text: Text,
+        },
+        /// `TAIL <room> <msg-id> <nick> [<key>] <N>` and a body: one of the
+        /// sender's latest messages of a room, sent to the room's new owner
+        /// when the owner changes, so that it holds what the old one handed
+        /// on; `key` is a tagged message's resend key (a number), so that
+        /// the new owner still drops a resent copy.
+        Tail = "TAIL" Body {
+            /// The room.
+            room: Room,
+            /// Its id.
+            id: MsgId,
+            /// Who said it.
+            nick: Nick,
+            /// The resend key of a tagged message.
+            key: Option<u64>,
+            /// The text.
+            text: Text,
+        },
+        /// `SYNCED <room> [<msg-id>]`: the end of the sender's `TAIL`s for a
+        /// room, and the last message it has there (none: absent).
+        Synced = "SYNCED" Line {
+            /// The room.
+            room: Room,
+            /// Its last message in the room.
+            last: Option<MsgId>,
+        },
         /// `BEAT`: a heartbeat.
         Beat = "BEAT" Line,
         /// `PEER_HELLO <version> <server-id> <generation> <nonce>`: the dialer opens.

@@ -111,6 +111,15 @@ fn peer_frame() -> impl Strategy<Value = PeerFrame> {
         (room(), nick()).prop_map(|(room, nick)| PeerFrame::RoomMember { room, nick }),
         (room(), token()).prop_map(|(room, after)| PeerFrame::History { room, after }),
         (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| PeerFrame::Replay { room, id, nick, text }),
+        (room(), nick(), proptest::option::of(token()), text()).prop_map(|(room, nick, tag, text)| PeerFrame::Submit {
+            room,
+            nick,
+            tag,
+            text
+        }),
+        (room(), token(), nick(), proptest::option::of(any::<u64>()), text())
+            .prop_map(|(room, id, nick, key, text)| PeerFrame::Tail { room, id, nick, key, text }),
+        (room(), proptest::option::of(token())).prop_map(|(room, last)| PeerFrame::Synced { room, last }),
     ]
 }
 

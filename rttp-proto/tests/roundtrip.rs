@@ -264,6 +264,26 @@ fn peer_frames() {
             PeerFrame::Replay { room: room("#r"), id: tok("s1:a:8"), nick: nick("bob"), text: Text::from("hi") },
             "REPLAY #r s1:a:8 bob 2\r\nhi\r\n",
         ),
+        (
+            PeerFrame::Submit { room: room("#r"), nick: nick("bob"), tag: Some(tok("x-1")), text: Text::from("yo") },
+            "SUBMIT #r bob x-1 2\r\nyo\r\n",
+        ),
+        (
+            PeerFrame::Submit { room: room("#r"), nick: nick("bob"), tag: None, text: Text::from("yo") },
+            "SUBMIT #r bob 2\r\nyo\r\n",
+        ),
+        (
+            PeerFrame::Tail {
+                room: room("#r"),
+                id: tok("s1:a:2"),
+                nick: nick("bob"),
+                key: Some(77),
+                text: Text::from("yo"),
+            },
+            "TAIL #r s1:a:2 bob 77 2\r\nyo\r\n",
+        ),
+        (PeerFrame::Synced { room: room("#r"), last: Some(tok("s1:a:2")) }, "SYNCED #r s1:a:2\r\n"),
+        (PeerFrame::Synced { room: room("#r"), last: None }, "SYNCED #r\r\n"),
         (PeerFrame::err(ErrCode::AuthFailed, "bad mac"), "ERR 511 bad mac\r\n"),
     ];
     for (v, w) in table {

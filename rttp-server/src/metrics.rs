@@ -50,6 +50,12 @@ pub struct Metrics {
     pub throttled: Counter,
     /// SAY frames dropped by the rate limit.
     pub rate_limited: Counter,
+    /// Rooms this server took over as their new owner.
+    pub room_takeovers: Counter,
+    /// `SUBMIT`s refused: this server does not own the room (the sender submits again).
+    pub submits_refused: Counter,
+    /// `RELAY`s dropped: not from the room's owner as this server knows it.
+    pub relays_fenced: Counter,
     /// Connections refused by the hard connection cap.
     pub refused_connections: Counter,
     /// Client TLS handshakes that failed or timed out (plaintext on a TLS port included).
@@ -97,6 +103,9 @@ impl Metrics {
             slow_consumers: Counter::default(),
             throttled: Counter::default(),
             rate_limited: Counter::default(),
+            room_takeovers: Counter::default(),
+            submits_refused: Counter::default(),
+            relays_fenced: Counter::default(),
             refused_connections: Counter::default(),
             tls_failures: Counter::default(),
             ws_sessions: Counter::default(),
@@ -127,6 +136,9 @@ impl Metrics {
         r.register("err_replies", "ERR frames sent, by code", m.err_replies.clone());
         r.register("slow_consumer_disconnects", "Sessions cut off as slow consumers", m.slow_consumers.clone());
         r.register("rate_limited_frames", "SAY frames dropped by the rate limit", m.rate_limited.clone());
+        r.register("room_takeovers", "Rooms this server took over as their new owner", m.room_takeovers.clone());
+        r.register("submits_refused", "SUBMITs for rooms this server does not own", m.submits_refused.clone());
+        r.register("relays_fenced", "RELAYs not from the room's owner, dropped", m.relays_fenced.clone());
         r.register(
             "throttled_reads",
             "Times a session's reading paused: over its frame, byte or JOIN budget",

@@ -17,22 +17,10 @@ use rttp_proto::{Nick, ServerId, Token};
 /// The owner of `nick` among `servers` (those not DOWN): the highest
 /// rendezvous hash. `None` for an empty set.
 pub fn owner(nick: &Nick, servers: &[ServerId]) -> Option<ServerId> {
-    servers.iter().copied().max_by_key(|s| (score(nick, s), *s))
+    rendezvous(nick.as_bytes(), servers)
 }
 
-/// FNV-1a over the nick, a separator and the server id: the same on every
-/// server and every build (std's hasher makes no such promise).
-fn score(nick: &Nick, server: &ServerId) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in nick.as_bytes().iter().chain(b"\0").chain(server.as_bytes()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    // A final mix, so that ids differing in one trailing byte spread well.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^ (h >> 33)
-}
+pub use rttp_proto::rendezvous;
 
 /// What a claim brings besides the nick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

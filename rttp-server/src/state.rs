@@ -86,8 +86,14 @@ impl Shared {
         let prefix = format!("{}:{}", config.id, radix36(generation));
         let limits = HistoryLimits { messages: config.history, bytes: config.history_bytes };
         let metrics = Arc::new(Metrics::new());
+        let mut rooms = Rooms::new(prefix, limits, config.history_budget, metrics.clone());
+        if let Some(farm) = &config.farm {
+            // A new owner waits for servers that notice the old one's loss
+            // up to one peer timeout later than it did.
+            rooms.set_takeover_wait(farm.timers.down_after + farm.timers.heartbeat);
+        }
         Shared {
-            rooms: Rooms::new(prefix, limits, config.history_budget, metrics.clone()),
+            rooms,
             config,
             generation,
             nicks: DashMap::new(),
@@ -367,6 +373,12 @@ impl Shared {
         servers.push(self.own_entry());
         servers.sort_by_key(|e| e.id);
         FarmInfo { epoch: table.epoch + self.own_changes.load(Ordering::Relaxed), servers }
+    }
+
+    /// The servers that are UP (this one too, unless it drains): rooms are
+    /// owned among them.
+    pub fn up_servers(&self) -> Vec<ServerId> {
+        self.farm_info().servers.iter().filter(|e| e.status == rttp_proto::Status::Up).map(|e| e.id).collect()
     }
 
     /// The farm table cut to the servers whose client port speaks what this

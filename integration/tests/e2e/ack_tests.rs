@@ -1,11 +1,12 @@
-//! Acknowledged sends on real processes, the scenario of the continuity
-//! issue: eight senders on one server keep typing while it fails
-//! (`SIGSTOP` then `SIGCONT`, `kill -9`, or a drain); eight readers on the
-//! other servers, all on the client library. The senders' lines wait in
-//! the library until acknowledged, go again from the server they move to,
-//! and every acknowledged line reaches every reader exactly once. How many
-//! distinct orders the readers saw is printed (one order per room is not
-//! built yet, so it is not asserted).
+//! Acknowledged sends and one order per room on real processes, the
+//! scenario of the continuity issue: eight senders on s1 keep typing while
+//! a server fails (`SIGSTOP` then `SIGCONT`, `kill -9`, or a drain); eight
+//! readers on s2 and s3, all on the client library. The failing server is
+//! the senders' (which owns the room `#ack`), or a readers' server that
+//! owns the room. The senders' lines wait in the library until
+//! acknowledged and go again from the server they move to; every
+//! acknowledged line reaches every reader exactly once, and every reader
+//! reads the same sequence.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -25,7 +26,7 @@ enum Fault {
     Drain,
 }
 
-async fn client(farm: &Farm, at: usize, group: &str, nick: &str, seed: u64) -> (Client, Receiver<Event>) {
+async fn client(farm: &Farm, at: usize, group: &str, nick: &str, seed: u64, room: &str) -> (Client, Receiver<Event>) {
     let (c, mut ev) = Client::builder()
         .bootstrap(vec![farm.servers[at].client])
         .group(group)
@@ -40,13 +41,13 @@ async fn client(farm: &Farm, at: usize, group: &str, nick: &str, seed: u64) -> (
             assert_eq!(server.to_string(), format!("s{}", at + 1), "{nick} is on its group's server");
         }
     }
-    c.join("#ack").await.unwrap();
+    c.join(room).await.unwrap();
     (c, ev)
 }
 
 /// One sender: says `LINES` lines, one every 100 ms, and waits for each to
 /// be acknowledged or given up; returns (acknowledged texts, given up).
-async fn sender(k: usize, c: Client, mut events: Receiver<Event>) -> (Vec<String>, usize) {
+async fn sender(k: usize, c: Client, mut events: Receiver<Event>, room: String) -> (Vec<String>, usize) {
     let mut tags = HashMap::new();
     let (mut acked, mut unacked) = (Vec::new(), 0);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -55,7 +56,7 @@ async fn sender(k: usize, c: Client, mut events: Receiver<Event>) -> (Vec<String
         tokio::select! {
             _ = tick.tick(), if tags.len() < LINES => {
                 let text = format!("snd{k}-{:02}", tags.len());
-                tags.insert(c.say("#ack", &text).await.expect("say"), text);
+                tags.insert(c.say(&room, &text).await.expect("say"), text);
             }
             e = events.recv() => match e {
                 Some(Event::Acked { tag, .. }) => acked.push(tags[&tag].clone()),
@@ -82,7 +83,20 @@ async fn read_all(c: Client, mut events: Receiver<Event>, quiet: Duration) -> Ve
     got
 }
 
-async fn scenario(fault: Fault) {
+/// A room that `owner` (0-based) owns while all three servers are UP.
+fn room_owned_by(owner: usize) -> String {
+    let ids: Vec<rttp_proto::ServerId> =
+        (1..=3).map(|i| rttp_proto::ServerId::new(&format!("s{i}")).unwrap()).collect();
+    (0..1000)
+        .map(|i| format!("#ack{i}"))
+        .find(|r| rttp_proto::rendezvous(r.as_bytes(), &ids) == Some(ids[owner]))
+        .expect("some room hashes to each server")
+}
+
+/// `victim`: the server that fails (0: the senders', 1: half the readers').
+/// The room is owned by the victim.
+async fn scenario(fault: Fault, victim: usize) {
+    let room = room_owned_by(victim);
     // Groups a, b, c: the senders ask for group a (s1 alone), the readers for b and c.
     let spec = FarmSpec { groups: ["a", "b", "c"].map(String::from).into(), drain_window: 1.0, ..FarmSpec::default() };
     let mut farm = Farm::start(spec);
@@ -90,24 +104,25 @@ async fn scenario(fault: Fault) {
     let mut readers = Vec::new();
     for r in 0..READERS {
         let (at, group) = if r % 2 == 0 { (1, "b") } else { (2, "c") };
-        readers.push(client(&farm, at, group, &format!("rdr{r}"), 100 + r as u64).await);
+        readers.push(client(&farm, at, group, &format!("rdr{r}"), 100 + r as u64, &room).await);
     }
     let mut senders = Vec::new();
     for k in 0..SENDERS {
-        senders.push(client(&farm, 0, "a", &format!("snd{k}"), k as u64).await);
+        senders.push(client(&farm, 0, "a", &format!("snd{k}"), k as u64, &room).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let readers: Vec<_> = readers
         .into_iter()
         .map(|(c, ev)| tokio::spawn(read_all(c, ev, Duration::from_secs(if let Fault::Hang = fault { 20 } else { 8 }))))
         .collect();
-    let tasks: Vec<_> = senders.into_iter().enumerate().map(|(k, (c, ev))| tokio::spawn(sender(k, c, ev))).collect();
-    // Lines are in flight when s1 fails; the senders keep typing.
+    let tasks: Vec<_> =
+        senders.into_iter().enumerate().map(|(k, (c, ev))| tokio::spawn(sender(k, c, ev, room.clone()))).collect();
+    // Lines are in flight when the victim fails; the senders keep typing.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     match fault {
-        Fault::Hang => farm.stop(0),
-        Fault::Kill => farm.kill(0),
-        Fault::Drain => farm.term(0),
+        Fault::Hang => farm.stop(victim),
+        Fault::Kill => farm.kill(victim),
+        Fault::Drain => farm.term(victim),
     }
     let mut acked = Vec::new();
     for t in tasks {
@@ -118,7 +133,7 @@ async fn scenario(fault: Fault) {
     }
     if let Fault::Hang = fault {
         // The hung server wakes with the old copies; they must not show twice.
-        farm.cont(0);
+        farm.cont(victim);
     }
     let mut orders = BTreeSet::new();
     for (i, r) in readers.into_iter().enumerate() {
@@ -139,23 +154,40 @@ async fn scenario(fault: Fault) {
         orders.insert(got);
     }
     println!(
-        "{fault:?}: {} acknowledged lines, each read once by {READERS} readers; {} distinct orders",
+        "{fault:?} of s{}: {} acknowledged lines, each read once by {READERS} readers; {} distinct orders",
+        victim + 1,
         acked.len(),
         orders.len()
     );
+    assert_eq!(orders.len(), 1, "{fault:?} of s{}: every reader reads the room in one order", victim + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_senders_server_loses_and_doubles_no_acknowledged_line() {
-    scenario(Fault::Hang).await;
+    scenario(Fault::Hang, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_senders_server_loses_and_doubles_no_acknowledged_line() {
-    scenario(Fault::Kill).await;
+    scenario(Fault::Kill, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_senders_server_loses_and_doubles_no_acknowledged_line() {
-    scenario(Fault::Drain).await;
+    scenario(Fault::Drain, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_room_owner_loses_doubles_and_reorders_nothing() {
+    scenario(Fault::Hang, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_room_owner_loses_doubles_and_reorders_nothing() {
+    scenario(Fault::Kill, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_room_owner_loses_doubles_and_reorders_nothing() {
+    scenario(Fault::Drain, 1).await;
 }

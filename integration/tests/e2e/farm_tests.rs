@@ -121,20 +121,26 @@ async fn rooms_span_the_farm_and_relay_only_where_interested() {
     // bob on s2 is not in the room: nothing for him, and no relay to s2.
     let quiet = b.quiet_for(Duration::from_millis(300)).await;
     assert!(quiet.is_none(), "bob got {quiet:?}");
-    assert_eq!(farm.metric(1, "rttp_peer_frames_in_total{verb=\"RELAY\"}").await, Some(0.0));
-    assert!(farm.metric(0, "rttp_peer_frames_in_total{verb=\"RELAY\"}").await.is_some_and(|n| n >= 10.0));
+    // s1 owns #room: carol's messages go to it (SUBMIT) and come back to
+    // s3 in its order with alice's (RELAY); s2, with nobody there, gets none.
+    for verb in ["RELAY", "SUBMIT"] {
+        let m = format!("rttp_peer_frames_in_total{{verb=\"{verb}\"}}");
+        assert_eq!(farm.metric(1, &m).await.unwrap_or(0.0), 0.0, "s2 got a {verb}");
+    }
+    assert_eq!(farm.metric(0, "rttp_peer_frames_in_total{verb=\"SUBMIT\"}").await, Some(10.0));
+    assert_eq!(farm.metric(2, "rttp_peer_frames_in_total{verb=\"RELAY\"}").await, Some(20.0));
     // carol leaves: alice sees PARTED from s3.
     drop(c);
     let p = a.until(|f| matches!(f, ServerFrame::Parted { .. })).await;
     assert!(matches!(p, ServerFrame::Parted { nick, .. } if nick.as_str() == "carol"));
 }
 
-/// PROTOCOL §7, the one-hop rule, with all three servers in one room: each
-/// message reaches every member once, and a server relays only what its own
-/// members said (RELAY out = 2 peers × its own messages), never what it got
-/// from a peer.
+/// PROTOCOL §7 with all three servers in one room: the room's owner (s1
+/// owns `#all`) orders every message; the others send theirs to it
+/// (`SUBMIT`) and get the room back from it (`RELAY`), never from each
+/// other. Every member reads every message once, all in one order.
 #[tokio::test]
-async fn with_three_servers_in_one_room_each_message_crosses_one_hop() {
+async fn with_three_servers_in_one_room_the_owner_orders_every_message_once() {
     let farm = Farm::start(FarmSpec::default());
     farm.wait_mesh().await;
     let nicks = ["alice", "bob", "carol"];
@@ -167,6 +173,7 @@ async fn with_three_servers_in_one_room_each_message_crosses_one_hop() {
             c.send(&format!("SAY #all 2\r\n{}{k}\r\n", &nicks[i][..1])).await;
         }
     }
+    let mut orders = Vec::new();
     for (i, c) in cs.iter_mut().enumerate() {
         let mut got = Vec::new();
         while got.len() < 3 * per {
@@ -174,6 +181,7 @@ async fn with_three_servers_in_one_room_each_message_crosses_one_hop() {
                 got.push(text.as_str().to_string());
             }
         }
+        orders.push(got.clone());
         got.sort();
         let mut want: Vec<String> =
             nicks.iter().flat_map(|n| (0..per).map(move |k| format!("{}{k}", &n[..1]))).collect();
@@ -182,11 +190,19 @@ async fn with_three_servers_in_one_room_each_message_crosses_one_hop() {
         let extra = c.quiet_for(Duration::from_millis(300)).await;
         assert!(!matches!(extra, Some(ServerFrame::Msg { .. })), "{} got a duplicate: {extra:?}", nicks[i]);
     }
-    for i in 0..3 {
-        let out = farm.metric(i, "rttp_peer_frames_out_total{verb=\"RELAY\"}").await;
-        assert_eq!(out, Some(2.0 * per as f64), "s{} relayed its own {per} messages to 2 peers, nothing more", i + 1);
+    assert!(orders.windows(2).all(|w| w[0] == w[1]), "one order for all: {orders:?}");
+    let all = 3.0 * per as f64;
+    let relay_out = farm.metric(0, "rttp_peer_frames_out_total{verb=\"RELAY\"}").await;
+    assert_eq!(relay_out, Some(2.0 * all), "the owner relays all {all} messages to both peers, once");
+    let submits = farm.metric(0, "rttp_peer_frames_in_total{verb=\"SUBMIT\"}").await;
+    assert_eq!(submits, Some(2.0 * per as f64), "the owner got the others' messages once each");
+    for i in 1..3 {
+        let out = farm.metric(i, "rttp_peer_frames_out_total{verb=\"SUBMIT\"}").await;
+        assert_eq!(out, Some(per as f64), "s{} sent its {per} messages to the owner", i + 1);
+        let relays_out = farm.metric(i, "rttp_peer_frames_out_total{verb=\"RELAY\"}").await.unwrap_or(0.0);
+        assert_eq!(relays_out, 0.0, "s{} relays nothing itself", i + 1);
         let inn = farm.metric(i, "rttp_peer_frames_in_total{verb=\"RELAY\"}").await;
-        assert_eq!(inn, Some(2.0 * per as f64), "s{} got the others' {} messages once each", i + 1, 2 * per);
+        assert_eq!(inn, Some(all), "s{} got the room's {all} messages once each", i + 1);
     }
 }
 

@@ -8,7 +8,7 @@ use rttp_proto::{ClientFrame, DecodeError, ErrCode, Frame, Nick, Room, ServerFra
 
 use super::budget::SessionBudget;
 use crate::outbound::Outbound;
-use crate::rooms::{Member, SessionId};
+use crate::rooms::{Member, SessionId, Submitted};
 use crate::state::{SessionHandle, Shared};
 
 /// Whether the connection goes on after a frame.
@@ -229,18 +229,14 @@ impl Session {
         }
         // Rebalancing moves the sessions that have been quiet longest first.
         self.out.mark_said(self.shared.uptime_secs());
-        if let Some(said) = self.shared.rooms.say(&room, self.id, nick, text, tag) {
-            self.shared.metrics.frames_out("MSG", said.delivered as u64);
-            if let Some(tag) = tag {
-                // The farm has the message once it is in the room's log here
-                // and every interested peer's link has written its RELAY to
-                // the socket: a server killed after that has handed it on.
-                let ack = ServerFrame::Ack { tag, id: said.id }.to_bytes();
-                let w = crate::outbound::Waiter::new(said.marks.len() + 1, self.out.clone(), ack);
-                for (link, mark) in said.marks {
-                    link.when_written(mark, w.clone());
-                }
-                w.release();
+        // The room's owner orders it (here, or over the peer link); the ACK
+        // follows once the order has it (see rooms::order).
+        match self.shared.rooms.submit(&room, self.id, nick, text, tag) {
+            Submitted::Ordered(delivered) => self.shared.metrics.frames_out("MSG", delivered as u64),
+            Submitted::Waiting | Submitted::NotMember => {}
+            Submitted::Busy => {
+                return self
+                    .error(ErrCode::Busy, format!("{room} is changing owner and too much is waiting: say it again"))
             }
         }
         Flow::Continue

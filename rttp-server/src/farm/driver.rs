@@ -255,6 +255,7 @@ async fn run(cx: Ctx, mut rx: mpsc::Receiver<FarmEvent>) {
             _ = tokio::time::sleep_until(state_due.unwrap_or_else(Instant::now)), if state_due.is_some() => Event::Tick,
             _ = tick.tick() => {
                 publisher.tick(&shared, Instant::now());
+                shared.rooms.tick(std::time::Instant::now());
                 Event::Tick
             }
         };
@@ -297,8 +298,9 @@ fn act(cx: &Ctx, links: &mut HashMap<LinkId, LinkHandle>, publisher: &mut Publis
         }
         Action::Publish { table, push } => {
             publisher.publish(shared, table, push);
-            // Who owns which nick follows the live set.
+            // Who owns which nick, and which room, follows the live set.
             shared.leases.rehome(shared);
+            shared.rooms.rehome(shared.up_servers());
         }
     }
 }

@@ -62,6 +62,16 @@ pub(crate) fn said_key(nick: &rttp_proto::Nick, tag: &rttp_proto::Token) -> u64 
     h
 }
 
+/// A 64-bit hash of a msg-id (FNV-1a): what a takeover remembers of the
+/// messages each server sent it, instead of the ids themselves.
+pub(crate) fn id_hash(id: &MsgId) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.as_str().bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// One kept message.
 #[derive(Debug)]
 struct Kept {
@@ -168,6 +178,61 @@ impl History {
         let own = *id;
         let before = self.kept.iter().skip(from).take(i - from).filter(move |k| origin(&k.id) != origin(&own));
         Some(before.chain(self.kept.iter().skip(i + 1)).map(|k| &k.frame))
+    }
+
+    /// Whether `id` is not kept here. A message from the same origin as the
+    /// last one kept and later in its sequence is new without a search:
+    /// that is every message on a room's usual path, one owner's stream.
+    pub(crate) fn is_new(&self, id: &MsgId) -> bool {
+        if let Some(last) = self.kept.back() {
+            let seq = |m: &MsgId| m.as_str().rsplit_once(':').and_then(|(_, n)| n.parse::<u64>().ok());
+            if origin(&last.id) == origin(id) && seq(id) > seq(&last.id) {
+                return true;
+            }
+        }
+        !self.contains(id)
+    }
+
+    /// The id of the last message kept.
+    pub(crate) fn last_id(&self) -> Option<MsgId> {
+        self.kept.back().map(|k| k.id)
+    }
+
+    /// What a server that synced lacks, oldest first, with resend keys:
+    /// everything after its `last` message (when kept here) and, of the
+    /// latest messages (at most `max`, kept within `within_ms`), those
+    /// whose id hash ([`id_hash`]) is not in `has` (what it sent as its
+    /// tail). A server with a prefix of this history gets the rest; one
+    /// that ordered messages of its own meanwhile (a partition) gets this
+    /// side's recent ones too.
+    pub(crate) fn fills(
+        &self,
+        last: Option<&MsgId>,
+        has: &[u64],
+        max: usize,
+        within_ms: u32,
+    ) -> Vec<(MsgId, Option<u64>, Bytes)> {
+        let recent = self.kept.len() - self.recent_len(max, within_ms);
+        let after = last.and_then(|l| self.kept.iter().rposition(|k| k.id == *l)).map(|i| i + 1);
+        let from = after.map_or(recent, |a| a.min(recent));
+        self.kept
+            .iter()
+            .skip(from)
+            .filter(|k| Some(&k.id) != last && !has.contains(&id_hash(&k.id)))
+            .map(|k| (k.id, k.key, k.frame.clone()))
+            .collect()
+    }
+
+    fn recent_len(&self, max: usize, within_ms: u32) -> usize {
+        let now = now_ms();
+        self.kept.iter().rev().take(max).take_while(|k| now.wrapping_sub(k.at_ms) <= within_ms).count()
+    }
+
+    /// The latest messages: at most `max`, kept here within `within_ms`,
+    /// oldest first, with their resend keys.
+    pub(crate) fn recent(&self, max: usize, within_ms: u32) -> impl Iterator<Item = (&MsgId, Option<u64>, &Bytes)> {
+        let n = self.recent_len(max, within_ms);
+        self.kept.iter().skip(self.kept.len() - n).map(|k| (&k.id, k.key, &k.frame))
     }
 
     /// Every kept frame, oldest first.

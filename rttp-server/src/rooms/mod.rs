@@ -7,11 +7,15 @@
 #[cfg(test)]
 mod dedup_tests;
 mod history;
+mod order;
+#[cfg(test)]
+mod order_tests;
 mod remote;
+mod takeover;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,6 +41,7 @@ pub struct Member {
 
 use history::History;
 pub use history::{HistoryBudget, HistoryLimits};
+pub use order::{Submitted, MAX_HELD, MAX_PENDING, PENDING_FOR, RESUBMIT_AFTER, TAIL_MAX, TAIL_MS, TAKEOVER_WAIT};
 
 #[derive(Debug, Default)]
 struct RoomState {
@@ -56,6 +61,8 @@ struct RoomState {
     /// Per peer, the last message of its `REPLAY` stream: where the next
     /// replayed message goes in the history.
     replay_anchor: Vec<(ServerId, MsgId)>,
+    /// Who orders the room, and a takeover in progress.
+    order: order::OrderState,
 }
 
 /// The window of `HISTORY` asks for one room: a thousand joins with the same
@@ -161,8 +168,6 @@ pub struct Said {
     pub id: MsgId,
     /// Members here it was queued to.
     pub delivered: usize,
-    /// Peers it was relayed to.
-    pub relayed: usize,
     /// The tag was seen before in this room: a resent copy, not delivered again.
     pub repeated: bool,
     /// For a tagged message, each link it was relayed to and the position
@@ -188,12 +193,32 @@ pub struct Rooms {
     id_prefix: String,
     seq: AtomicU64,
     metrics: Arc<Metrics>,
+    /// This server.
+    me: ServerId,
+    /// The servers that are UP, sorted: rooms are owned among them.
+    live: std::sync::RwLock<Vec<ServerId>>,
+    /// Per peer, how often it was lost: a room owned by a peer that came
+    /// back is synced to it again.
+    incarnations: DashMap<ServerId, u64>,
+    /// A peer was lost since the last [`Rooms::rehome`].
+    owner_lost: std::sync::atomic::AtomicBool,
+    /// Tagged messages of local sessions waiting for their rooms' order.
+    pending: DashMap<(Room, u64), order::Pending>,
+    /// How long a new owner waits for the interested servers.
+    takeover_wait: std::time::Duration,
+    /// Rooms with a takeover in progress.
+    takeovers: std::sync::Mutex<Vec<Room>>,
+    /// When waiting messages were last submitted again.
+    last_resubmit: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Rooms {
     /// No rooms yet. Message ids are `<id_prefix>:<sequence>`: include the
     /// server id and its generation so that ids are unique farm-wide.
     pub fn new(id_prefix: String, limits: HistoryLimits, budget: usize, metrics: Arc<Metrics>) -> Rooms {
+        // The prefix starts with the server's id (checked at start-up).
+        let me = ServerId::new(id_prefix.split(':').next().unwrap_or(&id_prefix))
+            .unwrap_or_else(|_| ServerId::new("s").expect("a valid id"));
         Rooms {
             map: DashMap::new(),
             links: DashMap::new(),
@@ -205,6 +230,14 @@ impl Rooms {
             id_prefix,
             seq: AtomicU64::new(0),
             metrics,
+            me,
+            live: Default::default(),
+            incarnations: DashMap::new(),
+            owner_lost: Default::default(),
+            pending: DashMap::new(),
+            takeover_wait: TAKEOVER_WAIT,
+            takeovers: Default::default(),
+            last_resubmit: std::sync::Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -321,6 +354,12 @@ impl Rooms {
             st.broadcast(&joined);
             if first_local {
                 self.to_all_peers(&PeerFrame::Interest { room: *room });
+                // The owner may have created the room on that interest:
+                // it waits for what this server has of it.
+                let owner = self.owner_here(room, &mut st);
+                if owner != self.me {
+                    self.sync_to(room, &st, owner);
+                }
             }
             // Joins go to every peer, not only the interested ones: a peer whose
             // member joined at the same moment would otherwise never announce ours.
@@ -394,9 +433,11 @@ impl Rooms {
         Some(empty)
     }
 
-    /// Says `text` in `room` as `nick`: assigns the id, relays it to the
-    /// interested peers, queues the `MSG` to every member here (the sender
-    /// too) and keeps it for replay. `None` if the session is not a member.
+    /// Says `text` in `room` as `nick`, ordered here whoever owns the room
+    /// (sessions go through [`Rooms::submit`], which asks the owner):
+    /// assigns the id, relays it to the interested peers, queues the `MSG`
+    /// to every member here (the sender too) and keeps it for replay.
+    /// `None` if the session is not a member.
     pub fn say(&self, room: &Room, session: SessionId, nick: Nick, text: Text, tag: Option<Token>) -> Option<Said> {
         let mut st = self.map.get_mut(room)?;
         if !st.members.iter().any(|m| m.session == session) {
@@ -406,38 +447,12 @@ impl Rooms {
         // move): it was delivered, it is not again; its id is the answer.
         let key = tag.map(|t| history::said_key(&nick, &t));
         if let Some(id) = key.and_then(|k| st.history.said(k)) {
-            return Some(Said { id, delivered: 0, relayed: 0, repeated: true, marks: Vec::new() });
+            return Some(Said { id, delivered: 0, repeated: true, marks: Vec::new() });
         }
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = Token::new(&format!("{}:{seq}", self.id_prefix)).unwrap_or_else(|_| {
-            // The prefix is validated at start-up; keep ids unique regardless.
-            Token::new(&format!("m:{seq}")).expect("a short ascii token")
-        });
-        let relay = PeerFrame::Relay { room: *room, id, nick, tag, text: text.clone() };
-        let mut marks = Vec::new();
-        let relayed = match tag {
-            None => self.to_peers(&st.interested, &relay),
-            Some(_) => {
-                let bytes = relay.to_bytes();
-                for p in &st.interested {
-                    if let Some(out) = self.links.get(p) {
-                        // A push by another thread in between only moves the mark
-                        // further: the ACK comes a little later, never early.
-                        if out.push(bytes.clone()) {
-                            marks.push((out.clone(), out.position()));
-                        }
-                    }
-                }
-                self.metrics.peer_frames_out(relay.verb(), marks.len() as u64);
-                marks.len()
-            }
-        };
-        let frame = ServerFrame::Msg { room: *room, id, nick, text }.to_bytes();
-        let delivered = st.broadcast(&frame);
-        st.remember(*room, (id, key), frame, self.limits, &self.budget);
+        let (id, delivered, marks) = self.order(room, &mut st, nick, tag, text, None);
         drop(st);
         self.enforce_budget();
-        Some(Said { id, delivered, relayed, repeated: false, marks })
+        Some(Said { id, delivered, repeated: false, marks })
     }
 
     /// The nicks in a room: here first, then on other servers.

@@ -24,6 +24,7 @@ impl Rooms {
     /// `peer` is lost: its members leave every room here (the local members
     /// get `PARTED` for each), and its interest is forgotten.
     pub fn peer_down(&self, peer: ServerId) {
+        self.owner_lost(peer);
         self.links.remove(&peer);
         self.peer_load.remove(&peer);
         self.replay_budget.remove(&peer);
@@ -50,7 +51,11 @@ impl Rooms {
     /// gets our members there as `RMEMBER`s.
     pub fn remote_interest(&self, peer: ServerId, room: Room, on: bool) {
         if on {
+            let created = !self.map.contains_key(&room);
             let mut st = self.map.entry(room).or_default();
+            if created {
+                self.created_by_peer(&room, &mut st, peer);
+            }
             if !st.interested.contains(&peer) {
                 let mut load = self.peer_load.entry(peer).or_default();
                 if load.rooms >= self.peer_bounds.0 {
@@ -171,20 +176,32 @@ impl Rooms {
         self.enforce_budget();
     }
 
-    /// A message said on `peer`: to local members only, and into history.
-    pub fn remote_say(&self, _peer: ServerId, room: Room, id: MsgId, nick: Nick, tag: Option<Token>, text: Text) {
+    /// A message of the room's order, from its owner: to local members
+    /// only, and into history; a local session waiting for it gets its
+    /// `ACK`. Dropped when `peer` is not the owner this server follows (a
+    /// woken old owner, or a new one this server does not know yet: that
+    /// one sends it again once this server has synced), or when it is here
+    /// already (a resent copy, or a takeover's fill).
+    pub fn remote_say(&self, peer: ServerId, room: Room, id: MsgId, nick: Nick, tag: Option<Token>, text: Text) {
         let Some(mut st) = self.map.get_mut(&room) else { return };
-        // A copy of a message this room has already had (resent by its
-        // client through another server, or relayed late by a server that
-        // hung): dropped.
+        if self.owner_here(&room, &mut st) != peer {
+            self.metrics.relays_fenced.inc();
+            return;
+        }
         let key = tag.map(|t| super::history::said_key(&nick, &t));
-        if key.is_some_and(|k| st.history.said(k).is_some()) {
+        if let Some(first) = key.and_then(|k| st.history.said(k)) {
+            self.ack_pending(&room, key, first);
+            return;
+        }
+        if !st.history.is_new(&id) {
+            self.ack_pending(&room, key, id);
             return;
         }
         let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
         let n = st.broadcast(&frame);
         self.metrics.frames_out("MSG", n as u64);
         st.remember(room, (id, key), frame, self.limits, &self.budget);
+        self.ack_pending(&room, key, id);
         drop(st);
         self.enforce_budget();
     }

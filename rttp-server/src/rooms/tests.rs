@@ -26,6 +26,8 @@ pub(super) fn with_peer(history: usize) -> (Rooms, Room, ServerId, Arc<Outbound>
     let room = Room::new("#r").unwrap();
     let peer = ServerId::new("s9").unwrap();
     let link = Arc::new(Outbound::new(64 << 20));
+    // s9 owns #r among the two: what it relays is taken.
+    r.rehome(vec![ServerId::new("s1").unwrap(), peer]);
     r.link_up(peer, link.clone());
     r.remote_interest(peer, room, true);
     (r, room, peer, link)
@@ -164,6 +166,8 @@ fn a_relayed_message_reaches_local_members_and_no_peer() {
     r.join(&room, a.clone(), None);
     let (p2, p3) = (ServerId::new("s2").unwrap(), ServerId::new("s3").unwrap());
     let (q2, q3) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    // s3 owns #r among the three: it relays the room's messages.
+    r.rehome(vec![ServerId::new("s1").unwrap(), p2, p3]);
     r.link_up(p2, q2.clone());
     r.link_up(p3, q3.clone());
     r.remote_interest(p2, room, true);
@@ -179,10 +183,10 @@ fn a_relayed_message_reaches_local_members_and_no_peer() {
     frames(&a);
 
     let id = MsgId::new("s2:g:7").unwrap();
-    r.remote_say(p2, room, id, Nick::new("bob").unwrap(), None, Text::from("hi"));
+    r.remote_say(p3, room, id, Nick::new("bob").unwrap(), None, Text::from("hi"));
     assert_eq!(frames(&a), vec![format!("MSG #r {id} bob 2\r\nhi\r\n")], "the local member got it");
-    assert_eq!(drain(&q3), Vec::<String>::new(), "not forwarded to the other interested peer");
-    assert_eq!(drain(&q2), Vec::<String>::new(), "nor back to the one it came from");
+    assert_eq!(drain(&q2), Vec::<String>::new(), "not forwarded to the other interested peer");
+    assert_eq!(drain(&q3), Vec::<String>::new(), "nor back to the one it came from");
 
     // Our own member's message, by contrast, goes to both interested peers once.
     r.say(&room, 1, a.nick, Text::from("yo"), None).unwrap();

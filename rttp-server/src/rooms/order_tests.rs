@@ -1,0 +1,232 @@
+//! One order per room, tested with no sockets: peers are bare link queues.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::tests::{frames, member};
+use super::*;
+use crate::metrics::Metrics;
+
+fn id(s: &str) -> ServerId {
+    ServerId::new(s).unwrap()
+}
+
+fn tag(s: &str) -> Option<Token> {
+    Some(Token::new(s).unwrap())
+}
+
+/// What a link's writer would take from its queue, written.
+fn sent(link: &Outbound) -> Vec<String> {
+    let mut q = VecDeque::new();
+    link.drain_into(&mut q);
+    link.written(q.iter().map(Bytes::len).sum());
+    q.iter().map(|b: &Bytes| String::from_utf8_lossy(b).into_owned()).collect()
+}
+
+/// A room owned by `owner` among s1, s8 and s9, and by `then` among the
+/// first two once s9 is gone.
+fn room_owned_by(owner: &str, then: &str) -> Room {
+    let ids = [id("s1"), id("s8"), id("s9")];
+    (0..1000)
+        .map(|i| Room::new(&format!("#r{i}")).unwrap())
+        .find(|r| {
+            crate::nicks::rendezvous(r.as_bytes(), &ids) == Some(id(owner))
+                && crate::nicks::rendezvous(r.as_bytes(), &ids[..2]) == Some(id(then))
+        })
+        .expect("some room name hashes to each pair")
+}
+
+/// This server (s1) and linked peers s8 and s9, all UP; a room owned by
+/// `owner` (and by `then` without s9) has member `a` here and is of
+/// interest to both peers. The links' queues.
+fn farm(owner: &str, then: &str) -> (Rooms, Room, Member, Arc<Outbound>, Arc<Outbound>) {
+    let ids = vec![id("s1"), id("s8"), id("s9")];
+    let r =
+        Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
+    r.rehome(ids.clone());
+    let room = room_owned_by(owner, then);
+    let (l8, l9) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    r.link_up(id("s8"), l8.clone());
+    r.link_up(id("s9"), l9.clone());
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    r.remote_interest(id("s8"), room, true);
+    r.remote_interest(id("s9"), room, true);
+    frames(&a);
+    sent(&l8);
+    sent(&l9);
+    (r, room, a, l8, l9)
+}
+
+fn text(s: &str) -> Text {
+    Text::from(s.to_string())
+}
+
+#[test]
+fn a_say_goes_to_the_owner_and_shows_here_when_its_relay_comes_back() {
+    let (r, room, a, _l8, l9) = farm("s9", "s1");
+    assert_eq!(r.submit(&room, 1, a.nick, text("hi"), tag("t1")), Submitted::Waiting);
+    assert_eq!(sent(&l9), vec![format!("SUBMIT {room} a t1 2\r\nhi\r\n")]);
+    assert!(frames(&a).is_empty(), "nothing shows before the owner ordered it");
+    r.remote_say(id("s9"), room, Token::new("s9:x:5").unwrap(), a.nick, tag("t1"), text("hi"));
+    assert_eq!(frames(&a), vec![format!("MSG {room} s9:x:5 a 2\r\nhi\r\n"), "ACK t1 s9:x:5\r\n".into()]);
+    // The same RELAY again (a takeover's fill): not shown twice.
+    r.remote_say(id("s9"), room, Token::new("s9:x:5").unwrap(), a.nick, None, text("hi"));
+    assert!(frames(&a).is_empty());
+}
+
+#[test]
+fn a_relay_from_a_server_that_does_not_own_the_room_is_dropped() {
+    let (r, room, a, _l8, _l9) = farm("s9", "s1");
+    r.remote_say(id("s8"), room, Token::new("s8:x:1").unwrap(), Nick::new("b").unwrap(), None, text("late"));
+    assert!(frames(&a).is_empty(), "a woken old owner cannot slip a message in");
+}
+
+#[test]
+fn the_owner_orders_every_server_s_messages_into_one_sequence_for_all() {
+    let (r, room, a, l8, l9) = farm("s1", "s1");
+    let b = Nick::new("b").unwrap();
+    r.remote_submit(id("s8"), room, b, tag("b1"), text("one"));
+    assert_eq!(r.submit(&room, 1, a.nick, text("two"), None), Submitted::Ordered(1));
+    r.remote_submit(id("s9"), room, Nick::new("c").unwrap(), None, text("three"));
+    let here: Vec<String> = frames(&a).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    assert_eq!(here, ["one", "two", "three"]);
+    for link in [&l8, &l9] {
+        let texts: Vec<String> = sent(link).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+        assert_eq!(texts, ["one", "two", "three"], "each server gets the owner's order, its own messages too");
+    }
+    // s8 submits `b1` again (its server moved it): ordered once, and only s8 hears of it again.
+    r.remote_submit(id("s8"), room, b, tag("b1"), text("one"));
+    assert!(frames(&a).is_empty());
+    assert_eq!(sent(&l8).len(), 1);
+    assert!(sent(&l9).is_empty());
+}
+
+#[test]
+fn a_new_owner_holds_new_messages_until_the_others_synced_and_fills_their_gaps() {
+    // s9 owns the room; s1 has m1 and m2 from it, s8 has m1..m3.
+    let (mut r, room, a, l8, l9) = farm("s9", "s1");
+    r.set_takeover_wait(Duration::from_secs(60));
+    let b = Nick::new("b").unwrap();
+    let m = |n: u32| Token::new(&format!("s9:x:{n}")).unwrap();
+    r.remote_say(id("s9"), room, m(1), b, None, text("m1"));
+    r.remote_say(id("s9"), room, m(2), b, None, text("m2"));
+    frames(&a);
+    // s9 is lost: s1 owns the room now.
+    let ids = [id("s1"), id("s8")];
+    r.peer_down(id("s9"));
+    r.rehome(ids.to_vec());
+    drop(l9);
+    // A SAY now is held: the order waits for s8.
+    assert_eq!(r.submit(&room, 1, a.nick, text("new"), tag("n1")), Submitted::Waiting);
+    assert!(frames(&a).is_empty());
+    // s8's tail: m1, m2 (known) and m3 (not): m3 is shown and kept.
+    r.remote_tail(id("s8"), room, m(1), b, None, text("m1"));
+    r.remote_tail(id("s8"), room, m(2), b, None, text("m2"));
+    r.remote_tail(id("s8"), room, m(3), b, None, text("m3"));
+    assert_eq!(frames(&a), vec![format!("MSG {room} s9:x:3 b 2\r\nm3\r\n")]);
+    r.remote_synced(id("s8"), room, Some(m(3)));
+    // Synced: the held SAY is ordered after everything of the old owner...
+    let now = frames(&a);
+    assert_eq!(now.len(), 1, "no ACK before s8's link wrote the RELAY: {now:?}");
+    assert!(now[0].ends_with("\r\nnew\r\n"), "{now:?}");
+    let to_s8 = sent(&l8);
+    assert_eq!(to_s8.len(), 1, "s8 lacked nothing but the new message: {to_s8:?}");
+    assert!(to_s8[0].starts_with(&format!("RELAY {room} s1:g:")));
+    // ...and acknowledged once s8's link has written it.
+    assert!(frames(&a)[0].starts_with("ACK n1 s1:g:"));
+}
+
+#[test]
+fn a_server_that_is_not_the_new_owner_sends_it_its_tail_then_its_waiting_messages() {
+    let ids = vec![id("s1"), id("s8"), id("s9")];
+    // The room is owned by s9 now and by s8 once s9 is gone.
+    let room = room_owned_by("s9", "s8");
+    let r =
+        Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
+    r.rehome(ids.clone());
+    let (l8, l9) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    r.link_up(id("s8"), l8.clone());
+    r.link_up(id("s9"), l9.clone());
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    r.remote_say(id("s9"), room, Token::new("s9:x:1").unwrap(), a.nick, None, text("old"));
+    r.submit(&room, 1, a.nick, text("lost?"), tag("t2"));
+    sent(&l8);
+    r.peer_down(id("s9"));
+    r.rehome(ids[..2].to_vec());
+    let to_s8 = sent(&l8);
+    assert_eq!(
+        to_s8,
+        vec![
+            format!("TAIL {room} s9:x:1 a 3\r\nold\r\n"),
+            format!("SYNCED {room} s9:x:1\r\n"),
+            format!("SUBMIT {room} a t2 5\r\nlost?\r\n"),
+        ]
+    );
+    // s8 orders it: the RELAY acknowledges it here.
+    r.remote_say(id("s8"), room, Token::new("s8:y:1").unwrap(), a.nick, tag("t2"), text("lost?"));
+    let f = frames(&a);
+    assert_eq!(f.last().unwrap(), "ACK t2 s8:y:1\r\n");
+}
+
+#[test]
+fn a_takeover_that_waits_too_long_orders_the_held_messages_on_the_tick() {
+    let (mut r, room, a, _l8, _l9) = farm("s9", "s1");
+    r.set_takeover_wait(Duration::from_millis(1));
+    let ids = [id("s1"), id("s8")];
+    r.peer_down(id("s9"));
+    r.rehome(ids.to_vec());
+    assert_eq!(r.submit(&room, 1, a.nick, text("held"), None), Submitted::Waiting);
+    assert!(frames(&a).is_empty());
+    r.tick(Instant::now() + Duration::from_millis(10));
+    let f = frames(&a);
+    assert_eq!(f.len(), 1);
+    assert!(f[0].ends_with("\r\nheld\r\n"));
+}
+
+#[test]
+fn held_messages_are_bounded_and_the_sender_is_told() {
+    let (mut r, room, a, _l8, _l9) = farm("s9", "s1");
+    r.set_takeover_wait(Duration::from_secs(60));
+    let ids = [id("s1"), id("s8")];
+    r.peer_down(id("s9"));
+    r.rehome(ids.to_vec());
+    for i in 0..MAX_HELD {
+        assert_eq!(r.submit(&room, 1, a.nick, text(&format!("{i}")), None), Submitted::Waiting);
+    }
+    assert_eq!(r.submit(&room, 1, a.nick, text("one too many"), None), Submitted::Busy);
+}
+
+#[test]
+fn after_a_partition_each_side_gets_the_other_s_recent_messages_once() {
+    // s1 and s8 were cut off from each other (and s9 is gone): each side
+    // ordered the room alone. On the heal s1 owns it, and s8 syncs.
+    let (mut r, room, a, l8, _l9) = farm("s9", "s1");
+    r.set_takeover_wait(Duration::from_secs(60));
+    r.peer_down(id("s9"));
+    r.peer_down(id("s8"));
+    r.rehome(vec![id("s1")]);
+    let mine = r.submit(&room, 1, a.nick, text("said on s1's side"), tag("a1"));
+    assert_eq!(mine, Submitted::Ordered(1));
+    frames(&a);
+    // The link comes back, s8 is UP again and syncs its side's message.
+    r.link_up(id("s8"), l8.clone());
+    r.remote_interest(id("s8"), room, true);
+    r.rehome(vec![id("s1"), id("s8")]);
+    sent(&l8);
+    let b = Nick::new("b").unwrap();
+    r.remote_tail(id("s8"), room, Token::new("s8:y:1").unwrap(), b, Some(7), text("said on s8's side"));
+    r.remote_synced(id("s8"), room, Some(Token::new("s8:y:1").unwrap()));
+    // s1's member gets s8's message; s8 gets s1's (with its key), not its own back.
+    let here = frames(&a);
+    assert_eq!(here.len(), 1, "{here:?}");
+    assert!(here[0].ends_with("\r\nsaid on s8's side\r\n"));
+    let to_s8 = sent(&l8);
+    assert_eq!(to_s8.len(), 1, "{to_s8:?}");
+    assert!(to_s8[0].starts_with(&format!("TAIL {room} s1:g:")) && to_s8[0].ends_with("\r\nsaid on s1's side\r\n"));
+    // Told again (a second SYNCED): nothing is sent twice... to s1's members.
+    r.remote_tail(id("s8"), room, Token::new("s8:y:1").unwrap(), b, Some(7), text("said on s8's side"));
+    assert!(frames(&a).is_empty());
+}
