@@ -157,10 +157,19 @@ fn tally_failover(
     (lost, dup, times)
 }
 
+/// One sender per room: a raw connection on s2 (untagged `SAY`s), or a
+/// library client on the server that dies (tagged lines, kept until
+/// acknowledged and sent again after the move).
+enum Sender {
+    Raw(Raw),
+    Library(rttp_client::Client),
+}
+
 /// failover: `clients` clients on s1 (group a) in `rooms` rooms, senders on
-/// s2; s1 is killed mid-run. Time until each client is back in its room,
-/// and messages lost or duplicated.
-pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> Report {
+/// s2 (or, with `senders_on_killed`, library clients on s1 too); s1 is
+/// killed mid-run. Time until each client is back in its room, and
+/// messages lost or duplicated.
+pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, senders_on_killed: bool) -> Report {
     let timers =
         Timers { silence: Duration::from_secs(2), ping_every: Duration::from_millis(500), ..Timers::default() };
     let seen: Arc<Mutex<HashMap<usize, ClientLog>>> = Default::default();
@@ -195,11 +204,37 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> R
     }
     pb.finish_and_clear();
     let mut senders = Vec::new();
+    let acks: Arc<Mutex<(usize, usize)>> = Default::default();
     for r in 0..rooms {
-        let mut s = Raw::hello(farm.servers[1].client, &format!("fs{r}")).await;
-        s.send(&format!("JOIN #f{r}\r\n")).await;
-        s.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
-        senders.push(s);
+        if senders_on_killed {
+            let (c, mut ev) = Client::builder()
+                .bootstrap(vec![farm.servers[0].client])
+                .strategy(Strategy::Group)
+                .group("a")
+                .nick(&format!("fs{r}"))
+                .timers(timers)
+                .connect()
+                .await
+                .expect("a sender");
+            c.join(&format!("#f{r}")).await.expect("join");
+            let acks = acks.clone();
+            tokio::spawn(async move {
+                while let Some(e) = ev.recv().await {
+                    let mut a = acks.lock().unwrap_or_else(|e| e.into_inner());
+                    match e {
+                        Event::Acked { .. } => a.0 += 1,
+                        Event::Unacked { .. } => a.1 += 1,
+                        _ => {}
+                    }
+                }
+            });
+            senders.push(Sender::Library(c));
+        } else {
+            let mut s = Raw::hello(farm.servers[1].client, &format!("fs{r}")).await;
+            s.send(&format!("JOIN #f{r}\r\n")).await;
+            s.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+            senders.push(Sender::Raw(s));
+        }
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let per_room = 50;
@@ -209,20 +244,40 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> R
         }
         for (r, s) in senders.iter_mut().enumerate() {
             let t = format!("f{r}-{k}");
-            s.send(&format!("SAY #f{r} {}\r\n{t}\r\n", t.len())).await;
+            match s {
+                Sender::Raw(s) => s.send(&format!("SAY #f{r} {}\r\n{t}\r\n", t.len())).await,
+                Sender::Library(c) => {
+                    c.say(&format!("#f{r}"), &t).await.expect("say");
+                }
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Library senders: until every line is acknowledged or given up (30 s).
+    let all = if senders_on_killed { rooms * per_room } else { 0 };
+    let until = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < until && {
+        let a = acks.lock().unwrap_or_else(|e| e.into_inner());
+        a.0 + a.1 < all
+    } {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let (acked, unacked) = *acks.lock().unwrap_or_else(|e| e.into_inner());
     let s = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (lost, dup, mut times) = tally_failover(&s, clients, rooms, per_room);
     times.sort_by(f64::total_cmp);
     let pct = |q: f64| {
         times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
     };
+    let who = if senders_on_killed {
+        format!("senders on the killed server: {acked} lines acknowledged, {unacked} given up; ")
+    } else {
+        String::from("senders on s2; ")
+    };
     println!(
         "failover: {clients} clients in {rooms} rooms on the killed server: {} back; back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
-         {} messages expected, lost {lost}, duplicated {dup}",
+         {who}{} messages expected, lost {lost}, duplicated {dup}",
         times.len(),
         pct(0.5),
         pct(0.99),
@@ -232,7 +287,14 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize) -> R
     for c in cs {
         c.quit().await;
     }
+    for s in senders {
+        if let Sender::Library(c) = s {
+            c.quit().await;
+        }
+    }
     Report::new("failover", "rttp")
+        .param("senders_on_killed", f64::from(u8::from(senders_on_killed)))
+        .lower("unacked", unacked as f64)
         .param("clients", clients as f64)
         .param("rooms", rooms as f64)
         .param("back", times.len() as f64)

@@ -146,6 +146,10 @@ enum Workload {
         /// Rooms.
         #[arg(long, default_value_t = 20)]
         rooms: usize,
+        /// The senders (one per room) are library clients on the killed
+        /// server, with acknowledged sends, instead of raw ones on s2.
+        #[arg(long)]
+        senders_on_killed: bool,
     },
 }
 
@@ -314,8 +318,8 @@ async fn main() -> ExitCode {
                 let plan = rebalance::Plan { clients, rooms: rooms.max(1), steady, add };
                 ("rebalance", rebalance::rebalance(&mut farm, dns, &caps, plan).await.json())
             }
-            Workload::Failover { clients, rooms } => {
-                ("failover", faults::failover(&mut farm, clients, rooms).await.json())
+            Workload::Failover { clients, rooms, senders_on_killed } => {
+                ("failover", faults::failover(&mut farm, clients, rooms, senders_on_killed).await.json())
             }
             ref w => {
                 let r = shape(&farm, w).await.expect("a shape");
