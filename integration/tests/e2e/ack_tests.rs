@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use integration::{Farm, FarmSpec};
+use integration::{check_for, Farm, FarmSpec};
 use rttp_client::{Client, Event, Strategy};
 use tokio::sync::mpsc::Receiver;
 
@@ -19,11 +19,16 @@ const SENDERS: usize = 8;
 const READERS: usize = 8;
 const LINES: usize = 40;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
     Hang,
     Kill,
     Drain,
+    /// `kill -9` and a new process at once: an empty server with the old id.
+    Restart,
+    /// Every server in turn drained, exited and started again (the victim
+    /// first), while the senders keep typing.
+    Rolling,
 }
 
 async fn client(farm: &Farm, at: usize, group: &str, nick: &str, seed: u64, room: &str) -> (Client, Receiver<Event>) {
@@ -47,15 +52,15 @@ async fn client(farm: &Farm, at: usize, group: &str, nick: &str, seed: u64, room
 
 /// One sender: says `LINES` lines, one every 100 ms, and waits for each to
 /// be acknowledged or given up; returns (acknowledged texts, given up).
-async fn sender(k: usize, c: Client, mut events: Receiver<Event>, room: String) -> (Vec<String>, usize) {
+async fn sender(k: usize, c: Client, mut events: Receiver<Event>, room: String, lines: usize) -> (Vec<String>, usize) {
     let mut tags = HashMap::new();
     let (mut acked, mut unacked) = (Vec::new(), 0);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while acked.len() + unacked < LINES && tokio::time::Instant::now() < deadline {
+    while acked.len() + unacked < lines && tokio::time::Instant::now() < deadline {
         tokio::select! {
-            _ = tick.tick(), if tags.len() < LINES => {
-                let text = format!("snd{k}-{:02}", tags.len());
+            _ = tick.tick(), if tags.len() < lines => {
+                let text = format!("snd{k}-{:03}", tags.len());
                 tags.insert(c.say(&room, &text).await.expect("say"), text);
             }
             e = events.recv() => match e {
@@ -115,20 +120,33 @@ async fn scenario(fault: Fault, victim: usize) {
         .into_iter()
         .map(|(c, ev)| tokio::spawn(read_all(c, ev, Duration::from_secs(if let Fault::Hang = fault { 20 } else { 8 }))))
         .collect();
-    let tasks: Vec<_> =
-        senders.into_iter().enumerate().map(|(k, (c, ev))| tokio::spawn(sender(k, c, ev, room.clone()))).collect();
+    let lines = if fault == Fault::Rolling { 3 * LINES } else { LINES };
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(k, (c, ev))| tokio::spawn(sender(k, c, ev, room.clone(), lines)))
+        .collect();
     // Lines are in flight when the victim fails; the senders keep typing.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     match fault {
         Fault::Hang => farm.stop(victim),
         Fault::Kill => farm.kill(victim),
         Fault::Drain => farm.term(victim),
+        Fault::Restart => farm.restart(victim).await,
+        Fault::Rolling => {
+            for i in (0..3).map(|k| (victim + k) % 3) {
+                farm.term(i);
+                farm.wait_exit(i, Duration::from_secs(15)).await.expect("a drained server exits");
+                farm.launch(i).await;
+                check_for(Duration::from_secs(20), &format!("s{} UP everywhere again", i + 1), || farm.all_up()).await;
+            }
+        }
     }
     let mut acked = Vec::new();
     for t in tasks {
         let (a, unacked) = t.await.expect("a sender");
         assert_eq!(unacked, 0, "{fault:?}: a line was given up");
-        assert_eq!(a.len(), LINES, "{fault:?}: every line acknowledged");
+        assert_eq!(a.len(), lines, "{fault:?}: every line acknowledged");
         acked.extend(a);
     }
     if let Fault::Hang = fault {
@@ -149,7 +167,7 @@ async fn scenario(fault: Fault, victim: usize) {
         // Each sender's lines in the order said.
         for k in 0..SENDERS {
             let mine: Vec<&String> = got.iter().filter(|t| t.starts_with(&format!("snd{k}-"))).collect();
-            assert!(mine.windows(2).all(|w| w[0] < w[1]), "{fault:?}: reader {i}, sender {k} out of order");
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "{fault:?}: reader {i}, sender {k} out of order: {mine:?}");
         }
         orders.insert(got);
     }
@@ -190,4 +208,19 @@ async fn a_killed_room_owner_loses_doubles_and_reorders_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_room_owner_loses_doubles_and_reorders_nothing() {
     scenario(Fault::Drain, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_room_owner_loses_doubles_and_reorders_nothing() {
+    scenario(Fault::Restart, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_senders_server_loses_doubles_and_reorders_nothing() {
+    scenario(Fault::Restart, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_loses_doubles_and_reorders_nothing() {
+    scenario(Fault::Rolling, 1).await;
 }

@@ -230,3 +230,28 @@ fn after_a_partition_each_side_gets_the_other_s_recent_messages_once() {
     r.remote_tail(id("s8"), room, Token::new("s8:y:1").unwrap(), b, Some(7), text("said on s8's side"));
     assert!(frames(&a).is_empty());
 }
+
+#[test]
+fn a_restarted_owner_waits_for_every_server_that_shows_interest_while_it_takes_over() {
+    // s1 has just started and owns the room; s8 and s9 both had it.
+    let mut r =
+        Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
+    r.set_takeover_wait(Duration::from_secs(60));
+    r.rehome(vec![id("s1"), id("s8"), id("s9")]);
+    let room = room_owned_by("s1", "s1");
+    let (l8, l9) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    r.link_up(id("s8"), l8.clone());
+    r.link_up(id("s9"), l9.clone());
+    r.remote_interest(id("s8"), room, true);
+    r.remote_interest(id("s9"), room, true);
+    let b = Nick::new("b").unwrap();
+    r.remote_submit(id("s8"), room, b, tag("new"), text("new"));
+    r.remote_tail(id("s8"), room, Token::new("s2:x:1").unwrap(), b, None, text("old"));
+    r.remote_synced(id("s8"), room, Some(Token::new("s2:x:1").unwrap()));
+    let to_s9: Vec<String> = sent(&l9).into_iter().filter(|f| f.contains("\r\nnew\r\n")).collect();
+    assert!(to_s9.is_empty(), "nothing new is ordered before s9 synced: {to_s9:?}");
+    r.remote_tail(id("s9"), room, Token::new("s2:x:2").unwrap(), b, None, text("old too"));
+    r.remote_synced(id("s9"), room, Some(Token::new("s2:x:2").unwrap()));
+    let texts: Vec<String> = sent(&l8).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    assert_eq!(texts, ["old too", "new"], "s8 gets s9's old message, then the new one");
+}

@@ -73,6 +73,13 @@ impl Rooms {
                 }
                 load.rooms += 1;
                 st.interested.push(peer);
+                // A takeover in progress (a restarted owner creating the room
+                // from its first peer's interest): this one may have it too.
+                if let Some(t) = st.order.takeover.as_mut() {
+                    if !t.waiting.contains(&peer) {
+                        t.waiting.push(peer);
+                    }
+                }
             }
             let nicks: Vec<Nick> = st.members.iter().map(|m| m.nick).collect();
             for nick in nicks {
