@@ -46,6 +46,7 @@ pub(crate) fn line(e: &Event) -> String {
             format!("members {room} {}", nicks.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" "))
         }
         Event::NickChanged { nick } => format!("nick {nick}"),
+        Event::ServerError { code: 409, reason } => format!("gap {reason}"),
         Event::ServerError { code, reason } => format!("error {code} {reason}"),
         Event::Closed { reason } => format!("closed {reason}"),
     }
@@ -101,5 +102,18 @@ pub(crate) async fn run(client: Client, mut events: mpsc::Receiver<Event>, mut b
 fn report(r: rttp_client::Result<()>) {
     if let Err(e) = r {
         println!("error - {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_gap_is_its_own_line_and_other_errors_keep_their_code() {
+        let gap = Event::ServerError { code: 409, reason: "s1:a:7 is older than the history of #r".into() };
+        assert_eq!(line(&gap), "gap s1:a:7 is older than the history of #r");
+        let busy = Event::ServerError { code: 503, reason: "busy".into() };
+        assert_eq!(line(&busy), "error 503 busy");
     }
 }

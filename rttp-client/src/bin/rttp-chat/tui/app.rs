@@ -193,6 +193,11 @@ impl App {
                 self.nick = nick.to_string();
                 self.notice = Some(format!("you are now {nick}"));
             }
+            // A rejoin whose last message is older than the server keeps:
+            // say in plain words that something may be missing.
+            Event::ServerError { code: 409, reason } => {
+                self.notice = Some(format!("some messages you missed may be gone (the history is shorter): {reason}"))
+            }
             Event::ServerError { code, reason } => self.notice = Some(format!("ERR {code} {reason}")),
             Event::Closed { reason } => {
                 self.state = "closed".into();
