@@ -180,6 +180,9 @@ impl Driver {
     /// Carries the session until the application quits or the farm is gone.
     pub(crate) async fn run(mut self, mut live: Live, mut rx: mpsc::Receiver<Command>) {
         let mut ping = tokio::time::interval(self.timers.ping_every);
+        // Lines held back by the outbox's pace go out on this beat.
+        let mut pace = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / crate::outbox::SEND_RATE));
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heard = tokio::time::Instant::now();
         let token = Token::new("c").expect("valid token");
         loop {
@@ -201,6 +204,9 @@ impl Driver {
                         Ok(None) => Some(Move::Lost(Error::Closed { addr: live.addr }.to_string())),
                         Err(e) => Some(Move::Lost(Error::conn(live.addr, e).to_string())),
                     }
+                }
+                _ = pace.tick(), if self.session.outbox.has_unsent() => {
+                    self.send_due(&mut live).await.err().map(|e| Move::Lost(e.to_string()))
                 }
                 _ = ping.tick() => {
                     let gone = self.session.outbox.expire(std::time::Instant::now(), self.timers.give_up_after);
@@ -260,11 +266,8 @@ impl Driver {
         if self.rejoin(&mut next).await.is_ok() {
             // What the last server did not acknowledge goes again; servers
             // drop a copy they already had, by nick and tag.
-            for frame in self.session.outbox.resend() {
-                if next.send(&frame).await.is_err() {
-                    break;
-                }
-            }
+            self.session.outbox.resend();
+            let _ = self.send_due(&mut next).await;
         }
         Ok(next)
     }
@@ -294,14 +297,22 @@ impl Driver {
                 live.send(&frame).await
             }
             Command::Say(room, text, tag) => {
-                let (frame, dropped) = self.session.say(room, text, tag, std::time::Instant::now());
+                let dropped = self.session.say(room, text, tag, std::time::Instant::now());
                 self.emit_all(dropped).await;
-                live.send(&frame).await
+                self.send_due(live).await
             }
             Command::Who(room) => live.send(&ClientFrame::Who { room }).await,
             Command::Nick(nick) => self.change_nick(live, nick).await,
             Command::Quit(_) => Ok(()),
         }
+    }
+
+    /// Sends the lines the outbox's pace allows now.
+    async fn send_due(&mut self, live: &mut Live) -> Result<()> {
+        for frame in self.session.outbox.due(std::time::Instant::now()) {
+            live.send(&frame).await?;
+        }
+        Ok(())
     }
 
     /// A new session under `nick` on the same server, back in every room;

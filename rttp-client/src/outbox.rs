@@ -4,6 +4,11 @@
 //! move (REDIRECT, a lost or hung server). Servers drop a resent copy by
 //! its nick and tag, so it is delivered once. A line not acknowledged
 //! within the bound is given up, and the application is told.
+//!
+//! Lines go out paced ([`SEND_RATE`], [`SEND_BURST`]), in the order said:
+//! after a move, a backlog of waiting lines sent at once would meet the
+//! server's SAY rate limit, which drops the excess (`ERR 429`, naming no
+//! line), and those lines would wait for the next move or be given up.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -16,6 +21,12 @@ use crate::event::Event;
 /// Lines kept waiting for their `ACK`, at most: a client that says more
 /// while its server does not answer gives up the oldest.
 pub const MAX_UNACKED: usize = 1024;
+/// Lines sent per second, at most: under a server's default SAY limit
+/// (20 a second, bursts of 40), so that a backlog resent after a move is
+/// never dropped by it.
+pub const SEND_RATE: f64 = 16.0;
+/// Lines sent at once, at most (then [`SEND_RATE`]).
+pub const SEND_BURST: f64 = 32.0;
 
 /// A line said and not acknowledged yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +39,8 @@ pub struct Unacked {
     pub text: Text,
     /// When it was first said.
     pub since: Instant,
+    /// Sent on the current connection.
+    pub sent: bool,
 }
 
 /// Makes the tags of one client: a random prefix (so that two clients of
@@ -59,19 +72,52 @@ impl Default for Tags {
 }
 
 /// The lines waiting for their `ACK`, oldest first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outbox {
     queue: VecDeque<Unacked>,
+    /// Lines that may be sent now, and when it was counted.
+    tokens: f64,
+    counted: Option<Instant>,
+}
+
+impl Default for Outbox {
+    fn default() -> Outbox {
+        Outbox { queue: VecDeque::new(), tokens: SEND_BURST, counted: None }
+    }
 }
 
 impl Outbox {
-    /// Keeps a line and returns its `SAY`. Past [`MAX_UNACKED`] the oldest
-    /// is given up (its event is returned).
-    pub fn say(&mut self, room: Room, text: Text, tag: Token, now: Instant) -> (ClientFrame, Option<Event>) {
-        let frame = ClientFrame::Say { room, tag: Some(tag), text: text.clone() };
-        self.queue.push_back(Unacked { tag, room, text, since: now });
+    /// Keeps a line, to be sent by [`Outbox::due`]. Past [`MAX_UNACKED`]
+    /// the oldest is given up (its event is returned).
+    pub fn say(&mut self, room: Room, text: Text, tag: Token, now: Instant) -> Option<Event> {
+        self.queue.push_back(Unacked { tag, room, text, since: now, sent: false });
         let dropped = (self.queue.len() > MAX_UNACKED).then(|| self.queue.pop_front()).flatten();
-        (frame, dropped.map(|u| gave_up(u, "too many lines waiting")))
+        dropped.map(|u| gave_up(u, "too many lines waiting"))
+    }
+
+    /// The `SAY`s to send now: lines not sent on this connection yet, in
+    /// the order said, as many as the pace allows.
+    pub fn due(&mut self, now: Instant) -> Vec<ClientFrame> {
+        if let Some(then) = self.counted {
+            let refill = now.saturating_duration_since(then).as_secs_f64() * SEND_RATE;
+            self.tokens = (self.tokens + refill).min(SEND_BURST);
+        }
+        self.counted = Some(now);
+        let mut out = Vec::new();
+        for u in self.queue.iter_mut().filter(|u| !u.sent) {
+            if self.tokens < 1.0 {
+                break;
+            }
+            self.tokens -= 1.0;
+            u.sent = true;
+            out.push(ClientFrame::Say { room: u.room, tag: Some(u.tag), text: u.text.clone() });
+        }
+        out
+    }
+
+    /// Whether lines wait to be sent (the pace held them back).
+    pub fn has_unsent(&self) -> bool {
+        self.queue.iter().any(|u| !u.sent)
     }
 
     /// The server acknowledged `tag` as `id`; the event, if the tag was ours and waiting.
@@ -81,9 +127,10 @@ impl Outbox {
         Some(Event::Acked { room: u.room, tag, id })
     }
 
-    /// The `SAY`s to send again after a move, in the order first said.
-    pub fn resend(&self) -> Vec<ClientFrame> {
-        self.queue.iter().map(|u| ClientFrame::Say { room: u.room, tag: Some(u.tag), text: u.text.clone() }).collect()
+    /// After a move: every waiting line goes again ([`Outbox::due`]), in
+    /// the order first said.
+    pub fn resend(&mut self) {
+        self.queue.iter_mut().for_each(|u| u.sent = false);
     }
 
     /// Gives up the lines waiting longer than `bound`.
@@ -131,15 +178,41 @@ mod tests {
         let (tags, mut o, t0) = (Tags::new(), Outbox::default(), Instant::now());
         let (a, b) = (tags.next(), tags.next());
         assert_ne!(a, b);
-        let (f, none) = o.say(room(), Text::from("one"), a, t0);
-        assert!(none.is_none());
-        assert_eq!(f, ClientFrame::Say { room: room(), tag: Some(a), text: Text::from("one") });
+        assert!(o.say(room(), Text::from("one"), a, t0).is_none());
+        assert_eq!(o.due(t0), vec![ClientFrame::Say { room: room(), tag: Some(a), text: Text::from("one") }]);
         o.say(room(), Text::from("two"), b, t0);
-        assert_eq!(o.resend().len(), 2, "both go again after a move, in order");
+        assert_eq!(o.due(t0).len(), 1, "only the new line");
+        assert!(o.due(t0).is_empty(), "sent once per connection");
+        o.resend();
+        assert_eq!(o.due(t0).len(), 2, "both go again after a move, in order");
         let id: MsgId = "s2:x:9".parse().unwrap();
         assert_eq!(o.acked(b, id), Some(Event::Acked { room: room(), tag: b, id }));
         assert_eq!(o.acked(b, id), None, "a second ACK of the same tag is not news");
-        assert_eq!(o.resend(), vec![ClientFrame::Say { room: room(), tag: Some(a), text: Text::from("one") }]);
+        o.resend();
+        assert_eq!(o.due(t0), vec![ClientFrame::Say { room: room(), tag: Some(a), text: Text::from("one") }]);
+    }
+
+    #[test]
+    fn a_backlog_goes_out_at_the_pace_in_order() {
+        let (tags, mut o, t0) = (Tags::new(), Outbox::default(), Instant::now());
+        for i in 0..100 {
+            o.say(room(), Text::from(format!("{i:03}")), tags.next(), t0);
+        }
+        let text = |f: &ClientFrame| match f {
+            ClientFrame::Say { text, .. } => text.as_str().to_string(),
+            _ => unreachable!(),
+        };
+        let first: Vec<String> = o.due(t0).iter().map(text).collect();
+        assert_eq!(first.len(), SEND_BURST as usize, "a burst at once");
+        assert!(o.has_unsent());
+        let next: Vec<String> = o.due(t0 + Duration::from_millis(500)).iter().map(text).collect();
+        assert_eq!(next.len(), (SEND_RATE / 2.0) as usize, "then the rate");
+        assert_eq!(next[0], format!("{:03}", SEND_BURST as usize), "in the order said");
+        let later = o.due(t0 + Duration::from_secs(60)).len();
+        assert_eq!(later, SEND_BURST as usize, "a long pause allows a burst, no more");
+        let last = o.due(t0 + Duration::from_secs(120)).len();
+        assert_eq!(first.len() + next.len() + later + last, 100, "every line went, once");
+        assert!(!o.has_unsent());
     }
 
     #[test]

@@ -129,8 +129,9 @@ impl Session {
         (ClientFrame::Part { room }, self.outbox.forget_room(room))
     }
 
-    /// Says a line, tagged `tag`: kept until the farm acknowledges it.
-    pub fn say(&mut self, room: Room, text: Text, tag: Token, now: Instant) -> (ClientFrame, Option<Event>) {
+    /// Says a line, tagged `tag`: kept until the farm acknowledges it, and
+    /// sent at the outbox's pace ([`Outbox::due`]).
+    pub fn say(&mut self, room: Room, text: Text, tag: Token, now: Instant) -> Option<Event> {
         self.outbox.say(room, text, tag, now)
     }
 

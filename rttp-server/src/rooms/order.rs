@@ -39,10 +39,13 @@ pub const MAX_PENDING: usize = 65_536;
 pub const RESUBMIT_AFTER: Duration = Duration::from_secs(1);
 /// ...and forgotten after this long (the client gives up after 30 s).
 pub const PENDING_FOR: Duration = Duration::from_secs(60);
-/// The latest messages a server sends a room's new owner: at most this many...
-pub const TAIL_MAX: usize = 256;
-/// ...that arrived within this many milliseconds.
-pub const TAIL_MS: u32 = 10_000;
+/// The latest messages a server sends a room's new owner: at most this many
+/// (a room's whole default history)...
+pub const TAIL_MAX: usize = 1024;
+/// ...that arrived within this many milliseconds; and all rooms' tails and
+/// fills to one peer share its `REPLAY` budget (4 MiB/s, bursts of 16 MiB),
+/// so that an owner change in a farm of busy rooms never fills a link.
+pub const TAIL_MS: u32 = 30_000;
 
 /// Who orders a room, as this server sees it, and a takeover in progress.
 #[derive(Debug, Default)]
@@ -303,6 +306,29 @@ pub(super) fn ack_when_written(out: Arc<Outbound>, tag: Token, id: MsgId, marks:
         link.when_written(mark, w.clone());
     }
     w.release();
+}
+
+impl Rooms {
+    /// Sends `TAIL`s to `peer` within its `REPLAY` budget; false once the
+    /// budget is spent (the rest is not sent).
+    pub(super) fn send_tails(&self, room: &Room, peer: ServerId, msgs: Vec<(MsgId, Option<u64>, Bytes)>) -> bool {
+        let now = Instant::now();
+        for (id, key, frame) in msgs {
+            let ok = self
+                .replay_budget
+                .entry(peer)
+                .or_insert_with(|| crate::ratelimit::TokenBucket::new(super::REPLAY_RATE, super::REPLAY_BURST, now))
+                .take_n(frame.len() as f64, now);
+            if !ok {
+                tracing::warn!(%peer, %room, "tail cut short: the peer's replay budget is spent");
+                return false;
+            }
+            if let Some((nick, text)) = msg_parts(&frame) {
+                self.to_peers(&[peer], &PeerFrame::Tail { room: *room, id, nick, key, text });
+            }
+        }
+        true
+    }
 }
 
 /// The nick and text of an encoded `MSG` (the history keeps frames).

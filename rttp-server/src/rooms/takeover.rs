@@ -9,12 +9,12 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use rttp_proto::{Frame, MsgId, Nick, PeerFrame, Room, ServerFrame, ServerId, Text};
 
 use super::history;
-use super::order::{
-    ack_when_written, msg_parts, Held, Pending, Takeover, PENDING_FOR, RESUBMIT_AFTER, TAIL_MAX, TAIL_MS,
-};
+use super::order::{ack_when_written, Held, Pending, Takeover, PENDING_FOR, RESUBMIT_AFTER, TAIL_MAX, TAIL_MS};
 use super::{RoomState, Rooms};
 
 impl Rooms {
@@ -109,11 +109,9 @@ impl Rooms {
     /// Tells `owner` what this server has of `room`: its latest messages
     /// and its last one.
     pub(super) fn sync_to(&self, room: &Room, st: &RoomState, owner: ServerId) {
-        for (id, key, frame) in st.history.recent(TAIL_MAX, TAIL_MS) {
-            if let Some((nick, text)) = msg_parts(frame) {
-                self.to_peers(&[owner], &PeerFrame::Tail { room: *room, id: *id, nick, key, text });
-            }
-        }
+        let tail: Vec<(MsgId, Option<u64>, Bytes)> =
+            st.history.recent(TAIL_MAX, TAIL_MS).map(|(i, k, f)| (*i, k, f.clone())).collect();
+        self.send_tails(room, owner, tail);
         self.to_peers(&[owner], &PeerFrame::Synced { room: *room, last: st.history.last_id() });
     }
 
@@ -168,11 +166,7 @@ impl Rooms {
         // copy it has under another id is dropped there.
         let has = st.order.tails.iter().position(|(p, _)| *p == peer).map(|i| st.order.tails.swap_remove(i).1);
         let fills = st.history.fills(last.as_ref(), has.as_deref().unwrap_or(&[]), TAIL_MAX, TAIL_MS);
-        for (id, key, frame) in fills {
-            if let Some((nick, text)) = msg_parts(&frame) {
-                self.to_peers(&[peer], &PeerFrame::Tail { room: *room, id, nick, key, text });
-            }
-        }
+        self.send_tails(room, peer, fills);
         if let Some(t) = st.order.takeover.as_mut() {
             t.waiting.retain(|p| *p != peer);
         }
