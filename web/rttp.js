@@ -259,6 +259,13 @@ export class Sequence {
 export const DEDUP_PER_ROOM = 4096;
 /** How long a line may wait for its ACK before it is given up. */
 export const GIVE_UP_AFTER_MS = 30000;
+/**
+ * Lines sent per second, and at once, at most: under a server's default SAY
+ * limit (20 a second, bursts of 40), so that the backlog resent after a move
+ * is not dropped by it (`ERR 429` names no line). As in the Rust library.
+ */
+export const SEND_RATE = 16;
+export const SEND_BURST = 32;
 
 /** The live session, pure: rooms, last ids, duplicates, lines not acknowledged. */
 export class Session {
@@ -271,8 +278,11 @@ export class Session {
     this.lastId = new Map();
     /** @type {Map<string, Set<string>>} */
     this.seen = new Map();
-    /** @type {{tag: string, room: string, text: string, since: number}[]} */
+    /** @type {{tag: string, room: string, text: string, since: number, sent: boolean}[]} */
     this.outbox = [];
+    this.tokens = SEND_BURST;
+    /** @type {number | null} */
+    this.counted = null;
     this.prefix = Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, "0");
     this.next = 1;
   }
@@ -283,19 +293,37 @@ export class Session {
     return frames.join(room);
   }
 
-  /** After a move: every room again from its last id, then what is not acknowledged. */
+  /** After a move: every room again from its last id; what is not acknowledged goes again through `due`. */
   resume() {
-    return [
-      ...this.rooms.map((r) => frames.join(r, this.lastId.get(r) ?? null)),
-      ...this.outbox.map((u) => frames.say(u.room, u.tag, u.text)),
-    ];
+    this.outbox.forEach((u) => { u.sent = false; });
+    return this.rooms.map((r) => frames.join(r, this.lastId.get(r) ?? null));
   }
 
-  /** Says a line; returns [frame, tag]. @param {string} room @param {string} text @param {number} now */
+  /** Keeps a line (sent by `due`); returns its tag. @param {string} room @param {string} text @param {number} now */
   say(room, text, now) {
     const tag = `${this.prefix}-${this.next++}`;
-    this.outbox.push({ tag, room, text, since: now });
-    return [frames.say(room, tag, text), tag];
+    this.outbox.push({ tag, room, text, since: now, sent: false });
+    return tag;
+  }
+
+  /** The SAY frames to send now: lines not sent on this connection, in order, at the pace. @param {number} now */
+  due(now) {
+    if (this.counted !== null) this.tokens = Math.min(SEND_BURST, this.tokens + ((now - this.counted) / 1000) * SEND_RATE);
+    this.counted = now;
+    const out = [];
+    for (const u of this.outbox) {
+      if (u.sent) continue;
+      if (this.tokens < 1) break;
+      this.tokens -= 1;
+      u.sent = true;
+      out.push(frames.say(u.room, u.tag, u.text));
+    }
+    return out;
+  }
+
+  /** Whether lines wait for the pace. */
+  hasUnsent() {
+    return this.outbox.some((u) => !u.sent);
   }
 
   /** Lines waiting longer than the bound, given up. @param {number} now */
@@ -433,6 +461,7 @@ export class RttpClient {
     this.onEvent({ type: "table", info: live.table });
     this.onEvent({ type: "connected", server: live.server });
     for (const f of this.session.resume()) this.ws.send(f);
+    this.sendDue();
     const ws = this.ws;
     ws.onmessage = (m) => {
       this.heard = Date.now();
@@ -443,6 +472,8 @@ export class RttpClient {
     };
     ws.onclose = () => { if (ws === this.ws) this.move({ why: "lost", reason: "connection closed" }); };
     clearInterval(this.ticker);
+    clearInterval(this.pacer);
+    this.pacer = setInterval(() => { if (this.session.hasUnsent()) this.sendDue(); }, 1000 / SEND_RATE);
     this.ticker = setInterval(() => {
       this.session.expire(Date.now()).forEach((e) => this.onEvent(e));
       if (Date.now() - this.heard > TIMERS.silence) this.move({ why: "lost", reason: "silent" });
@@ -457,6 +488,7 @@ export class RttpClient {
     this.ws = null;
     old?.close();
     clearInterval(this.ticker);
+    clearInterval(this.pacer);
     if (this.closed) return;
     if (m.why === "end") { this.onEvent({ type: "closed", reason: m.reason }); return; }
     this.onEvent({ type: "moving", from, why: m.why, reason: m.reason ?? "" });
@@ -474,7 +506,10 @@ export class RttpClient {
   part(room) { this.session.rooms = this.session.rooms.filter((r) => r !== room); this.ws?.send(frames.part(room)); }
 
   /** Says a line; returns its tag ("acked" or "unacked" follows). @param {string} room @param {string} text */
-  say(room, text) { const [f, tag] = this.session.say(room, text, Date.now()); this.ws?.send(f); return tag; }
+  say(room, text) { const tag = this.session.say(room, text, Date.now()); this.sendDue(); return tag; }
+
+  /** Sends what the pace allows now (nothing while moving: it goes after the move). */
+  sendDue() { if (this.ws?.readyState === 1) for (const f of this.session.due(Date.now())) this.ws.send(f); }
 
   /** @param {string} room */
   who(room) { this.ws?.send(frames.who(room)); }

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { parseFrame, frames, select, load, Sequence, Session, GIVE_UP_AFTER_MS } from "../rttp.js";
+import { parseFrame, frames, select, load, Sequence, Session, GIVE_UP_AFTER_MS, SEND_RATE, SEND_BURST } from "../rttp.js";
 
 /** A seeded generator (mulberry32), so draws are repeatable. */
 function rng(seed = 1) {
@@ -129,14 +129,16 @@ test("the session shows each message once, resumes rooms and resends what is not
   const msg = { verb: "MSG", room: "#r", id: "s1:a:5", nick: "bob", text: "hi" };
   assert.equal(s.onFrame(msg).events.length, 1);
   assert.equal(s.onFrame(msg).events.length, 0, "a replayed duplicate is dropped");
-  const [frame, tag] = s.say("#r", "yo", 0);
-  assert.equal(frame, `SAY #r ${tag} 2\r\nyo\r\n`);
+  const tag = s.say("#r", "yo", 0);
+  assert.deepEqual(s.due(0), [`SAY #r ${tag} 2\r\nyo\r\n`]);
   s.say("#r", "second", 0);
+  assert.equal(s.due(0).length, 1, "only the new line");
   const resume = s.resume();
-  assert.equal(resume[0], "JOIN #r s1:a:5\r\n", "back in the room after the last id seen");
-  assert.equal(resume.length, 3, "both lines go again");
+  assert.deepEqual(resume, ["JOIN #r s1:a:5\r\n"], "back in the room after the last id seen");
+  assert.equal(s.due(0).length, 2, "both lines go again");
   assert.deepEqual(s.onFrame({ verb: "ACK", tag, id: "s2:b:1" }).events, [{ type: "acked", room: "#r", tag, id: "s2:b:1" }]);
-  assert.equal(s.resume().length, 2);
+  s.resume();
+  assert.equal(s.due(0).length, 1);
   const gone = s.expire(GIVE_UP_AFTER_MS + 1);
   assert.equal(gone.length, 1);
   assert.equal(gone[0].type, "unacked");
@@ -145,4 +147,19 @@ test("the session shows each message once, resumes rooms and resends what is not
   assert.equal(s.onFrame({ verb: "ERR", code: 512, reason: "replaced" }).move.why, "end");
   assert.equal(s.onFrame({ verb: "ERR", code: 508, reason: "shutting down" }).move.why, "lost");
   assert.equal(s.onFrame({ verb: "ERR", code: 407, reason: "not in room" }).move, null);
+});
+
+test("a backlog goes out at the pace, in order (under the server's SAY limit)", () => {
+  const s = new Session("alice");
+  s.join("#r");
+  for (let i = 0; i < 100; i++) s.say("#r", `l${String(i).padStart(3, "0")}`, 0);
+  const first = s.due(0);
+  assert.equal(first.length, SEND_BURST, "a burst at once");
+  assert.ok(s.hasUnsent());
+  const next = s.due(500);
+  assert.equal(next.length, SEND_RATE / 2, "then the rate");
+  assert.ok(next[0].endsWith(`l${String(SEND_BURST).padStart(3, "0")}\r\n`), "in the order said");
+  let n = first.length + next.length;
+  for (let t = 1000; s.hasUnsent(); t += 1000) n += s.due(t).length;
+  assert.equal(n, 100, "every line once");
 });
