@@ -152,19 +152,26 @@ fn can_run() -> bool {
     false
 }
 
+/// Three hosts (this process's test `k`), a server on each, all UP
+/// everywhere; and the directory of their logs.
+async fn three_hosts_up(k: u32) -> (Hosts, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("rttp-netns-{k}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    integration::write_secret(&dir.join("secret"), "netns-test-secret-0123456789\n");
+    let mut hosts = Hosts::create(3, k);
+    hosts.start_servers(&dir);
+    for i in 1..=3 {
+        check_for(T, &format!("host {i} sees three servers UP (logs: {})", dir.display()), || hosts.all_up_at(i)).await;
+    }
+    (hosts, dir)
+}
+
 #[tokio::test]
 async fn a_farm_across_hosts_survives_a_cut_link() {
     if !can_run() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("rttp-netns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    integration::write_secret(&dir.join("secret"), "netns-test-secret-0123456789\n");
-    let mut hosts = Hosts::create(3, 0);
-    hosts.start_servers(&dir);
-    for i in 1..=3 {
-        check_for(T, &format!("host {i} sees three servers UP (logs: {})", dir.display()), || hosts.all_up_at(i)).await;
-    }
+    let (hosts, dir) = three_hosts_up(0).await;
     // The peers really are other hosts: h2's table lists h1 at h1's own address.
     let v2 = hosts.view(2).await.expect("h2 answers");
     let h1 = v2.iter().find(|(id, _, _)| id == "h1").map(|(_, _, a)| a.clone());
@@ -254,14 +261,7 @@ async fn a_partition_and_its_heal_lose_and_double_nothing() {
     if !can_run() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("rttp-netns-p-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    integration::write_secret(&dir.join("secret"), "netns-test-secret-0123456789\n");
-    let mut hosts = Hosts::create(3, 1);
-    hosts.start_servers(&dir);
-    for i in 1..=3 {
-        check_for(T, &format!("host {i} sees three servers UP (logs: {})", dir.display()), || hosts.all_up_at(i)).await;
-    }
+    let (hosts, dir) = three_hosts_up(1).await;
     let connect = |i: usize, nick: String| {
         let addr = SocketAddr::from((hosts.addr(i), 7000));
         async move {

@@ -59,6 +59,12 @@ fn farm(owner: &str, then: &str) -> (Rooms, Room, Member, Arc<Outbound>, Arc<Out
     (r, room, a, l8, l9)
 }
 
+/// s9 is lost: s1 and s8 are the live servers now.
+fn lose_s9(r: &Rooms) {
+    r.peer_down(id("s9"));
+    r.rehome(vec![id("s1"), id("s8")]);
+}
+
 fn text(s: &str) -> Text {
     Text::from(s.to_string())
 }
@@ -114,9 +120,7 @@ fn a_new_owner_holds_new_messages_until_the_others_synced_and_fills_their_gaps()
     r.remote_say(id("s9"), room, m(2), b, None, text("m2"));
     frames(&a);
     // s9 is lost: s1 owns the room now.
-    let ids = [id("s1"), id("s8")];
-    r.peer_down(id("s9"));
-    r.rehome(ids.to_vec());
+    lose_s9(&r);
     drop(l9);
     // A SAY now is held: the order waits for s8.
     assert_eq!(r.submit(&room, 1, a.nick, text("new"), tag("n1")), Submitted::Waiting);
@@ -175,9 +179,7 @@ fn a_server_that_is_not_the_new_owner_sends_it_its_tail_then_its_waiting_message
 fn a_takeover_that_waits_too_long_orders_the_held_messages_on_the_tick() {
     let (mut r, room, a, _l8, _l9) = farm("s9", "s1");
     r.set_takeover_wait(Duration::from_millis(1));
-    let ids = [id("s1"), id("s8")];
-    r.peer_down(id("s9"));
-    r.rehome(ids.to_vec());
+    lose_s9(&r);
     assert_eq!(r.submit(&room, 1, a.nick, text("held"), None), Submitted::Waiting);
     assert!(frames(&a).is_empty());
     r.tick(Instant::now() + Duration::from_millis(10));
@@ -190,9 +192,7 @@ fn a_takeover_that_waits_too_long_orders_the_held_messages_on_the_tick() {
 fn held_messages_are_bounded_and_the_sender_is_told() {
     let (mut r, room, a, _l8, _l9) = farm("s9", "s1");
     r.set_takeover_wait(Duration::from_secs(60));
-    let ids = [id("s1"), id("s8")];
-    r.peer_down(id("s9"));
-    r.rehome(ids.to_vec());
+    lose_s9(&r);
     for i in 0..MAX_HELD {
         assert_eq!(r.submit(&room, 1, a.nick, text(&format!("{i}")), None), Submitted::Waiting);
     }

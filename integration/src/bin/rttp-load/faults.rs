@@ -157,6 +157,21 @@ fn tally_failover(
     (lost, dup, times)
 }
 
+/// A library client on s1 (group a, alone there) in `room`.
+async fn on_s1(farm: &Farm, nick: &str, timers: Timers, room: &str) -> (Client, tokio::sync::mpsc::Receiver<Event>) {
+    let (c, ev) = Client::builder()
+        .bootstrap(vec![farm.servers[0].client])
+        .strategy(Strategy::Group)
+        .group("a")
+        .nick(nick)
+        .timers(timers)
+        .connect()
+        .await
+        .expect("a client on s1");
+    c.join(room).await.expect("join");
+    (c, ev)
+}
+
 /// One sender per room: a raw connection on s2 (untagged `SAY`s), or a
 /// library client on the server that dies (tagged lines, kept until
 /// acknowledged and sent again after the move).
@@ -177,16 +192,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     let pb = crate::progress(clients, "clients on the server to kill");
     for i in 0..clients {
         pb.inc(1);
-        let (c, mut ev) = Client::builder()
-            .bootstrap(vec![farm.servers[0].client])
-            .strategy(Strategy::Group)
-            .group("a")
-            .nick(&format!("f{i}"))
-            .timers(timers)
-            .connect()
-            .await
-            .expect("client");
-        c.join(&format!("#f{}", i % rooms)).await.expect("join");
+        let (c, mut ev) = on_s1(farm, &format!("f{i}"), timers, &format!("#f{}", i % rooms)).await;
         let seen = seen.clone();
         tokio::spawn(async move {
             while let Some(e) = ev.recv().await {
@@ -207,16 +213,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     let acks: Arc<Mutex<(usize, usize)>> = Default::default();
     for r in 0..rooms {
         if senders_on_killed {
-            let (c, mut ev) = Client::builder()
-                .bootstrap(vec![farm.servers[0].client])
-                .strategy(Strategy::Group)
-                .group("a")
-                .nick(&format!("fs{r}"))
-                .timers(timers)
-                .connect()
-                .await
-                .expect("a sender");
-            c.join(&format!("#f{r}")).await.expect("join");
+            let (c, mut ev) = on_s1(farm, &format!("fs{r}"), timers, &format!("#f{r}")).await;
             let acks = acks.clone();
             tokio::spawn(async move {
                 while let Some(e) = ev.recv().await {
