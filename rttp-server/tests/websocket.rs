@@ -2,8 +2,9 @@
 //! (one frame per text message), a WebSocket session and a TCP session in
 //! one room, what a browser may not send (a binary message, a message that
 //! is not whole frames, one over the frame limits: an `ERR`, then the
-//! documented close code, and everyone else unaffected), and the `Origin`
-//! allow-list. The client is tungstenite's, blocking, on its own thread.
+//! documented close code, and everyone else unaffected), the `Origin`
+//! allow-list, and the TCP port's malformed-input cases. The client is
+//! tungstenite's, blocking, on its own thread.
 
 mod common;
 
@@ -280,6 +281,65 @@ async fn oversized_and_stalled_requests_are_cut_and_others_go_on() {
                 other => panic!("the session was disturbed: {other:?}"),
             }
         }
+    })
+    .await;
+    server.shutdown().await;
+}
+
+/// The TCP port's conversation and malformed-input cases, over WebSocket:
+/// what needs a session before HELLO, each malformed frame answered with
+/// its precise code while the session lives on, a resent tagged SAY
+/// acknowledged again and not delivered twice, PART and errors after it,
+/// and too many bad frames in a row closing the session (`ERR 501`).
+/// (Invalid UTF-8 cannot travel in a text message: a binary message gets
+/// 1003, `what_a_browser_may_not_send_is_refused_and_others_go_on`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tcp_conversation_and_malformed_input_cases_hold_over_websocket() {
+    let (server, _caddr, waddr) = start_with(&[], |c| c.max_bad_frames = 10).await;
+    blocking(move || {
+        let code = |f: ServerFrame| f.err_code().map(|c| c.as_u16());
+        let mut ws = connect(waddr, None).expect("upgrade");
+        send(&mut ws, "FARM\r\n");
+        assert!(matches!(frame(&mut ws), ServerFrame::FarmInfo(_)));
+        send(&mut ws, "JOIN #r\r\n");
+        assert_eq!(code(frame(&mut ws)), Some(405), "JOIN needs a session");
+        send(&mut ws, "HELLO 1 alice\r\n");
+        assert!(matches!(frame(&mut ws), ServerFrame::Welcome { .. }));
+        assert!(matches!(frame(&mut ws), ServerFrame::FarmInfo(_)));
+        send(&mut ws, "JOIN #r\r\n");
+        assert!(matches!(frame(&mut ws), ServerFrame::Joined { .. }));
+        for (input, want) in [
+            ("join #r\r\n", 400),
+            ("JOIN  #r\r\n", 400),
+            ("FROB\r\n", 401),
+            ("JOIN r\r\n", 402),
+            ("WELCOME s1 x\r\n", 404),
+            ("HELLO 1 again\r\n", 406),
+            ("PART #nowhere\r\n", 407),
+        ] {
+            send(&mut ws, input);
+            assert_eq!(code(frame(&mut ws)), Some(want), "{input:?}");
+        }
+        send(&mut ws, "PING alive\r\n");
+        assert_eq!(frame(&mut ws), ServerFrame::Pong { token: "alive".parse().unwrap() });
+        send(&mut ws, "SAY #r t-1 3\r\nhey\r\n");
+        let ServerFrame::Msg { id, .. } = frame(&mut ws) else { panic!("MSG") };
+        assert_eq!(frame(&mut ws), ServerFrame::Ack { tag: "t-1".parse().unwrap(), id });
+        send(&mut ws, "SAY #r t-1 3\r\nhey\r\n");
+        assert_eq!(frame(&mut ws), ServerFrame::Ack { tag: "t-1".parse().unwrap(), id }, "the copy: no MSG, same ACK");
+        send(&mut ws, "PART #r\r\n");
+        assert!(matches!(frame(&mut ws), ServerFrame::Parted { .. }));
+        send(&mut ws, "SAY #r 1\r\nx\r\n");
+        assert_eq!(code(frame(&mut ws)), Some(407));
+        // Ten bad frames in a row: the tenth's ERR, then 501 and the close.
+        for _ in 0..9 {
+            send(&mut ws, "NOPE\r\n");
+            assert_eq!(code(frame(&mut ws)), Some(401));
+        }
+        send(&mut ws, "NOPE\r\n");
+        let (frames, _) = closed(&mut ws);
+        let codes: Vec<Option<u16>> = frames.into_iter().map(code).collect();
+        assert_eq!(codes, [Some(401), Some(501)]);
     })
     .await;
     server.shutdown().await;
