@@ -255,3 +255,36 @@ fn a_restarted_owner_waits_for_every_server_that_shows_interest_while_it_takes_o
     let texts: Vec<String> = sent(&l8).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
     assert_eq!(texts, ["old too", "new"], "s8 gets s9's old message, then the new one");
 }
+
+#[test]
+fn tails_to_a_new_owner_stay_within_the_peer_s_replay_budget() {
+    // A room owned by s9 (then s8) with 300 messages of 60 KB here (18 MB):
+    // the tail to s8 stops at the peer's budget (16 MiB in a burst), and
+    // SYNCED still goes.
+    let r = Rooms::new(
+        "s1:g".into(),
+        HistoryLimits { messages: 1000, bytes: 64 << 20 },
+        256 << 20,
+        Arc::new(Metrics::new()),
+    );
+    let ids = vec![id("s1"), id("s8"), id("s9")];
+    r.rehome(ids.clone());
+    let room = room_owned_by("s9", "s8");
+    let (l8, l9) = (Arc::new(Outbound::new(64 << 20)), Arc::new(Outbound::new(64 << 20)));
+    r.link_up(id("s8"), l8.clone());
+    r.link_up(id("s9"), l9);
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    let big = "x".repeat(60_000);
+    for n in 1..=300 {
+        r.remote_say(id("s9"), room, Token::new(&format!("s9:x:{n}")).unwrap(), a.nick, None, text(&big));
+    }
+    sent(&l8);
+    r.peer_down(id("s9"));
+    r.rehome(ids[..2].to_vec());
+    let to_s8 = sent(&l8);
+    let tails = to_s8.iter().filter(|f| f.starts_with("TAIL ")).count();
+    let budget = REPLAY_BURST as usize / 60_000;
+    assert!(tails < 300 && tails + 5 >= budget && tails <= budget, "cut at the budget: {tails} of 300");
+    assert!(to_s8.last().unwrap().starts_with(&format!("SYNCED {room} s9:x:300")), "and still synced");
+}
