@@ -449,7 +449,7 @@ impl Rooms {
         if let Some(id) = key.and_then(|k| st.history.said(k)) {
             return Some(Said { id, delivered: 0, repeated: true, marks: Vec::new() });
         }
-        let (id, delivered, marks) = self.order(room, &mut st, nick, tag, text, None);
+        let (id, delivered, marks) = self.order(room, &mut st, nick, tag, text);
         drop(st);
         self.enforce_budget();
         Some(Said { id, delivered, repeated: false, marks })

@@ -159,7 +159,7 @@ impl Rooms {
                 }
                 return Submitted::Waiting;
             }
-            let (id, delivered, marks) = self.order(room, &mut st, nick, tag, text, None);
+            let (id, delivered, marks) = self.order(room, &mut st, nick, tag, text);
             drop(st);
             self.enforce_budget();
             if let Some(tag) = tag {
@@ -198,8 +198,8 @@ impl Rooms {
 
     /// Orders a message in a room this server owns: its id, to every
     /// interested peer (`RELAY`), to the members here, into the history.
-    /// `except`: a peer that has it already. Returns the id, the members
-    /// reached here, and each link's position after the `RELAY`.
+    /// Returns the id, the members reached here, and each link's position
+    /// after the `RELAY`.
     pub(super) fn order(
         &self,
         room: &Room,
@@ -207,13 +207,12 @@ impl Rooms {
         nick: Nick,
         tag: Option<Token>,
         text: Text,
-        except: Option<ServerId>,
     ) -> (MsgId, usize, Vec<(Arc<Outbound>, u64)>) {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let id = Token::new(&format!("{}:{seq}", self.id_prefix))
             .unwrap_or_else(|_| Token::new(&format!("m:{seq}")).expect("a short ascii token"));
         let key = tag.map(|t| history::said_key(&nick, &t));
-        let marks = self.relay(room, st, id, nick, tag, text.clone(), except);
+        let marks = self.relay(room, st, id, nick, tag, text.clone(), None);
         let frame = ServerFrame::Msg { room: *room, id, nick, text }.to_bytes();
         let delivered = st.broadcast(&frame);
         st.remember(*room, (id, key), frame, self.limits, &self.budget);
@@ -291,7 +290,7 @@ impl Rooms {
             self.to_peers(&[peer], &PeerFrame::Relay { room, id, nick, tag, text });
             return;
         }
-        self.order(&room, &mut st, nick, tag, text, None);
+        self.order(&room, &mut st, nick, tag, text);
         drop(st);
         self.enforce_budget();
     }

@@ -288,3 +288,15 @@ fn tails_to_a_new_owner_stay_within_the_peer_s_replay_budget() {
     assert!(tails < 300 && tails + 5 >= budget && tails <= budget, "cut at the budget: {tails} of 300");
     assert!(to_s8.last().unwrap().starts_with(&format!("SYNCED {room} s9:x:300")), "and still synced");
 }
+
+#[test]
+fn messages_waiting_for_an_owner_are_bounded_and_the_sender_is_told() {
+    // s9 owns the room and never answers: each tagged SAY waits here.
+    let (r, room, a, _l8, _l9) = farm("s9", "s1");
+    for i in 0..MAX_PENDING {
+        let t = Token::new(&format!("t-{i}")).unwrap();
+        assert_eq!(r.submit(&room, 1, a.nick, text("x"), Some(t)), Submitted::Waiting);
+    }
+    assert_eq!(r.submit(&room, 1, a.nick, text("one too many"), tag("t-x")), Submitted::Busy);
+    assert_eq!(r.submit(&room, 1, a.nick, text("untagged too"), None), Submitted::Busy);
+}

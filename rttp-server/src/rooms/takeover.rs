@@ -187,7 +187,7 @@ impl Rooms {
                 continue;
             }
             let local = key.and_then(|k| self.pending.remove(&(*room, k)));
-            let (id, _, marks) = self.order(room, st, h.nick, h.tag, h.text, None);
+            let (id, _, marks) = self.order(room, st, h.nick, h.tag, h.text);
             if let Some((_, Pending { out: Some(out), tag, .. })) = local {
                 ack_when_written(out, tag, id, marks);
             }
@@ -265,7 +265,7 @@ impl Rooms {
             return;
         }
         let Some((_, p)) = self.pending.remove(&(*room, key)) else { return };
-        let (id, _, marks) = self.order(room, &mut st, p.nick, Some(p.tag), p.text, None);
+        let (id, _, marks) = self.order(room, &mut st, p.nick, Some(p.tag), p.text);
         drop(st);
         if let Some(out) = p.out {
             ack_when_written(out, p.tag, id, marks);
