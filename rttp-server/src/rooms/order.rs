@@ -308,32 +308,26 @@ pub(super) fn ack_when_written(out: Arc<Outbound>, tag: Token, id: MsgId, marks:
 }
 
 impl Rooms {
-    /// Sends `TAIL`s to `peer` within its `REPLAY` budget; false once the
-    /// budget is spent (the rest is not sent).
-    pub(super) fn send_tails(&self, room: &Room, peer: ServerId, msgs: Vec<(MsgId, Option<u64>, Bytes)>) -> bool {
+    /// Sends `TAIL`s to `peer` within its `REPLAY` budget
+    /// ([`Rooms::replay_allows`]); the rest is not sent.
+    pub(super) fn send_tails(&self, room: &Room, peer: ServerId, msgs: Vec<(MsgId, Option<u64>, Bytes)>) {
         let now = Instant::now();
         for (id, key, frame) in msgs {
-            let ok = self
-                .replay_budget
-                .entry(peer)
-                .or_insert_with(|| crate::ratelimit::TokenBucket::new(super::REPLAY_RATE, super::REPLAY_BURST, now))
-                .take_n(frame.len() as f64, now);
-            if !ok {
+            if !self.replay_allows(peer, frame.len(), now) {
                 tracing::warn!(%peer, %room, "tail cut short: the peer's replay budget is spent");
-                return false;
+                return;
             }
-            if let Some((nick, text)) = msg_parts(&frame) {
+            if let Some((_, nick, text)) = msg_parts(&frame) {
                 self.to_peers(&[peer], &PeerFrame::Tail { room: *room, id, nick, key, text });
             }
         }
-        true
     }
 }
 
 /// The nick and text of an encoded `MSG` (the history keeps frames).
-pub(super) fn msg_parts(frame: &Bytes) -> Option<(Nick, Text)> {
+pub(super) fn msg_parts(frame: &Bytes) -> Option<(MsgId, Nick, Text)> {
     match ServerFrame::decode(frame, &rttp_proto::Limits::default()) {
-        Ok(Some((ServerFrame::Msg { nick, text, .. }, _))) => Some((nick, text)),
+        Ok(Some((ServerFrame::Msg { id, nick, text, .. }, _))) => Some((id, nick, text)),
         _ => None,
     }
 }

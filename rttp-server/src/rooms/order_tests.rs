@@ -300,3 +300,22 @@ fn messages_waiting_for_an_owner_are_bounded_and_the_sender_is_told() {
     assert_eq!(r.submit(&room, 1, a.nick, text("one too many"), tag("t-x")), Submitted::Busy);
     assert_eq!(r.submit(&room, 1, a.nick, text("untagged too"), None), Submitted::Busy);
 }
+
+#[test]
+fn a_stash_of_submits_for_a_room_this_server_does_not_own_is_bounded() {
+    // s9 owns the room; s9 itself submits to s1 (it takes s1 for the owner):
+    // s1 keeps at most MAX_HELD of them, and orders those, in order, once it
+    // owns the room.
+    let (mut r, room, a, _l8, _l9) = farm("s9", "s1");
+    r.set_takeover_wait(Duration::from_secs(60));
+    let b = Nick::new("b").unwrap();
+    for i in 0..MAX_HELD + 100 {
+        r.remote_submit(id("s9"), room, b, tag(&format!("k{i}")), text(&format!("{i}")));
+    }
+    assert!(frames(&a).is_empty(), "nothing ordered by a server that does not own the room");
+    lose_s9(&r);
+    r.remote_synced(id("s8"), room, None);
+    let got: Vec<String> = frames(&a).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    assert_eq!(got.len(), MAX_HELD, "the stash is bounded");
+    assert_eq!(got[..3], ["0", "1", "2"], "and kept in order");
+}

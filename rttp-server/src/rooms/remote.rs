@@ -143,20 +143,25 @@ impl Rooms {
             let Some(st) = self.map.get(&room) else { return };
             let Some(frames) = st.history.after(&after) else { return };
             let now = std::time::Instant::now();
-            let mut budget = self
-                .replay_budget
-                .entry(peer)
-                .or_insert_with(|| crate::ratelimit::TokenBucket::new(super::REPLAY_RATE, super::REPLAY_BURST, now));
-            frames.take_while(|f| budget.take_n(f.len() as f64, now)).cloned().collect()
+            frames.take_while(|f| self.replay_allows(peer, f.len(), now)).cloned().collect()
         };
         for f in frames {
             // History holds encoded MSG frames: turn each back into a REPLAY.
-            if let Ok(Some((ServerFrame::Msg { room, id, nick, text }, _))) =
-                ServerFrame::decode(&f, &rttp_proto::Limits::default())
-            {
+            if let Some((id, nick, text)) = super::order::msg_parts(&f) {
                 self.to_peers(&[peer], &PeerFrame::Replay { room, id, nick, text });
             }
         }
+    }
+
+    /// Whether `bytes` more of history may go to `peer` now (`REPLAY`,
+    /// `TAIL`): one budget per peer ([`super::REPLAY_RATE`], in bursts of
+    /// [`super::REPLAY_BURST`]), so what peers ask for or a change of owners
+    /// never fills a link's queue.
+    pub(super) fn replay_allows(&self, peer: ServerId, bytes: usize, now: std::time::Instant) -> bool {
+        self.replay_budget
+            .entry(peer)
+            .or_insert_with(|| crate::ratelimit::TokenBucket::new(super::REPLAY_RATE, super::REPLAY_BURST, now))
+            .take_n(bytes as f64, now)
     }
 
     /// A message from `peer`'s history: kept once, in the peer's order (after
