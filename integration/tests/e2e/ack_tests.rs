@@ -160,8 +160,17 @@ async fn scenario(fault: Fault, victim: usize) {
         farm.cont(victim);
     }
     let mut orders = BTreeSet::new();
-    for (i, r) in readers.into_iter().enumerate() {
-        let got = r.await.expect("a reader");
+    let mut got_all = Vec::new();
+    for r in readers {
+        got_all.push(r.await.expect("a reader"));
+    }
+    for (i, got) in got_all.iter().enumerate() {
+        // Every reader's losses first: which servers' readers lost what
+        // tells which step failed.
+        let missing = acked.iter().filter(|t| !got.contains(t)).count();
+        println!("{fault:?} of s{}: reader {i} (on s{}) read {}, lost {missing}", victim + 1, 2 + i % 2, got.len());
+    }
+    for (i, got) in got_all.into_iter().enumerate() {
         let mut seen: HashMap<&String, usize> = HashMap::new();
         for t in &got {
             *seen.entry(t).or_default() += 1;
@@ -185,6 +194,18 @@ async fn scenario(fault: Fault, victim: usize) {
         acked.len(),
         orders.len()
     );
+    if orders.len() > 1 {
+        // Where the first two orders part: enough to tell which step of a
+        // takeover put a message in a different place.
+        let v: Vec<&Vec<String>> = orders.iter().collect();
+        let at = v[0].iter().zip(v[1]).position(|(a, b)| a != b).unwrap_or(0);
+        let from = at.saturating_sub(3);
+        println!(
+            "orders part at {at}:\n  {:?}\n  {:?}",
+            &v[0][from..(at + 12).min(v[0].len())],
+            &v[1][from..(at + 12).min(v[1].len())]
+        );
+    }
     assert_eq!(orders.len(), 1, "{fault:?} of s{}: every reader reads the room in one order", victim + 1);
 }
 
