@@ -91,6 +91,7 @@ impl Shared {
             // A new owner waits for servers that notice the old one's loss
             // up to one peer timeout later than it did.
             rooms.set_takeover_wait(farm.timers.down_after + farm.timers.heartbeat);
+            rooms.hold_at_start(farm.timers.down_after + farm.timers.heartbeat);
         }
         Shared {
             rooms,
@@ -375,10 +376,13 @@ impl Shared {
         FarmInfo { epoch: table.epoch + self.own_changes.load(Ordering::Relaxed), servers }
     }
 
-    /// The servers that are UP (this one too, unless it drains): rooms are
-    /// owned among them.
-    pub fn up_servers(&self) -> Vec<ServerId> {
-        self.farm_info().servers.iter().filter(|e| e.status == rttp_proto::Status::Up).map(|e| e.id).collect()
+    /// The servers rooms are owned among: UP or FULL (a full server still
+    /// serves its sessions; reaching its capacity must not move its rooms),
+    /// not draining or down.
+    pub fn room_owners(&self) -> Vec<ServerId> {
+        use rttp_proto::Status;
+        let servers = self.farm_info().servers;
+        servers.iter().filter(|e| matches!(e.status, Status::Up | Status::Full)).map(|e| e.id).collect()
     }
 
     /// The farm table cut to the servers whose client port speaks what this

@@ -223,6 +223,10 @@ async fn connect_from(ip: std::net::IpAddr, addr: SocketAddr) -> std::io::Result
     sock.connect(addr).await
 }
 
+/// How long after its last new link (or news of a server) a just-started
+/// server that reached every server it knows of ends its rooms' start hold.
+const SETTLE_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The driver's loop: one input at a time into membership, then its actions.
 async fn run(cx: Ctx, mut rx: mpsc::Receiver<FarmEvent>) {
     let shared = cx.shared.clone();
@@ -232,6 +236,7 @@ async fn run(cx: Ctx, mut rx: mpsc::Receiver<FarmEvent>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     publisher.publish(&shared, m.farm_info(), false);
+    let mut last_heard_of = Instant::now();
     loop {
         let state_due = m.state_due();
         let event = tokio::select! {
@@ -256,9 +261,18 @@ async fn run(cx: Ctx, mut rx: mpsc::Receiver<FarmEvent>) {
             _ = tick.tick() => {
                 publisher.tick(&shared, Instant::now());
                 shared.rooms.tick(std::time::Instant::now());
+                // Reached every server it knows of, and heard of none for a
+                // while (a new link's peer sends its interests, then names the
+                // servers it knows): rooms need not wait for more.
+                if m.settled() && last_heard_of.elapsed() >= SETTLE_QUIET {
+                    shared.rooms.end_start_hold();
+                }
                 Event::Tick
             }
         };
+        if matches!(event, Event::Dialed { .. } | Event::Accepted { .. } | Event::Member { .. }) {
+            last_heard_of = Instant::now();
+        }
         if let Event::LinkClosed { link } = &event {
             links.remove(link);
         }
@@ -300,7 +314,7 @@ fn act(cx: &Ctx, links: &mut HashMap<LinkId, LinkHandle>, publisher: &mut Publis
             publisher.publish(shared, table, push);
             // Who owns which nick, and which room, follows the live set.
             shared.leases.rehome(shared);
-            shared.rooms.rehome(shared.up_servers());
+            shared.rooms.rehome(shared.room_owners());
         }
     }
 }

@@ -206,6 +206,10 @@ pub struct Rooms {
     pending: DashMap<(Room, u64), order::Pending>,
     /// How long a new owner waits for the interested servers.
     takeover_wait: std::time::Duration,
+    /// Until when this just-started server holds the rooms it owns...
+    start_hold: Option<std::time::Instant>,
+    /// ...unless it reached every server it knows of before.
+    settled: std::sync::atomic::AtomicBool,
     /// Rooms with a takeover in progress.
     takeovers: std::sync::Mutex<Vec<Room>>,
     /// When waiting messages were last submitted again.
@@ -236,6 +240,8 @@ impl Rooms {
             owner_lost: Default::default(),
             pending: DashMap::new(),
             takeover_wait: TAKEOVER_WAIT,
+            start_hold: None,
+            settled: Default::default(),
             takeovers: Default::default(),
             last_resubmit: std::sync::Mutex::new(std::time::Instant::now()),
         }

@@ -122,9 +122,53 @@ impl Rooms {
         (id, self.incarnations.get(&id).map_or(0, |n| *n))
     }
 
-    /// The owner this room follows (set on first use).
+    /// The owner this room follows (set on first use). A server that has
+    /// just started and owns a new room holds its messages (see
+    /// [`Rooms::hold_at_start`]).
     pub(super) fn owner_here(&self, room: &Room, st: &mut RoomState) -> ServerId {
-        st.order.owner.get_or_insert_with(|| self.owner_of(room)).0
+        if let Some((owner, _)) = st.order.owner {
+            return owner;
+        }
+        let (owner, n) = self.owner_of(room);
+        st.order.owner = Some((owner, n));
+        if owner == self.me && self.starting() && st.order.takeover.is_none() {
+            self.start_sync_wait(room, st, Vec::new());
+        }
+        owner
+    }
+
+    /// For `wait` from now, rooms this server owns hold their messages
+    /// (until the wait is over, whoever synced): a server that has just
+    /// started does not know yet who else has the room, and a restarted
+    /// owner alone would order messages while the others, which saw it
+    /// lost, order them elsewhere. Meanwhile the others link to it, sync
+    /// their part, and it orders what was held after all of it.
+    /// The hold ends earlier with [`Rooms::end_start_hold`].
+    pub fn hold_at_start(&mut self, wait: Duration) {
+        self.start_hold = Some(Instant::now() + wait);
+    }
+
+    pub(super) fn starting(&self) -> bool {
+        !self.settled.load(std::sync::atomic::Ordering::Acquire)
+            && self.start_hold.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// This server has reached every server it knows of (and those have
+    /// told it their interests): rooms held since the start wait only for
+    /// the servers that have them.
+    pub fn end_start_hold(&self) {
+        if self.settled.swap(true, std::sync::atomic::Ordering::AcqRel) || self.start_hold.is_none() {
+            return;
+        }
+        let rooms: Vec<Room> = self.takeovers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for room in rooms {
+            let Some(mut st) = self.map.get_mut(&room) else { continue };
+            if let Some(t) = st.order.takeover.as_mut() {
+                t.waiting.retain(|p| *p != self.me);
+            }
+            self.maybe_finish(&room, &mut st, false);
+        }
+        self.enforce_budget();
     }
 
     /// A SAY of a local session: ordered here if this server owns the

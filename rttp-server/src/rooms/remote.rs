@@ -79,6 +79,13 @@ impl Rooms {
                     if !t.waiting.contains(&peer) {
                         t.waiting.push(peer);
                     }
+                } else if st.history.last_id().is_some() && self.owner_here(&room, &mut st) == self.me {
+                    // A peer newly interested in a room this server orders
+                    // (its first member, a link back after a loss or a
+                    // restart of either side) sends its `SYNCED` right after
+                    // its interest; until then new messages wait, so that it
+                    // gets what it lacks before anything newer, in this order.
+                    self.start_sync_wait(&room, &mut st, vec![peer]);
                 }
             }
             let nicks: Vec<Nick> = st.members.iter().map(|m| m.nick).collect();

@@ -85,7 +85,19 @@ impl Rooms {
 
     fn start_takeover(&self, room: &Room, st: &mut RoomState, waiting: Vec<ServerId>) {
         self.metrics.room_takeovers.inc();
-        let until = Instant::now() + self.takeover_wait;
+        self.start_sync_wait(room, st, waiting);
+    }
+
+    /// New messages of `room` wait until every server in `waiting` has
+    /// sent its `SYNCED` (or the takeover wait passed).
+    pub(super) fn start_sync_wait(&self, room: &Room, st: &mut RoomState, mut waiting: Vec<ServerId>) {
+        let mut until = Instant::now() + self.takeover_wait;
+        if let Some(hold) = self.start_hold.filter(|_| self.starting()) {
+            // Just started: nobody's SYNCED ends the wait, only its end
+            // (this server stands for the peers it does not know yet).
+            waiting.push(self.me);
+            until = hold;
+        }
         // What was said before the takeover is ordered before what comes
         // during it: the stash, then this server's waiting messages.
         let mut held: Vec<Held> = std::mem::take(&mut st.order.stash).into_iter().map(|(_, h)| h).collect();
@@ -174,7 +186,7 @@ impl Rooms {
 
     /// Ends a takeover once nobody is awaited (or `force`: the wait is
     /// over): the held messages are ordered.
-    fn maybe_finish(&self, room: &Room, st: &mut RoomState, force: bool) {
+    pub(super) fn maybe_finish(&self, room: &Room, st: &mut RoomState, force: bool) {
         let done = st.order.takeover.as_ref().is_some_and(|t| force || t.waiting.is_empty());
         if !done {
             return;

@@ -137,6 +137,13 @@ impl Membership {
         self.by_peer.len()
     }
 
+    /// Whether this server has reached every server it knows of: at least
+    /// one link, and a link to every dial target (seeds and servers peers
+    /// named). A just-started server holds the rooms it owns until then.
+    pub fn settled(&self) -> bool {
+        !self.by_peer.is_empty() && self.targets.values().all(|t| t.peer.is_some_and(|p| self.by_peer.contains_key(&p)))
+    }
+
     /// Peers with a live link.
     pub fn linked(&self) -> Vec<ServerId> {
         let mut v: Vec<ServerId> = self.by_peer.keys().copied().collect();

@@ -352,3 +352,26 @@ async fn a_member_flood_is_bounded_and_addresses_nobody_answers_at_are_forgotten
     }
     assert_eq!(m.dial_targets(), 1, "the seed is kept, the fake addresses forgotten");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_server_is_settled_only_once_it_reached_every_server_it_heard_of() {
+    // s1 is the others' seed and has none: restarted, it knows nobody until
+    // a peer dials it, and that peer names the third, which it must reach too.
+    let mut net = Net::new();
+    net.add("s1", 1, &[]);
+    net.add("s2", 1, &[0]);
+    net.add("s3", 1, &[0]);
+    assert!(!net.nodes[0].m.settled(), "alone: not settled");
+    net.run_for(Duration::from_secs(2)).await;
+    assert!(net.nodes.iter().all(|n| n.m.settled()), "a full mesh is settled");
+    net.restart(0, 2, &[]);
+    assert!(!net.nodes[0].m.settled(), "restarted, alone again");
+    net.blocked.insert((0, 2));
+    net.run_for(Duration::from_secs(6)).await;
+    assert_eq!(net.linked(0), ["s2"], "s2 came back to it; s3 cannot reach it");
+    assert!(!net.nodes[0].m.settled(), "s2 named s3, which it has not reached");
+    net.blocked.clear();
+    net.run_for(Duration::from_secs(5)).await;
+    assert_eq!(net.linked(0), ["s2", "s3"]);
+    assert!(net.nodes[0].m.settled());
+}
