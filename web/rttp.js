@@ -41,6 +41,8 @@ export function parseFrame(text) {
     case "ACK":
       return { verb, tag: words[1], id: words[2] };
     case "JOINED":
+      // `at`: to the joiner, where the room stood (its last msg-id, or "-").
+      return { verb, room: words[1], nick: words[2], at: words[3] ?? null };
     case "PARTED":
       return { verb, room: words[1], nick: words[2] };
     case "MEMBERS":
@@ -360,8 +362,16 @@ export class Session {
         break;
       }
       case "JOINED":
+        // Our own JOINED names the room's position: a room left before any
+        // message was seen is rejoined from there (a later JOINED does not
+        // move it: what the rejoin asked for is still coming).
+        if (f.nick === this.nick && f.at && this.rooms.includes(f.room) && !this.lastId.has(f.room)) {
+          this.lastId.set(f.room, f.at);
+        }
+        r.events.push({ type: "joined", room: f.room, nick: f.nick });
+        break;
       case "PARTED":
-        r.events.push({ type: f.verb.toLowerCase(), room: f.room, nick: f.nick });
+        r.events.push({ type: "parted", room: f.room, nick: f.nick });
         break;
       case "FARM_INFO":
         r.events.push({ type: "table", info: f.info });

@@ -156,7 +156,14 @@ impl Session {
                     r.events.push(Event::Message { room, id, nick, text });
                 }
             }
-            ServerFrame::Joined { room, nick } => r.events.push(Event::Joined { room, nick }),
+            ServerFrame::Joined { room, nick, at } => {
+                // The joiner's own JOINED says where the room stood: a
+                // position to rejoin from before any message is seen.
+                if let Some(at) = at.filter(|_| nick == self.nick && self.rooms.contains(&room)) {
+                    self.last_id.entry(room).or_insert(at);
+                }
+                r.events.push(Event::Joined { room, nick })
+            }
             ServerFrame::Parted { room, nick } => r.events.push(Event::Parted { room, nick }),
             ServerFrame::Members { room, nicks } => self.members.entry(room).or_default().extend(nicks),
             ServerFrame::EndMembers { room, .. } => {
@@ -241,6 +248,33 @@ mod tests {
         assert_eq!(again[1].1, Event::Rejoined { room: room("#b"), after: None });
         s.part(room("#a"));
         assert_eq!(s.rejoin().len(), 1, "a room left is not rejoined");
+    }
+
+    #[test]
+    fn a_room_where_nothing_was_seen_is_rejoined_from_where_it_stood_at_the_join() {
+        let mut s = Session::new("alice".parse().unwrap());
+        s.join(room("#quiet"));
+        s.join(room("#empty"));
+        let joined = |r: &str, nick: &str, at: Option<&str>| ServerFrame::Joined {
+            room: room(r),
+            nick: nick.parse().unwrap(),
+            at: at.map(|a| MsgId::new(a).unwrap()),
+        };
+        s.on_frame(joined("#quiet", "alice", Some("s1:g:41")));
+        s.on_frame(joined("#empty", "alice", Some(rttp_proto::ROOM_START)));
+        s.on_frame(joined("#quiet", "bob", None));
+        let again = s.rejoin();
+        assert_eq!(again[0].0, ClientFrame::Join { room: room("#quiet"), after: Some(MsgId::new("s1:g:41").unwrap()) });
+        assert_eq!(again[1].0, ClientFrame::Join { room: room("#empty"), after: Some(MsgId::new("-").unwrap()) });
+        // The rejoin's own JOINED names the new server's position: what was
+        // asked for still comes, so the old position stays until a message.
+        s.on_frame(joined("#quiet", "alice", Some("s2:h:9")));
+        assert_eq!(s.rejoin()[0].0, again[0].0);
+        s.on_frame(msg("#quiet", 42));
+        assert_eq!(
+            s.rejoin()[0].0,
+            ClientFrame::Join { room: room("#quiet"), after: Some(MsgId::new("s1:g:42").unwrap()) }
+        );
     }
 
     #[test]

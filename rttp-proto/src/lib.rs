@@ -52,4 +52,4 @@ pub use names::{
 };
 pub use owner::rendezvous;
 pub use peer::{PeerFrame, PeerStateMsg, PEER_VERSION};
-pub use server::{FarmInfo, ServerEntry, ServerFrame, MEMBERS_PER_LINE};
+pub use server::{FarmInfo, ServerEntry, ServerFrame, MEMBERS_PER_LINE, ROOM_START};

@@ -7,6 +7,11 @@ use crate::frame::{itoa_buf, put_line};
 use crate::names::{Group, HostPort, MsgId, Nick, Room, ServerId, Status, Text, Token, Transport};
 use crate::wire::{line_arg, number, Parts, Shape};
 
+/// The position before a room's first message: `JOINED` says it to a
+/// joiner when the room has no message yet, and `JOIN <room> -` replays
+/// everything the server keeps, with no `ERR 409`.
+pub const ROOM_START: &str = "-";
+
 /// Most nicks on one `MEMBERS` line, so that it stays under the line limit.
 pub const MEMBERS_PER_LINE: usize = 100;
 
@@ -80,12 +85,16 @@ crate::table::frames! {
             /// `full`, `drain` or `rebalance` (others may come).
             reason: Token,
         },
-        /// `JOINED <room> <nick>`.
+        /// `JOINED <room> <nick> [<at>]`.
         Joined = "JOINED" Line {
             /// The room.
             room: Room,
             /// Who joined.
             nick: Nick,
+            /// To the joiner only: the room's last msg-id at the join, or
+            /// [`ROOM_START`] when there is none yet; the position a client
+            /// that sees no message before it moves rejoins from.
+            at: Option<MsgId>,
         },
         /// `PARTED <room> <nick>`.
         Parted = "PARTED" Line {

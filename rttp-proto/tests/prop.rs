@@ -73,7 +73,11 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         (any::<u64>(), proptest::collection::vec(entry(), 0..20))
             .prop_map(|(epoch, servers)| ServerFrame::FarmInfo(FarmInfo { epoch, servers })),
         (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| ServerFrame::Msg { room, id, nick, text }),
-        (room(), nick()).prop_map(|(room, nick)| ServerFrame::Joined { room, nick }),
+        (room(), nick(), proptest::option::of(token())).prop_map(|(room, nick, at)| ServerFrame::Joined {
+            room,
+            nick,
+            at
+        }),
         (room(), nick()).prop_map(|(room, nick)| ServerFrame::Parted { room, nick }),
         (room(), proptest::collection::vec(nick(), 0..100))
             .prop_map(|(room, nicks)| ServerFrame::Members { room, nicks }),

@@ -125,7 +125,8 @@ fn server_frames() {
             ServerFrame::Msg { room: room("#r"), id: tok("s1:1:5"), nick: nick("bob"), text: Text::from("hi") },
             "MSG #r s1:1:5 bob 2\r\nhi\r\n",
         ),
-        (ServerFrame::Joined { room: room("#r"), nick: nick("bob") }, "JOINED #r bob\r\n"),
+        (ServerFrame::Joined { room: room("#r"), nick: nick("bob"), at: None }, "JOINED #r bob\r\n"),
+        (ServerFrame::Joined { room: room("#r"), nick: nick("bob"), at: Some(tok("s1:g:7")) }, "JOINED #r bob s1:g:7\r\n"),
         (ServerFrame::Parted { room: room("#r"), nick: nick("bob") }, "PARTED #r bob\r\n"),
         (ServerFrame::Members { room: room("#r"), nicks: vec![nick("a"), nick("b")] }, "MEMBERS #r a b\r\n"),
         (

@@ -26,7 +26,7 @@ async fn each_verb_as_bytes() {
     // The epoch grew with the user count.
     c.expect(&format!("FARM_INFO 2 1\r\nSERVER s1 {addr} UP 1 10000 default tcp -\r\n")).await;
     c.send("JOIN #r\r\n").await;
-    c.expect("JOINED #r alice\r\n").await;
+    c.expect("JOINED #r alice -\r\n").await;
     c.send("SAY #r 5\r\nhello\r\n").await;
     let ServerFrame::Msg { room, id, nick, text } = c.frame().await else { panic!() };
     assert_eq!((room.as_str(), nick.as_str(), text.as_str()), ("#r", "alice", "hello"));
@@ -61,9 +61,10 @@ async fn two_clients_share_a_room() {
     let mut a = Raw::hello(addr, "alice").await;
     let mut b = Raw::hello(addr, "bob").await;
     a.send("JOIN #r\r\n").await;
-    a.expect("JOINED #r alice\r\n").await;
+    // The joiner's own JOINED names the room's position: no message yet.
+    a.expect("JOINED #r alice -\r\n").await;
     b.send("JOIN #r\r\n").await;
-    b.expect("JOINED #r bob\r\n").await;
+    b.expect("JOINED #r bob -\r\n").await;
     a.expect("JOINED #r bob\r\n").await;
     for i in 0..20 {
         let (who, text) = if i % 2 == 0 { (&mut a, format!("a{i}")) } else { (&mut b, format!("b{i}")) };
@@ -85,7 +86,10 @@ async fn two_clients_share_a_room() {
     // The nick is free again once its session is gone.
     let mut b2 = Raw::hello(addr, "bob").await;
     b2.send("JOIN #r\r\n").await;
-    b2.expect("JOINED #r bob\r\n").await;
+    let ServerFrame::Joined { at: Some(at), .. } = b2.frame().await else {
+        panic!("the joiner's JOINED names a position")
+    };
+    assert_eq!(at, seen_a[19].0, "the room's last message");
     a.expect("JOINED #r bob\r\n").await;
     drop(b2);
     a.expect("PARTED #r bob\r\n").await;
@@ -106,7 +110,7 @@ async fn join_replays_after_a_msg_id() {
     }
     let mut b = Raw::hello(addr, "bob").await;
     b.send(&format!("JOIN #r {}\r\n", ids[5])).await;
-    b.expect("JOINED #r bob\r\n").await;
+    b.expect(&format!("JOINED #r bob {}\r\n", ids[7])).await;
     for want in ["m6", "m7"] {
         let ServerFrame::Msg { text, .. } = b.frame().await else { panic!() };
         assert_eq!(text.as_str(), want);
@@ -114,7 +118,7 @@ async fn join_replays_after_a_msg_id() {
     // An id older than the 5 kept: ERR 409, then everything kept.
     let mut c = Raw::hello(addr, "carol").await;
     c.send(&format!("JOIN #r {}\r\n", ids[0])).await;
-    c.expect("JOINED #r carol\r\n").await;
+    c.expect(&format!("JOINED #r carol {}\r\n", ids[7])).await;
     c.expect_err(409).await;
     for i in 3..8 {
         let ServerFrame::Msg { text, .. } = c.frame().await else { panic!() };

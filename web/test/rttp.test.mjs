@@ -149,6 +149,20 @@ test("the session shows each message once, resumes rooms and resends what is not
   assert.equal(s.onFrame({ verb: "ERR", code: 407, reason: "not in room" }).move, null);
 });
 
+test("a room where nothing was seen is rejoined from where it stood at the join", () => {
+  const s = new Session("alice");
+  s.join("#quiet");
+  s.join("#empty");
+  s.onFrame(parseFrame("JOINED #quiet alice s1:a:41\r\n"));
+  s.onFrame(parseFrame("JOINED #empty alice -\r\n"));
+  s.onFrame(parseFrame("JOINED #quiet bob\r\n"));
+  assert.deepEqual(s.resume(), ["JOIN #quiet s1:a:41\r\n", "JOIN #empty -\r\n"]);
+  s.onFrame(parseFrame("JOINED #quiet alice s2:b:9\r\n"));
+  assert.deepEqual(s.resume()[0], "JOIN #quiet s1:a:41\r\n", "the rejoin's JOINED does not move it");
+  s.onFrame({ verb: "MSG", room: "#quiet", id: "s1:a:42", nick: "bob", text: "hi" });
+  assert.deepEqual(s.resume()[0], "JOIN #quiet s1:a:42\r\n");
+});
+
 test("a backlog goes out at the pace, in order (under the server's SAY limit)", () => {
   const s = new Session("alice");
   s.join("#r");

@@ -253,3 +253,71 @@ async fn a_restarted_senders_server_loses_doubles_and_reorders_nothing() {
 async fn a_rolling_restart_loses_doubles_and_reorders_nothing() {
     scenario(Fault::Rolling, 1).await;
 }
+
+/// A member that saw no message before its server hung: what is said while
+/// it moves reaches it after its rejoin, from where the room stood when it
+/// joined (the position its `JOINED` named: the last message, or the room's
+/// start when it had none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_saw_nothing_before_a_hang_gets_what_was_said_while_it_moved() {
+    // s3 owns both rooms: the hang of s2 moves the member, not the order.
+    let ids: Vec<rttp_proto::ServerId> =
+        (1..=3).map(|i| rttp_proto::ServerId::new(&format!("s{i}")).unwrap()).collect();
+    let mut rooms =
+        (0..1000).map(|i| format!("#quiet{i}")).filter(|r| rttp_proto::rendezvous(r.as_bytes(), &ids) == Some(ids[2]));
+    let (told, empty) = (rooms.next().unwrap(), rooms.next().unwrap());
+    let spec = FarmSpec { groups: ["a", "b", "c"].map(String::from).into(), ..FarmSpec::default() };
+    let farm = Farm::start(spec);
+    farm.wait_mesh().await;
+    // The talker on s1, the owner s3: wherever the member lands, the room
+    // has members or history there, and nothing reaches it unasked.
+    let (talker, mut tev) = client(&farm, 0, "a", "talker", 7, &told).await;
+    talker.join(&empty).await.unwrap();
+    talker.say(&told, "before").await.unwrap();
+    until_acked(&mut tev).await;
+    let (member, mut mev) = client(&farm, 1, "b", "member", 8, &told).await;
+    member.join(&empty).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    farm.stop(1);
+    talker.say(&told, "while-moving-1").await.unwrap();
+    until_acked(&mut tev).await;
+    talker.say(&empty, "while-moving-2").await.unwrap();
+    until_acked(&mut tev).await;
+    let want = [format!("{told} while-moving-1"), format!("{empty} while-moving-2")];
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !want.iter().all(|w| got.contains(w)) && tokio::time::Instant::now() < deadline {
+        if let Ok(Some(Event::Message { room, text, .. })) =
+            tokio::time::timeout(Duration::from_secs(1), mev.recv()).await
+        {
+            got.push(format!("{room} {text}"));
+        }
+    }
+    // Anything else queued (a copy would be a bug).
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(2), mev.recv()).await {
+        if let Event::Message { room, text, .. } = e {
+            got.push(format!("{room} {text}"));
+        }
+    }
+    farm.cont(1);
+    for w in &want {
+        assert_eq!(got.iter().filter(|g| *g == w).count(), 1, "{w} once: {got:?}");
+    }
+    let mut distinct = got.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), got.len(), "nothing twice: {got:?}");
+    member.quit().await;
+    talker.quit().await;
+}
+
+/// Waits for the next `ACK` among a client's events.
+async fn until_acked(ev: &mut Receiver<Event>) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ev.recv()).await {
+            Ok(Some(Event::Acked { .. })) => return,
+            Ok(Some(_)) => {}
+            other => panic!("no ACK: {other:?}"),
+        }
+    }
+}

@@ -180,9 +180,9 @@ async fn a_farm_across_hosts_survives_a_cut_link() {
     let mut alice = Raw::hello(SocketAddr::from((hosts.addr(1), 7000)), "alice").await;
     let mut carol = Raw::hello(SocketAddr::from((hosts.addr(3), 7000)), "carol").await;
     alice.send("JOIN #split\r\n").await;
-    alice.expect("JOINED #split alice\r\n").await;
+    alice.expect("JOINED #split alice -\r\n").await;
     carol.send("JOIN #split\r\n").await;
-    carol.expect("JOINED #split carol\r\n").await;
+    carol.expect("JOINED #split carol -\r\n").await;
     alice.expect("JOINED #split carol\r\n").await;
     // Cut h3 off (its link down) and see both sides notice.
     ip(&["link", "set", &hosts.veth(3), "down"]);

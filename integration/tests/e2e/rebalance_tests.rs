@@ -98,10 +98,9 @@ async fn a_drained_and_restarted_server_gets_its_share_back_and_nothing_is_lost(
             speakers
         })
     };
-    // Every member has a position in the room before anyone moves: a JOIN
-    // without an after-id replays nothing, so a member that saw no line
-    // before its move would miss those said during it (a known gap of the
-    // resume, for the continuity issue: found by this test).
+    // Every member has seen a line before anyone moves, so that what this
+    // test counts is the rebalancing. (A member that saw none rejoins from
+    // the position its JOINED named: `ack_tests` covers that.)
     for (i, s) in seen.iter().enumerate() {
         let s = s.clone();
         check_for(T, &format!("m{i} saw a line"), move || {

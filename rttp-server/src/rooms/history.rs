@@ -166,6 +166,15 @@ impl History {
         self.kept.front().map(|k| k.arrival)
     }
 
+    /// [`History::after`] a position: a msg-id, or [`rttp_proto::ROOM_START`]
+    /// (everything kept).
+    pub(crate) fn since(&self, pos: &MsgId) -> Option<Box<dyn Iterator<Item = &Bytes> + '_>> {
+        if pos.as_str() == rttp_proto::ROOM_START {
+            return Some(Box::new(self.all()));
+        }
+        self.after(pos).map(|i| Box::new(i) as Box<dyn Iterator<Item = &Bytes>>)
+    }
+
     /// The frames after `id`, and before it those that arrived here up to
     /// [`REORDER_WINDOW_MS`] before it; `None` when `id` is not kept.
     pub(crate) fn after(&self, id: &MsgId) -> Option<impl Iterator<Item = &Bytes>> {

@@ -126,7 +126,7 @@ impl Rooms {
             st.remote.push((peer, nick));
         }
         if announce {
-            st.broadcast(&ServerFrame::Joined { room, nick }.to_bytes());
+            st.broadcast(&ServerFrame::Joined { room, nick, at: None }.to_bytes());
         }
     }
 
@@ -148,7 +148,7 @@ impl Rooms {
     pub fn remote_history(&self, peer: ServerId, room: Room, after: MsgId) {
         let frames: Vec<Bytes> = {
             let Some(st) = self.map.get(&room) else { return };
-            let Some(frames) = st.history.after(&after) else { return };
+            let Some(frames) = st.history.since(&after) else { return };
             let now = std::time::Instant::now();
             frames.take_while(|f| self.replay_allows(peer, f.len(), now)).cloned().collect()
         };

@@ -43,8 +43,9 @@ fn join_say_part_fan_out() {
     let said = r.say(&room, 1, a.nick, Text::from("hi"), None).unwrap();
     assert_eq!(said.delivered, 2);
     let msg = format!("MSG #r {} a 2\r\nhi\r\n", said.id);
-    assert_eq!(frames(&a), vec!["JOINED #r a\r\n".to_string(), "JOINED #r b\r\n".into(), msg.clone()]);
-    assert_eq!(frames(&b), vec!["JOINED #r b\r\n".to_string(), msg]);
+    // The joiner's own JOINED says where the room stands: no message yet.
+    assert_eq!(frames(&a), vec!["JOINED #r a -\r\n".to_string(), "JOINED #r b\r\n".into(), msg.clone()]);
+    assert_eq!(frames(&b), vec!["JOINED #r b -\r\n".to_string(), msg]);
     assert!(r.say(&room, 3, Nick::new("c").unwrap(), Text::from("x"), None).is_none(), "not a member");
     assert_eq!(r.part(&room, 2, true), Some(false));
     assert_eq!(frames(&a), vec!["PARTED #r b\r\n"]);
@@ -432,4 +433,29 @@ fn who_lists_a_nick_once_while_it_moves() {
     r.remote_joined(peer, room, Nick::new("carol").unwrap(), true);
     let names: Vec<String> = r.members(&room).iter().map(|n| n.to_string()).collect();
     assert_eq!(names, ["alice", "bob", "carol"]);
+}
+
+#[test]
+fn a_joiner_learns_the_room_s_position_and_a_join_from_the_start_replays_all_kept() {
+    let r = rooms(10);
+    let room = Room::new("#r").unwrap();
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    let first = r.say(&room, 1, a.nick, Text::from("one"), None).unwrap().id;
+    let second = r.say(&room, 1, a.nick, Text::from("two"), None).unwrap().id;
+    let b = member(2, "b");
+    r.join(&room, b.clone(), None);
+    assert_eq!(frames(&b), vec![format!("JOINED #r b {second}\r\n")], "the last message at the join, no replay");
+    // Moved before it saw a message: it rejoins from that position.
+    let c = member(3, "c");
+    let joined = r.join(&room, c.clone(), Some(&first));
+    assert_eq!(joined.replayed, 1);
+    // A joiner that saw the room empty rejoins from its start: all kept, no ERR 409.
+    let d = member(4, "d");
+    let start = MsgId::new(rttp_proto::ROOM_START).unwrap();
+    let joined = r.join(&room, d.clone(), Some(&start));
+    assert!(!joined.gap);
+    let got = frames(&d);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[1].ends_with("\r\none\r\n") && got[2].ends_with("\r\ntwo\r\n"), "{got:?}");
 }

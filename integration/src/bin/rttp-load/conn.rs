@@ -41,7 +41,7 @@ impl RttpMember {
             conn.write_frame(&ClientFrame::Join { room, after: None }).await.map_err(std::io::Error::other)?;
             loop {
                 match conn.read_frame().await.map_err(std::io::Error::other)? {
-                    Some(ServerFrame::Joined { room: r, nick: n }) if r == room && n == nick => break,
+                    Some(ServerFrame::Joined { room: r, nick: n, .. }) if r == room && n == nick => break,
                     Some(_) => {}
                     None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 }
