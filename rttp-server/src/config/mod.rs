@@ -346,6 +346,17 @@ impl Config {
         let say_rate = rate("say-rate", pick!(say_rate, 20.0))?;
         let max_rooms = positive("max-rooms", pick!(max_rooms, 100))?;
         let outbound_limit = positive("outbound-limit", pick!(outbound_limit, 1 << 20))?;
+        let outbound_max = pick!(outbound_max, 16 << 20).max(outbound_limit);
+        let history_bytes = pick!(history_bytes, 4 << 20);
+        if history_bytes.saturating_mul(2) > outbound_max {
+            // A rejoin with a gap gets this server's whole history and a
+            // peer's: it must fit in the joiner's queue, or the replay would
+            // cut the very client it is for.
+            let why = format!(
+                "{history_bytes} is over half of --outbound-max ({outbound_max}): a rejoin's replay (this server's history and a peer's) must fit in a session's queue"
+            );
+            return Err(bad("history-bytes", why));
+        }
         let limits = Limits {
             max_line: at_least("max-line", pick!(max_line, rttp_proto::MAX_LINE), MIN_LINE)?,
             max_body: at_most_protocol_body(pick!(max_body, rttp_proto::MAX_BODY))?,
@@ -374,10 +385,10 @@ impl Config {
             join_rate: rate("join-rate", pick!(join_rate, 10.0))?,
             join_burst: positive("join-burst", pick!(join_burst, max_rooms as u32) as usize)? as u32,
             outbound_limit,
-            outbound_max: pick!(outbound_max, 16 << 20).max(outbound_limit),
+            outbound_max,
             slow_consumer_after: secs("slow-consumer-after", pick!(slow_consumer_after, 10.0))?,
             history: pick!(history, 1000),
-            history_bytes: pick!(history_bytes, 4 << 20),
+            history_bytes,
             history_budget: positive("history-budget", pick!(history_budget, 256 << 20))?,
             max_rooms,
             panic_nick: None,
