@@ -83,7 +83,8 @@ impl Server {
         if let Some(local) = l.web.as_ref().and_then(|w| w.local_addr().ok()) {
             // Port 0 is never a URL to publish: use what was bound.
             if config.ws_listen.is_some_and(|a| a.port() == 0) || config.ws_url.is_none() {
-                config.ws_url = rttp_proto::Token::new(&format!("ws://{local}{}", web::WS_PATH)).ok();
+                let scheme = if config.tls.is_some() { "wss" } else { "ws" };
+                config.ws_url = rttp_proto::Token::new(&format!("{scheme}://{local}{}", web::WS_PATH)).ok();
             }
             tracing::info!(addr = %local, "listening for web clients (RTTP over WebSocket at {})", web::WS_PATH);
         }

@@ -111,3 +111,78 @@ async fn rttp_js_clients_follow_the_farm_method_and_survive_a_drain() {
     assert!(a_lines.iter().filter(|l| l.starts_with("acked ")).count() == LINES, "every line of weba acknowledged");
     term.quit().await;
 }
+
+/// A farm with certificates serves its web listener over TLS: the table
+/// names `wss://` URLs, the page and `rttp.js` come over `https://`, an
+/// rttp.js client (Node, trusting the farm's CA) chats over `wss://` with a
+/// TLS client of the Rust library, and plain HTTP on that port gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_farm_serves_the_web_over_https_and_wss() {
+    let spec = FarmSpec { web: true, tls: true, groups: vec!["g".into()], ..FarmSpec::default() };
+    let farm = Farm::start(spec);
+    farm.wait_mesh().await;
+    let table = farm.farm_info(0).await.expect("a table over TLS");
+    for e in &table.servers {
+        let ws = e.ws.as_ref().map(|u| u.to_string()).unwrap_or_default();
+        assert!(ws.starts_with("wss://"), "{} publishes {ws:?}", e.id);
+    }
+    let ca = farm.ca.as_ref().expect("the farm's CA").cert.clone();
+    let host = |i: usize| format!("{}:{WEB_PORT}", farm.servers[i].ip);
+    // The page's files over https (Node's fetch, trusting only the farm's CA).
+    let js = format!("https://{}/rttp.js", host(0));
+    let fetched = node()
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .args(["-e", "fetch(process.argv[1]).then(r => r.text()).then(t => process.exit(t.includes('class RttpClient') ? 0 : 1), () => process.exit(2))", &js])
+        .status()
+        .await
+        .expect("node runs");
+    assert!(fetched.success(), "rttp.js over https: {fetched:?}");
+    // Plain HTTP on the TLS port: no answer in the clear.
+    let mut s = tokio::net::TcpStream::connect(host(0)).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await;
+    assert!(!String::from_utf8_lossy(&got).contains("HTTP/1.1 200"), "plaintext served: {got:?}");
+    // A chat over wss.
+    let (term, mut tev) = Client::builder()
+        .bootstrap(vec![farm.servers[2].client])
+        .tls(Some(&ca))
+        .nick("term")
+        .seed(1)
+        .connect()
+        .await
+        .expect("a TLS client");
+    term.join("#web").await.unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/e2e/farm-client.mjs");
+    let mut web = node()
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .args([script, &format!("wss://{}/rttp", host(0)), "webs", "#web", "10", "20"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut out = BufReader::new(web.stdout.take().unwrap()).lines();
+    let first = out.next_line().await.unwrap().expect("webs's events");
+    assert!(first.starts_with("connected "), "{first}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for n in 0..10 {
+        term.say("#web", &format!("term-{n:02}")).await.unwrap();
+    }
+    let mut lines = Vec::new();
+    while let Ok(Some(l)) = out.next_line().await {
+        lines.push(l);
+    }
+    assert!(web.wait().await.unwrap().success(), "webs: {lines:?}");
+    let heard: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("message term ")).collect();
+    assert_eq!(heard, (0..10).map(|n| format!("term-{n:02}")).collect::<Vec<_>>(), "{lines:?}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("acked ")).count(), 10, "every line of webs acknowledged");
+    let mut term_heard = 0;
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(3), tev.recv()).await {
+        if matches!(e, Event::Message { ref nick, .. } if nick.as_str() == "webs") {
+            term_heard += 1;
+        }
+    }
+    assert_eq!(term_heard, 10, "term heard each of webs's lines once");
+    term.quit().await;
+}

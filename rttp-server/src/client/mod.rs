@@ -4,10 +4,10 @@ mod budget;
 mod conn;
 mod hello;
 mod session;
-mod transport;
+pub(crate) mod transport;
 
 pub(crate) use conn::ClientConn;
-pub(crate) use transport::{readable_unless_buffered, Transport};
+pub(crate) use transport::{Raw, Transport};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -60,6 +60,36 @@ impl Transport for TcpStream {
     }
 }
 
+/// A byte stream a decoder reads from in slices (WebSocket, over TCP or
+/// TLS).
+pub(crate) trait Raw: Transport {
+    /// Reads what fits in `buf` now; `Ok(0)` at the end, `WouldBlock` when
+    /// nothing is there.
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl Raw for TcpStream {
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        TcpStream::try_read(self, buf)
+    }
+}
+
+impl Raw for Tls {
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.buffered = false;
+        loop {
+            match self.tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if self.read_records()? == 0 {
+                return Ok(0);
+            }
+        }
+    }
+}
+
 /// Readiness of a transport that decodes on top of the socket (TLS,
 /// WebSocket): at once while its decoder may hold bytes, else the socket's.
 pub(crate) async fn readable_unless_buffered(buffered: bool, tcp: &TcpStream) -> io::Result<()> {
@@ -122,6 +152,24 @@ impl Tls {
         Ok(())
     }
 
+    /// Reads TLS records from the socket and decrypts them; 0 at the
+    /// socket's end, `WouldBlock` when nothing came.
+    fn read_records(&mut self) -> io::Result<usize> {
+        let n = self.tls.read_tls(&mut Sock(&self.tcp))?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let processed = self.tls.process_new_packets();
+        // Handshake messages, alerts and key updates may need sending;
+        // a full socket only delays them.
+        match self.flush() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ => {}
+        }
+        processed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok(n)
+    }
+
     /// Moves what rustls has decrypted into `buf`.
     fn drain_plain(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         let mut total = 0;
@@ -154,17 +202,9 @@ impl Transport for Tls {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            if self.tls.read_tls(&mut Sock(&self.tcp))? == 0 {
+            if self.read_records()? == 0 {
                 return Ok(0);
             }
-            let processed = self.tls.process_new_packets();
-            // Handshake messages, alerts and key updates may need sending;
-            // a full socket only delays them.
-            match self.flush() {
-                Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
-                _ => {}
-            }
-            processed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         }
     }
 

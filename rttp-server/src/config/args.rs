@@ -144,11 +144,12 @@ pub struct Args {
     #[serde(default)]
     pub auth_key_file: Vec<PathBuf>,
     /// Where to serve web clients: RTTP over WebSocket at `/rttp` (one frame
-    /// per text message) [default: off].
+    /// per text message), the chat page at `/`; over TLS (`wss://`,
+    /// `https://`) with the client port's `--tls-cert` [default: off].
     #[arg(long, env = "RTTP_WS_LISTEN", value_name = "IP:PORT")]
     pub ws_listen: Option<SocketAddr>,
     /// The WebSocket URL the farm table publishes for this server
-    /// [default: ws://<ws-listen>/rttp].
+    /// [default: ws://<ws-listen>/rttp, or wss:// with --tls-cert].
     #[arg(long, env = "RTTP_WS_ADVERTISE", value_name = "URL")]
     pub ws_advertise: Option<String>,
     /// A page origin (scheme://host:port) allowed to open sessions over

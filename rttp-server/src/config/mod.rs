@@ -140,10 +140,11 @@ fn token_keys(cli: &Args, file: &Args) -> Result<Option<crate::token::TokenKey>>
 }
 
 /// The WebSocket URL to publish: `--ws-advertise`, or made from `--ws-listen`.
-fn ws_url(cli: &Args, file: &Args) -> Result<Option<rttp_proto::Token>> {
+fn ws_url(cli: &Args, file: &Args, tls: bool) -> Result<Option<rttp_proto::Token>> {
     let url = match (cli.ws_advertise.clone().or(file.ws_advertise.clone()), cli.ws_listen.or(file.ws_listen)) {
         (Some(u), _) => u,
-        (None, Some(listen)) => format!("ws://{listen}{}", crate::web::WS_PATH),
+        // With the client port's certificate the web listener speaks TLS too.
+        (None, Some(listen)) => format!("{}://{listen}{}", if tls { "wss" } else { "ws" }, crate::web::WS_PATH),
         (None, None) => return Ok(None),
     };
     if !(url.starts_with("ws://") || url.starts_with("wss://")) {
@@ -346,6 +347,8 @@ impl Config {
         let say_rate = rate("say-rate", pick!(say_rate, 20.0))?;
         let max_rooms = positive("max-rooms", pick!(max_rooms, 100))?;
         let outbound_limit = positive("outbound-limit", pick!(outbound_limit, 1 << 20))?;
+        let tls = client_tls(&cli, &file)?;
+        let with_tls = tls.is_some();
         let outbound_max = pick!(outbound_max, 16 << 20).max(outbound_limit);
         let history_bytes = pick!(history_bytes, 4 << 20);
         if history_bytes.saturating_mul(2) > outbound_max {
@@ -395,9 +398,9 @@ impl Config {
             limits,
             drain_window: secs("drain-window", pick!(drain_window, 10.0))?,
             token_key: token_keys(&cli, &file)?,
-            tls: client_tls(&cli, &file)?,
+            tls,
             ws_listen: cli.ws_listen.or(file.ws_listen),
-            ws_url: ws_url(&cli, &file)?,
+            ws_url: ws_url(&cli, &file, with_tls)?,
             ws_origins: if cli.ws_origin.is_empty() { file.ws_origin.clone() } else { cli.ws_origin.clone() },
             rebalance: rebalance(&cli, &file)?,
             farm: Config::farm(&cli, &file, listen)?,

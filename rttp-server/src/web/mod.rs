@@ -1,4 +1,5 @@
-//! The web listener (`--ws-listen`): HTTP/1.1 by hyper, serving the chat
+//! The web listener (`--ws-listen`): HTTP/1.1 by hyper (over TLS with the
+//! client port's certificate: `https://` and `wss://`), serving the chat
 //! page at `/`, its client library at `/rttp.js`, and `GET /rttp`, which
 //! upgrades to a WebSocket that carries RTTP ([`ws`]); the session then
 //! runs the same connection and session code as the TCP port. The upgrade
@@ -114,12 +115,50 @@ fn answer(
     r
 }
 
-/// Serves one web connection: its request, then the RTTP session of an upgrade.
+/// Serves one web connection (over TLS when the client port has a
+/// certificate: `wss://` and `https://`): its request, then the RTTP
+/// session of an upgrade.
 async fn serve(
     stream: TcpStream,
     shared: Arc<Shared>,
     token: CancellationToken,
 ) -> (Option<rttp_proto::Nick>, &'static str) {
+    let limits = shared.config.limits;
+    // One frame per message: a line and a body, with their line ends.
+    let max_frame = limits.max_line + limits.max_body + 4;
+    let Some(tls) = shared.config.tls.clone() else {
+        let (tcp, read) = match http(stream, &shared, &token).await {
+            Ok(upgraded) => upgraded,
+            Err(why) => return (None, why),
+        };
+        shared.metrics.ws_sessions.inc();
+        return crate::client::ClientConn::new(ws::Ws::new(tcp, read, max_frame), shared).run(token).await;
+    };
+    let accept = tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream);
+    let secured = tokio::select! {
+        r = tokio::time::timeout(shared.config.hello_timeout, accept) => r,
+        _ = token.cancelled() => return (None, "shutting down"),
+    };
+    let Ok(Ok(secured)) = secured else {
+        shared.metrics.tls_failures.inc();
+        return (None, "TLS handshake failed");
+    };
+    let (secured, read) = match http(secured, &shared, &token).await {
+        Ok(upgraded) => upgraded,
+        Err(why) => return (None, why),
+    };
+    let (tcp, conn) = secured.into_inner();
+    let transport = crate::client::transport::Tls::new(tcp, conn);
+    shared.metrics.ws_sessions.inc();
+    crate::client::ClientConn::new(ws::Ws::new(transport, read, max_frame), shared).run(token).await
+}
+
+/// The HTTP side of a web connection: answers its request; for a good
+/// upgrade, the stream back with the bytes read past the request.
+async fn http<I>(io: I, shared: &Arc<Shared>, token: &CancellationToken) -> Result<(I, Vec<u8>), &'static str>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let upgrade = Arc::new(Mutex::new(None));
     let svc = {
         let (shared, upgrade) = (shared.clone(), upgrade.clone());
@@ -132,23 +171,17 @@ async fn serve(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(shared.config.hello_timeout)
         .max_buf_size(MAX_REQUEST_HEAD)
-        .serve_connection(TokioIo::new(stream), svc)
+        .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
     tokio::select! {
-        r = conn => if r.is_err() { return (None, "http error") },
-        _ = token.cancelled() => return (None, "shutting down"),
+        r = conn => if r.is_err() { return Err("http error") },
+        _ = token.cancelled() => return Err("shutting down"),
     }
     let pending = upgrade.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let Some(pending) = pending else { return (None, "http request served") };
-    let Ok(upgraded) = pending.await else { return (None, "upgrade failed") };
-    let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else { return (None, "upgrade lost its socket") };
-    let tcp = parts.io.into_inner();
-    let limits = shared.config.limits;
-    // One frame per message: a line and a body, with their line ends.
-    let max_frame = limits.max_line + limits.max_body + 4;
-    let transport = ws::Ws::new(tcp, parts.read_buf.to_vec(), max_frame);
-    shared.metrics.ws_sessions.inc();
-    crate::client::ClientConn::new(transport, shared).run(token).await
+    let Some(pending) = pending else { return Err("http request served") };
+    let Ok(upgraded) = pending.await else { return Err("upgrade failed") };
+    let Ok(parts) = upgraded.downcast::<TokioIo<I>>() else { return Err("upgrade lost its socket") };
+    Ok((parts.io.into_inner(), parts.read_buf.to_vec()))
 }
 
 /// Accepts web connections until `token` is cancelled.

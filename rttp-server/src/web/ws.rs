@@ -1,7 +1,8 @@
 //! RTTP over WebSocket as a client transport: one whole RTTP frame per text
 //! message, both ways, so a WebSocket session runs the same connection and
-//! session code as a TCP one. Reads go through tungstenite over the
-//! non-blocking socket (like TLS in `client/transport.rs`). Writes are ours:
+//! session code as a TCP one, over TCP (`ws://`) or TLS (`wss://`). Reads
+//! go through tungstenite over the non-blocking stream (like TLS in
+//! `client/transport.rs`). Writes are ours:
 //! a server's frame is a 2-10 byte header before the payload (servers do
 //! not mask), so the queued frames go out as header and shared `Bytes`
 //! slices in one vectored write, with no copy; only a frame cut by a full
@@ -18,13 +19,11 @@ use std::io::{self, IoSlice, Read, Write};
 
 use bytes::BytesMut;
 use rttp_proto::{ErrCode, Frame, ServerFrame};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
-use crate::client::Transport;
+use crate::client::{Raw, Transport};
 
 /// Bytes read from the socket per read, at most (a message spans reads):
 /// small, because the buffer stays with every idle session.
@@ -56,19 +55,18 @@ fn header(len: usize, out: &mut [u8; 10]) -> usize {
     }
 }
 
-/// The socket as tungstenite sees it.
-#[derive(Debug)]
-pub(crate) struct Sock(pub(crate) TcpStream);
+/// The stream as tungstenite sees it: reads and writes that never wait.
+pub(crate) struct Sock<S>(pub(crate) S);
 
-impl Read for Sock {
+impl<S: Raw> Read for Sock<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.try_read(buf)
     }
 }
 
-impl Write for Sock {
+impl<S: Raw> Write for Sock<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
+        self.0.try_write_vectored(&[IoSlice::new(buf)])
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -76,10 +74,11 @@ impl Write for Sock {
     }
 }
 
-/// A WebSocket session's transport, after the HTTP upgrade.
-pub(crate) struct Ws {
+/// A WebSocket session's transport, after the HTTP upgrade, over a plain
+/// socket or a TLS session.
+pub(crate) struct Ws<S> {
     /// Boxed: the WebSocket state sits in every connection's future.
-    ws: Box<WebSocket<Sock>>,
+    ws: Box<WebSocket<Sock<S>>>,
     /// tungstenite may hold a read message's bytes: read before waiting.
     buffered: bool,
     /// tungstenite holds control frames not yet all on the socket.
@@ -90,24 +89,24 @@ pub(crate) struct Ws {
     ending: bool,
 }
 
-impl Ws {
-    /// Wraps an upgraded socket; `read` holds bytes read past the request.
+impl<S: Raw> Ws<S> {
+    /// Wraps an upgraded stream; `read` holds bytes read past the request.
     /// Messages are limited to one frame of `max_frame` bytes.
-    pub(crate) fn new(tcp: TcpStream, read: Vec<u8>, max_frame: usize) -> Ws {
+    pub(crate) fn new(stream: S, read: Vec<u8>, max_frame: usize) -> Ws<S> {
         let config = WebSocketConfig::default()
             .read_buffer_size(WS_READ_CHUNK)
             .write_buffer_size(0)
             .max_write_buffer_size(WS_CONTROL_BUFFER)
             .max_message_size(Some(max_frame))
             .max_frame_size(Some(max_frame));
-        let ws = WebSocket::from_partially_read(Sock(tcp), read, Role::Server, Some(config));
+        let ws = WebSocket::from_partially_read(Sock(stream), read, Role::Server, Some(config));
         Ws { ws: Box::new(ws), buffered: true, dirty: false, ending: false, rest: Vec::new() }
     }
 
     /// Writes the rest of a cut frame; `WouldBlock` while some remains.
     fn flush_rest(&mut self) -> io::Result<()> {
         while !self.rest.is_empty() {
-            match self.ws.get_ref().0.try_write(&self.rest)? {
+            match self.ws.get_mut().0.try_write_vectored(&[IoSlice::new(&self.rest)])? {
                 0 => return Err(io::ErrorKind::WriteZero.into()),
                 n => drop(self.rest.drain(..n)),
             }
@@ -149,15 +148,18 @@ impl Ws {
     }
 }
 
-impl Transport for Ws {
+impl<S: Raw + Sync> Transport for Ws<S> {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         // Not read while a cut frame waits: tungstenite may write a pong when read.
-        let (blocked, buffered, tcp) = (!self.rest.is_empty(), self.buffered, &self.ws.get_ref().0);
+        let (blocked, buffered, inner) = (!self.rest.is_empty(), self.buffered, &self.ws.get_ref().0);
         async move {
             if blocked {
                 std::future::pending::<()>().await;
             }
-            crate::client::readable_unless_buffered(buffered, tcp).await
+            if !buffered {
+                inner.readable().await?;
+            }
+            Ok(())
         }
     }
 
@@ -238,7 +240,7 @@ impl Transport for Ws {
             slices.push(IoSlice::new(&heads[i][..lens[i]]));
             slices.push(IoSlice::new(&bufs[i]));
         }
-        let mut left = self.ws.get_ref().0.try_write_vectored(&slices)?;
+        let mut left = self.ws.get_mut().0.try_write_vectored(&slices)?;
         if left == 0 && frames > 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
@@ -264,13 +266,13 @@ impl Transport for Ws {
     }
 
     fn pending(&self) -> bool {
-        self.dirty || !self.rest.is_empty()
+        self.dirty || !self.rest.is_empty() || self.ws.get_ref().0.pending()
     }
 
     fn discard(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
-        // From now on only the socket is read: readiness is the socket's.
+        // From now on only the stream is read: readiness is the stream's.
         self.buffered = false;
-        self.ws.get_ref().0.try_read(scratch)
+        self.ws.get_mut().0.discard(scratch)
     }
 
     fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> + Send {
@@ -280,6 +282,6 @@ impl Transport for Ws {
             let _ = self.ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }));
         }
         let _ = self.ws.flush();
-        AsyncWriteExt::shutdown(&mut self.ws.get_mut().0)
+        self.ws.get_mut().0.shutdown()
     }
 }
