@@ -126,15 +126,18 @@ async fn serve(
     let limits = shared.config.limits;
     // One frame per message: a line and a body, with their line ends.
     let max_frame = limits.max_line + limits.max_body + 4;
+    // The HTTP and TLS steps are boxed: their futures (hyper's connection
+    // state) would otherwise size the task of every session for its whole
+    // life, idle or not.
     let Some(tls) = shared.config.tls.clone() else {
-        let (tcp, read) = match http(stream, &shared, &token).await {
+        let (tcp, read) = match Box::pin(http(stream, &shared, &token)).await {
             Ok(upgraded) => upgraded,
             Err(why) => return (None, why),
         };
         shared.metrics.ws_sessions.inc();
         return crate::client::ClientConn::new(ws::Ws::new(tcp, read, max_frame), shared).run(token).await;
     };
-    let accept = tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream);
+    let accept = Box::pin(tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream));
     let secured = tokio::select! {
         r = tokio::time::timeout(shared.config.hello_timeout, accept) => r,
         _ = token.cancelled() => return (None, "shutting down"),
@@ -143,7 +146,7 @@ async fn serve(
         shared.metrics.tls_failures.inc();
         return (None, "TLS handshake failed");
     };
-    let (secured, read) = match http(secured, &shared, &token).await {
+    let (secured, read) = match Box::pin(http(secured, &shared, &token)).await {
         Ok(upgraded) => upgraded,
         Err(why) => return (None, why),
     };

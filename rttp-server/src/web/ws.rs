@@ -26,8 +26,10 @@ use tungstenite::{Message, WebSocket};
 use crate::client::{Raw, Transport};
 
 /// Bytes read from the socket per read, at most (a message spans reads):
-/// small, because the buffer stays with every idle session.
-pub(crate) const WS_READ_CHUNK: usize = 1024;
+/// small, because tungstenite keeps a buffer this size with every session,
+/// idle or not (1,024 cost 768 more bytes per idle session; clients' frames
+/// are mostly shorter, and their input is rate-limited anyway).
+pub(crate) const WS_READ_CHUNK: usize = 256;
 /// Bytes of control frames (pongs, a close) tungstenite may hold for the socket.
 pub(crate) const WS_CONTROL_BUFFER: usize = 16 * 1024;
 /// Frames in one vectored write, at most.

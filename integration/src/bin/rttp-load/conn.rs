@@ -72,7 +72,8 @@ impl RttpMember {
                 if line.starts_with(b"ERR ") {
                     return Err(std::io::Error::other(String::from_utf8_lossy(&line).into_owned()));
                 }
-                if line[..] == *want.as_bytes() {
+                // The joiner's own JOINED may name the room's position after.
+                if line.strip_prefix(want.as_bytes()).is_some_and(|rest| rest.is_empty() || rest[0] == b' ') {
                     break;
                 }
             }
