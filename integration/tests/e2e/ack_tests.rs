@@ -2,8 +2,8 @@
 //! scenario of the continuity issue: eight senders on s1 keep typing while
 //! a server fails (`SIGSTOP` then `SIGCONT`, `kill -9`, or a drain); eight
 //! readers on s2 and s3, all on the client library. The failing server is
-//! the senders' (which owns the room `#ack`), or a readers' server that
-//! owns the room. The senders' lines wait in the library until
+//! the senders' or a readers' server, owning the room or not (then s3 owns
+//! it); a restart and a rolling restart too. The senders' lines wait in the library until
 //! acknowledged and go again from the server they move to; every
 //! acknowledged line reaches every reader exactly once, and every reader
 //! reads the same sequence.
@@ -101,7 +101,13 @@ fn room_owned_by(owner: usize) -> String {
 /// `victim`: the server that fails (0: the senders', 1: half the readers').
 /// The room is owned by the victim.
 async fn scenario(fault: Fault, victim: usize) {
-    let room = room_owned_by(victim);
+    scenario_owned(fault, victim, victim).await;
+}
+
+/// The same with the room owned by `owner` (2: the other readers' server,
+/// which does not fail: the victim's loss moves sessions, not the order).
+async fn scenario_owned(fault: Fault, victim: usize, owner: usize) {
+    let room = room_owned_by(owner);
     // Groups a, b, c: the senders ask for group a (s1 alone), the readers for b and c.
     let spec = FarmSpec { groups: ["a", "b", "c"].map(String::from).into(), drain_window: 1.0, ..FarmSpec::default() };
     let mut farm = Farm::start(spec);
@@ -247,6 +253,21 @@ async fn a_restarted_room_owner_loses_doubles_and_reorders_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_senders_server_loses_doubles_and_reorders_nothing() {
     scenario(Fault::Restart, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_senders_server_that_does_not_own_the_room_loses_and_doubles_nothing() {
+    scenario_owned(Fault::Kill, 0, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_senders_server_that_does_not_own_the_room_loses_and_doubles_nothing() {
+    scenario_owned(Fault::Restart, 0, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_readers_server_that_does_not_own_the_room_loses_and_doubles_nothing() {
+    scenario_owned(Fault::Hang, 1, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
