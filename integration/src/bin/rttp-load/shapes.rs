@@ -187,6 +187,14 @@ async fn chat<M: Member>(mut m: M, mut tally: Tally, stop: CancellationToken) {
 
 /// rooms: `rooms` rooms, `clients` clients over the nodes, each in 2 random
 /// rooms and saying 1 msg/s in one of them; `seconds` measured.
+/// A fixed, well-spread number for `x` (splitmix64's finalizer).
+fn spread(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 pub(crate) async fn rooms<T: LoadTarget>(t: &T, rooms: usize, clients: usize, seconds: f64) -> Report {
     let n = t.nodes();
     let stop = CancellationToken::new();
@@ -196,10 +204,10 @@ pub(crate) async fn rooms<T: LoadTarget>(t: &T, rooms: usize, clients: usize, se
     let pb = crate::progress(clients, "clients joining");
     for i in 0..clients {
         pb.inc(1);
-        let (a, b) = {
-            let mut rng = rand::rng();
-            (rng.random_range(0..rooms), rng.random_range(0..rooms))
-        };
+        // The same rooms for every target of a comparison: the offered
+        // load (members per room) is then the same, and a ratio measures the
+        // servers, not two draws of room sizes (they moved it by ±2 %).
+        let (a, b) = (spread(2 * i as u64) as usize % rooms, spread(2 * i as u64 + 1) as usize % rooms);
         let m = t.member(i % n, &format!("r{i}"), &[format!("#room{a}"), format!("#room{b}")]).await;
         tasks.push(tokio::spawn(chat(m, Tally::new(&hist, &count), stop.clone())));
     }
