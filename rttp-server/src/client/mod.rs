@@ -88,7 +88,9 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Canc
             let _slot = SlotGuard(shared.clone(), addr.ip());
             let (nick, reason) = match shared.config.tls.clone() {
                 None => conn::ClientConn::new(stream, shared).run(token).await,
-                Some(tls) => match handshake(stream, &tls, &shared, &token).await {
+                // Boxed: the handshake's state would otherwise size the
+                // task of every TLS session for its whole life.
+                Some(tls) => match Box::pin(handshake(stream, &tls, &shared, &token)).await {
                     Some(t) => conn::ClientConn::new(t, shared).run(token).await,
                     None => return,
                 },
