@@ -96,10 +96,10 @@ fn the_owner_orders_every_server_s_messages_into_one_sequence_for_all() {
     r.remote_submit(id("s8"), room, b, tag("b1"), text("one"));
     assert_eq!(r.submit(&room, 1, a.nick, text("two"), None), Submitted::Ordered(1));
     r.remote_submit(id("s9"), room, Nick::new("c").unwrap(), None, text("three"));
-    let here: Vec<String> = frames(&a).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    let here = last_lines(frames(&a));
     assert_eq!(here, ["one", "two", "three"]);
     for link in [&l8, &l9] {
-        let texts: Vec<String> = sent(link).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+        let texts = last_lines(sent(link));
         assert_eq!(texts, ["one", "two", "three"], "each server gets the owner's order, its own messages too");
     }
     // s8 submits `b1` again (its server moved it): ordered once, and only s8 hears of it again.
@@ -252,7 +252,7 @@ fn a_restarted_owner_waits_for_every_server_that_shows_interest_while_it_takes_o
     assert!(to_s9.is_empty(), "nothing new is ordered before s9 synced: {to_s9:?}");
     r.remote_tail(id("s9"), room, Token::new("s2:x:2").unwrap(), b, None, text("old too"));
     r.remote_synced(id("s9"), room, Some(Token::new("s2:x:2").unwrap()));
-    let texts: Vec<String> = sent(&l8).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    let texts = last_lines(sent(&l8));
     assert_eq!(texts, ["old too", "new"], "s8 gets s9's old message, then the new one");
 }
 
@@ -315,9 +315,31 @@ fn a_stash_of_submits_for_a_room_this_server_does_not_own_is_bounded() {
     assert!(frames(&a).is_empty(), "nothing ordered by a server that does not own the room");
     lose_s9(&r);
     r.remote_synced(id("s8"), room, None);
-    let got: Vec<String> = frames(&a).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    let got = last_lines(frames(&a));
     assert_eq!(got.len(), MAX_HELD, "the stash is bounded");
     assert_eq!(got[..3], ["0", "1", "2"], "and kept in order");
+}
+
+/// s1 alone (just started: holding its rooms for a minute when `hold`),
+/// owning a room with member `a` in it; the JOINED read.
+fn lone_owner(hold: bool) -> (Rooms, Room, Member) {
+    let mut r =
+        Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
+    r.set_takeover_wait(Duration::from_secs(60));
+    if hold {
+        r.hold_at_start(Duration::from_secs(60));
+    }
+    r.rehome(vec![id("s1")]);
+    let room = room_owned_by("s1", "s1");
+    let a = member(1, "a");
+    r.join(&room, a.clone(), None);
+    frames(&a);
+    (r, room, a)
+}
+
+/// The last line of each frame (a message's text, or the frame itself).
+fn last_lines(frames: Vec<String>) -> Vec<String> {
+    frames.iter().map(|f| f.lines().last().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -326,13 +348,7 @@ fn an_owner_holds_new_messages_until_a_newly_interested_peer_has_synced() {
     // a message its member said. s8 comes back with the room's older
     // messages. What s1's member says next waits until s8 synced, so that
     // s8 gets the lone message before the next one, as s1 has them.
-    let mut r =
-        Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
-    r.set_takeover_wait(Duration::from_secs(60));
-    r.rehome(vec![id("s1")]);
-    let room = room_owned_by("s1", "s1");
-    let a = member(1, "a");
-    r.join(&room, a.clone(), None);
+    let (r, room, a) = lone_owner(false);
     assert_eq!(r.submit(&room, 1, a.nick, text("alone"), tag("t1")), Submitted::Ordered(1));
     let l8 = Arc::new(Outbound::new(1 << 20));
     r.link_up(id("s8"), l8.clone());
@@ -344,10 +360,10 @@ fn an_owner_holds_new_messages_until_a_newly_interested_peer_has_synced() {
     let b = Nick::new("b").unwrap();
     r.remote_tail(id("s8"), room, Token::new("s9:x:1").unwrap(), b, None, text("old"));
     r.remote_synced(id("s8"), room, Some(Token::new("s9:x:1").unwrap()));
-    let texts: Vec<String> = sent(&l8).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    let texts = last_lines(sent(&l8));
     assert_eq!(texts, ["alone", "next"], "s8 gets the lone message, then the next one");
-    let here: Vec<String> = frames(&a).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
-    assert_eq!(here[1..], ["alone", "ACK t1 s1:g:1", "old", "next", "ACK t2 s1:g:3"], "s1's order is the same");
+    let here = last_lines(frames(&a));
+    assert_eq!(here, ["alone", "ACK t1 s1:g:1", "old", "next", "ACK t2 s1:g:3"], "s1's order is the same");
 }
 
 #[test]
@@ -363,15 +379,7 @@ fn a_peer_whose_first_member_joins_a_quiet_room_holds_nothing() {
 fn a_just_started_server_holds_the_rooms_it_owns_until_its_start_wait_ends() {
     // s1 has just started (and owns the room): what its member says waits,
     // even once a peer synced, until the start wait is over.
-    let mut r =
-        Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
-    r.set_takeover_wait(Duration::from_secs(60));
-    r.hold_at_start(Duration::from_secs(60));
-    r.rehome(vec![id("s1")]);
-    let room = room_owned_by("s1", "s1");
-    let a = member(1, "a");
-    r.join(&room, a.clone(), None);
-    frames(&a);
+    let (r, room, a) = lone_owner(true);
     assert_eq!(r.submit(&room, 1, a.nick, text("early"), tag("t1")), Submitted::Waiting);
     let l8 = Arc::new(Outbound::new(1 << 20));
     r.link_up(id("s8"), l8.clone());
@@ -382,12 +390,12 @@ fn a_just_started_server_holds_the_rooms_it_owns_until_its_start_wait_ends() {
     r.remote_tail(id("s8"), room, Token::new("s8:x:1").unwrap(), b, None, text("older"));
     r.remote_synced(id("s8"), room, Some(Token::new("s8:x:1").unwrap()));
     r.tick(Instant::now());
-    let here: Vec<String> = frames(&a).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    let here = last_lines(frames(&a));
     assert_eq!(here, ["older"], "s8's part shows; s1's own waits");
     r.tick(Instant::now() + Duration::from_secs(61));
-    let texts: Vec<String> = sent(&l8).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    let texts = last_lines(sent(&l8));
     assert_eq!(texts, ["early"], "ordered once the wait is over and relayed to s8");
-    let here: Vec<String> = frames(&a).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    let here = last_lines(frames(&a));
     assert_eq!(here, ["early", "ACK t1 s1:g:2"], "after what was synced, and acknowledged once handed on");
 }
 
@@ -395,17 +403,10 @@ fn a_just_started_server_holds_the_rooms_it_owns_until_its_start_wait_ends() {
 fn a_just_started_server_that_reached_every_server_it_knows_orders_at_once() {
     // The hold ends when the farm driver says so (every known server
     // linked): what was held is ordered, and new messages go straight on.
-    let mut r =
-        Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
-    r.hold_at_start(Duration::from_secs(60));
-    r.rehome(vec![id("s1")]);
-    let room = room_owned_by("s1", "s1");
-    let a = member(1, "a");
-    r.join(&room, a.clone(), None);
-    frames(&a);
+    let (r, room, a) = lone_owner(true);
     assert_eq!(r.submit(&room, 1, a.nick, text("held"), None), Submitted::Waiting);
     r.end_start_hold();
-    let here: Vec<String> = frames(&a).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    let here = last_lines(frames(&a));
     assert_eq!(here, ["held"]);
     assert_eq!(r.submit(&room, 1, a.nick, text("next"), None), Submitted::Ordered(1));
     let other = Room::new("#another").unwrap();
