@@ -11,6 +11,8 @@ mod order;
 #[cfg(test)]
 mod order_tests;
 mod remote;
+#[cfg(test)]
+mod replay_tests;
 mod takeover;
 #[cfg(test)]
 mod tests;
