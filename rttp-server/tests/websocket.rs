@@ -142,11 +142,21 @@ async fn a_websocket_session_speaks_rttp_with_tcp_sessions() {
         let mut ws = ws;
         let f = frame(&mut ws);
         assert!(matches!(f, ServerFrame::Msg { ref text, .. } if text.as_str() == "from tcp"), "{f:?}");
+        // A message many times the server's WebSocket read chunk arrives whole.
+        let long = "L".repeat(8_000);
+        send(&mut ws, &format!("SAY #web {}\r\n{long}\r\n", long.len()));
+        let f = frame(&mut ws);
+        assert!(matches!(f, ServerFrame::Msg { ref text, .. } if text.as_str() == long), "a long message, whole");
         send(&mut ws, "QUIT\r\n");
         let (_, code) = closed(&mut ws);
         assert_eq!(code, Some(CloseCode::Normal));
     })
     .await;
+    // (after its own "from tcp", which comes back to it first)
+    let own = tcp.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    assert!(matches!(own, ServerFrame::Msg { ref text, .. } if text.as_str() == "from tcp"), "{own:?}");
+    let long = tcp.until(|f| matches!(f, ServerFrame::Msg { .. })).await;
+    assert!(matches!(long, ServerFrame::Msg { ref text, .. } if text.as_str().len() == 8_000), "the TCP member too");
     assert_eq!(server.shared().metrics.ws_sessions.get(), 1);
     server.shutdown().await;
 }

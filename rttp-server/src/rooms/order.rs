@@ -354,7 +354,12 @@ pub(super) fn ack_when_written(out: Arc<Outbound>, tag: Token, id: MsgId, marks:
 impl Rooms {
     /// Sends `TAIL`s to `peer` within its `REPLAY` budget
     /// ([`Rooms::replay_allows`]); the rest is not sent.
-    pub(super) fn send_tails(&self, room: &Room, peer: ServerId, msgs: Vec<(MsgId, Option<u64>, Bytes)>) {
+    pub(super) fn send_tails(
+        &self,
+        room: &Room,
+        peer: ServerId,
+        msgs: impl IntoIterator<Item = (MsgId, Option<u64>, Bytes)>,
+    ) {
         let now = Instant::now();
         for (id, key, frame) in msgs {
             if !self.replay_allows(peer, frame.len(), now) {

@@ -9,8 +9,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use rttp_proto::{Frame, MsgId, Nick, PeerFrame, Room, ServerFrame, ServerId, Text};
 
 use super::history;
@@ -121,9 +119,7 @@ impl Rooms {
     /// Tells `owner` what this server has of `room`: its latest messages
     /// and its last one.
     pub(super) fn sync_to(&self, room: &Room, st: &RoomState, owner: ServerId) {
-        let tail: Vec<(MsgId, Option<u64>, Bytes)> =
-            st.history.recent(TAIL_MAX, TAIL_MS).map(|(i, k, f)| (*i, k, f.clone())).collect();
-        self.send_tails(room, owner, tail);
+        self.send_tails(room, owner, st.history.recent(TAIL_MAX, TAIL_MS).map(|(i, k, f)| (*i, k, f.clone())));
         self.to_peers(&[owner], &PeerFrame::Synced { room: *room, last: st.history.last_id() });
     }
 

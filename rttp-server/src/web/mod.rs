@@ -123,19 +123,14 @@ async fn serve(
     shared: Arc<Shared>,
     token: CancellationToken,
 ) -> (Option<rttp_proto::Nick>, &'static str) {
-    let limits = shared.config.limits;
-    // One frame per message: a line and a body, with their line ends.
-    let max_frame = limits.max_line + limits.max_body + 4;
     // The HTTP and TLS steps are boxed: their futures (hyper's connection
     // state) would otherwise size the task of every session for its whole
     // life, idle or not.
     let Some(tls) = shared.config.tls.clone() else {
-        let (tcp, read) = match Box::pin(http(stream, &shared, &token)).await {
-            Ok(upgraded) => upgraded,
-            Err(why) => return (None, why),
+        return match Box::pin(http(stream, &shared, &token)).await {
+            Ok((tcp, read)) => session(tcp, read, shared, token).await,
+            Err(why) => (None, why),
         };
-        shared.metrics.ws_sessions.inc();
-        return crate::client::ClientConn::new(ws::Ws::new(tcp, read, max_frame), shared).run(token).await;
     };
     let accept = Box::pin(tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream));
     let secured = tokio::select! {
@@ -151,9 +146,22 @@ async fn serve(
         Err(why) => return (None, why),
     };
     let (tcp, conn) = secured.into_inner();
-    let transport = crate::client::transport::Tls::new(tcp, conn);
+    session(crate::client::transport::Tls::new(tcp, conn), read, shared, token).await
+}
+
+/// The RTTP session of an upgraded web connection, over TCP or TLS; `read`
+/// holds the bytes read past the request.
+async fn session<S: crate::client::Raw + Sync>(
+    stream: S,
+    read: Vec<u8>,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+) -> (Option<rttp_proto::Nick>, &'static str) {
+    let limits = shared.config.limits;
+    // One frame per message: a line and a body, with their line ends.
+    let max_frame = limits.max_line + limits.max_body + 4;
     shared.metrics.ws_sessions.inc();
-    crate::client::ClientConn::new(ws::Ws::new(transport, read, max_frame), shared).run(token).await
+    crate::client::ClientConn::new(ws::Ws::new(stream, read, max_frame), shared).run(token).await
 }
 
 /// The HTTP side of a web connection: answers its request; for a good
