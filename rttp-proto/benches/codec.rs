@@ -2,7 +2,9 @@
 //! any line protocol pays: splitting the same bytes into lines with memchr.
 
 use bytes::{Bytes, BytesMut};
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rttp_proto::*;
 
 const FRAMES: usize = 1000;
@@ -54,6 +56,29 @@ fn decode_all<F: Frame>(buf: &Bytes) -> usize {
     n
 }
 
+/// Decoding borrowed views and reading every field a `MSG` reader uses
+/// (room, id, nick, text): no copy, no allocation, no reference count.
+fn view_all<'a, F>(buf: &'a Bytes, decode: impl Fn(&'a [u8]) -> Option<FrameView<'a, F>>) -> usize {
+    let mut at = 0;
+    let mut n = 0;
+    while let Some(v) = decode(&buf[at..]) {
+        black_box((v.verb(), v.arg(0), v.arg(1), v.arg(2), v.text()));
+        at += v.len();
+        n += 1;
+    }
+    n
+}
+
+#[inline(always)]
+fn server_view(b: &[u8]) -> Option<FrameView<'_, ServerFrame>> {
+    FrameView::<ServerFrame>::decode(b, &Limits::default()).unwrap()
+}
+
+#[inline(always)]
+fn client_view(b: &[u8]) -> Option<FrameView<'_, ClientFrame>> {
+    FrameView::<ClientFrame>::decode(b, &Limits::default()).unwrap()
+}
+
 /// The floor any line protocol pays: find every line end with memchr and
 /// hand each line to the caller as a zero-copy `Bytes`, as a line codec does.
 fn memchr_lines(buf: &Bytes) -> usize {
@@ -99,6 +124,12 @@ fn bench(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("rttp", name), buf, |b, buf| {
             b.iter(|| {
                 let n = if *server { decode_all::<ServerFrame>(buf) } else { decode_all::<ClientFrame>(buf) };
+                assert_eq!(n, *frames);
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("rttp-view", name), buf, |b, buf| {
+            b.iter(|| {
+                let n = if *server { view_all(buf, server_view) } else { view_all(buf, client_view) };
                 assert_eq!(n, *frames);
             })
         });

@@ -72,9 +72,10 @@ pub(crate) fn decode_with<F: Build>(buf: &Bytes, limits: &Limits) -> Result<Opti
 }
 
 pub(crate) fn decode_buf_with<F: Build>(buf: &mut BytesMut, limits: &Limits) -> Result<Option<F>, DecodeError> {
-    match wire::scan::<F>(buf, limits) {
+    let mut lay = wire::Layout::default();
+    match wire::scan::<F>(buf, limits, &mut lay) {
         Ok(None) => Ok(None),
-        Ok(Some(lay)) => {
+        Ok(Some(_)) => {
             let bytes = buf.split_to(lay.total).freeze();
             let parts = Parts { bytes: &bytes, lay: &lay };
             F::build(&parts).map(Some).map_err(|e| DecodeError { error: e, skip: Some(0) })

@@ -22,6 +22,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A reader that needs only a few fields of each frame can decode a
+//! [`FrameView`] instead: the same checks of framing and limits, with the
+//! frame left in the read buffer and its parts read through accessors (no
+//! copy, no allocation); `FrameView::frame` gives the typed frame.
+//!
 //! The normative spec is `docs/PROTOCOL.md`. Beside the frames: [`select`]
 //! (choosing a server from the table), [`rebalance`] (when a server moves
 //! sessions, and where) and [`sim`] (the farm simulation that chose the
@@ -40,7 +45,9 @@ mod server;
 pub mod sim;
 mod table;
 mod verbs;
+mod view;
 mod wire;
+mod words;
 
 pub use client::{ClientFrame, PROTOCOL_VERSION};
 pub use error::{DecodeError, ErrCode, Error, Result};
@@ -53,3 +60,4 @@ pub use names::{
 pub use owner::rendezvous;
 pub use peer::{PeerFrame, PeerStateMsg, PEER_VERSION};
 pub use server::{FarmInfo, ServerEntry, ServerFrame, MEMBERS_PER_LINE, ROOM_START};
+pub use view::FrameView;

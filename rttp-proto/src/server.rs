@@ -184,9 +184,8 @@ fn build_custom(p: &Parts<'_>) -> Result<ServerFrame, Error> {
         b"FARM_INFO" => ServerFrame::FarmInfo(build_farm_info(p)?),
         b"MEMBERS" => {
             let room = Room::from_bytes(p.arg(0)?)?;
-            // Nick lists can be longer than the kept arguments: walk the line.
-            let args = &p.bytes[p.lay.head.verb.end..p.lay.head.last.clone().map_or(0, |r| r.end)];
-            let nicks = args.split(|&b| b == b' ').skip(2).map(Nick::from_bytes).collect::<Result<_, _>>()?;
+            // Nick lists can be longer than the addressable arguments: walk the line.
+            let nicks = p.lay.head.words(p.bytes).skip(1).map(Nick::from_bytes).collect::<Result<_, _>>()?;
             ServerFrame::Members { room, nicks }
         }
         b"ERR" => {

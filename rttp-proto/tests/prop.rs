@@ -211,4 +211,41 @@ proptest! {
         }
         let _ = ServerFrame::decode(&Bytes::from(input), &Limits::default());
     }
+
+    /// A view agrees with typed decoding on every input: the same frame
+    /// length, the same "need more bytes", the same error and skip when the
+    /// framing is bad, and the typed frame it builds is the decoded one.
+    #[test]
+    fn a_view_decodes_as_the_typed_frame_does(
+        frames in proptest::collection::vec(server_frame(), 1..4),
+        noise in proptest::collection::vec(prop_oneof![Just(b' '), Just(b'\n'), Just(b'\r'), Just(0u8), any::<u8>()], 0..40),
+        at in any::<prop::sample::Index>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut wire = BytesMut::new();
+        for f in &frames { f.encode(&mut wire); }
+        // Some inputs stay valid, some get bytes of noise spliced in.
+        let mut bytes = wire.to_vec();
+        let pos = at.index(bytes.len() + 1);
+        bytes.splice(pos..pos, noise.iter().copied());
+        let bytes = Bytes::from(bytes[..cut.index(bytes.len() + 1)].to_vec());
+        let typed = ServerFrame::decode(&bytes, &Limits::default());
+        let view = FrameView::<ServerFrame>::decode(&bytes, &Limits::default());
+        match (typed, view) {
+            (Ok(None), Ok(None)) => {}
+            (Ok(Some((f, used))), Ok(Some(v))) => {
+                prop_assert_eq!(v.len(), used);
+                prop_assert_eq!(v.frame_in(&bytes.slice(..used)).unwrap(), f.clone());
+                prop_assert_eq!(v.frame().unwrap(), f);
+            }
+            // The view checks framing only: what it accepts, the typed
+            // frame may still refuse (a bad room name), with a skip.
+            (Err(e), Ok(Some(v))) => {
+                prop_assert_eq!(e.skip, Some(v.len()));
+                prop_assert_eq!(v.frame().unwrap_err(), e.error);
+            }
+            (Err(e), Err(w)) => prop_assert_eq!(e, w),
+            (t, v) => prop_assert!(false, "typed {:?} but view {:?}", t, v.map(|v| v.map(|v| v.len()))),
+        }
+    }
 }
