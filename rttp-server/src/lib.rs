@@ -127,6 +127,16 @@ impl Server {
                 }
             });
         }
+        {
+            // Shutdown reaches every client connection through its queue.
+            let (s, t) = (shared.clone(), token.clone());
+            tracker.spawn(async move {
+                t.cancelled().await;
+                for c in s.queues.iter() {
+                    c.value().shut_down();
+                }
+            });
+        }
         if let (Some(policy), Some(_)) = (shared.config.rebalance, &farm) {
             tracker.spawn(rebalance::run(shared.clone(), policy, token.clone()));
         }

@@ -7,7 +7,7 @@
 //! server memory and a briefly busy one is not cut off.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,6 +28,7 @@ pub struct Outbound {
     /// for rebalancing, which moves quiet sessions first. It lives here
     /// because this queue is the one allocation every session shares.
     said_at: AtomicU32,
+    shutting_down: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +89,7 @@ impl Outbound {
             soft,
             limit: limit.max(soft),
             said_at: AtomicU32::new(0),
+            shutting_down: AtomicBool::new(false),
         }
     }
 
@@ -166,6 +168,19 @@ impl Outbound {
     /// Whether the connection should close after flushing.
     pub fn close_requested(&self) -> bool {
         self.lock().close
+    }
+
+    /// The server is shutting down: wakes the connection, which then says
+    /// `ERR 508` and closes. Through the queue's own wake-up rather than a
+    /// cancellation future in every connection's task (72 bytes each).
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Whether [`Outbound::shut_down`] was called.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
     }
 
     /// Moves every queued frame to `into`; the bytes stay counted until

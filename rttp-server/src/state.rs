@@ -49,6 +49,10 @@ pub struct Shared {
     /// Every session past HELLO (and every `FARM watch` connection), for
     /// pushing `FARM_INFO`, for drains and for rebalancing.
     pub sessions: DashMap<SessionId, SessionHandle>,
+    /// Every client connection's queue, from its start (before HELLO too),
+    /// keyed by the queue's address: how shutdown reaches each connection
+    /// (`Outbound::shut_down`).
+    pub queues: DashMap<usize, Arc<crate::outbound::Outbound>>,
     /// When this server started: the origin of [`Shared::uptime_secs`].
     pub started: Instant,
     /// This server's part of the farm-wide nick leases.
@@ -99,6 +103,7 @@ impl Shared {
             generation,
             nicks: DashMap::new(),
             sessions: DashMap::new(),
+            queues: DashMap::new(),
             started: Instant::now(),
             leases: Default::default(),
             table: watch::Sender::new(Arc::new(FarmInfo { epoch: 1, servers: Vec::new() })),

@@ -87,8 +87,11 @@ fn signal(child: &Child, sig: Signal) {
 
 #[tokio::test]
 async fn sigterm_closes_sessions_with_508_and_exits_0() {
-    let (mut child, rx) = spawn(&["--id", "t1", "--listen", "127.0.0.1:0"], &[]);
+    // A long HELLO timeout: the connection that never says HELLO is closed
+    // by the shutdown itself, not by its timer.
+    let (mut child, rx) = spawn(&["--id", "t1", "--listen", "127.0.0.1:0", "--hello-timeout", "60"], &[]);
     let addr = logged_addr(&rx, "listening for clients");
+    let mut quiet = Raw::connect(addr).await;
     let mut c = Raw::hello(addr, "alice").await;
     c.send("FARM\r\n").await;
     let rttp_proto::ServerFrame::FarmInfo(info) = c.frame().await else { panic!() };
@@ -97,6 +100,8 @@ async fn sigterm_closes_sessions_with_508_and_exits_0() {
     let reason = c.expect_err(508).await;
     assert!(reason.contains("shutting down"));
     c.expect_closed().await;
+    assert!(quiet.expect_err(508).await.contains("shutting down"), "a connection before HELLO is told too");
+    quiet.expect_closed().await;
     let status = tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.unwrap();
     assert_eq!(status.code(), Some(0));
 }

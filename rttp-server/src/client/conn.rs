@@ -31,15 +31,15 @@ const READ_CHUNK: usize = 1024;
 
 /// The session's deadline passed: no HELLO in time, or silence (a PING
 /// first, then the close).
-fn silence(session: &mut Session, pinged: &mut bool, hello_timeout: Duration, idle_timeout: Duration) -> Flow {
+fn silence(session: &mut Session, pinged: &mut bool, config: &crate::Config) -> Flow {
     match session.settled() {
-        false => session.error(ErrCode::Timeout, format!("no HELLO within {hello_timeout:?}")),
+        false => session.error(ErrCode::Timeout, format!("no HELLO within {:?}", config.hello_timeout)),
         true if !*pinged => {
             *pinged = true;
             session.send(&ServerFrame::Ping { token: Token::new("idle").expect("valid token") });
             Flow::Continue
         }
-        true => session.error(ErrCode::Timeout, format!("silent for {idle_timeout:?}")),
+        true => session.error(ErrCode::Timeout, format!("silent for {:?}", config.idle_timeout)),
     }
 }
 
@@ -62,22 +62,29 @@ impl ClientConn<TcpStream> {
     }
 }
 
+impl<T> Drop for ClientConn<T> {
+    fn drop(&mut self) {
+        self.shared.queues.remove(&(Arc::as_ptr(&self.out) as usize));
+    }
+}
+
 impl<T: Transport> ClientConn<T> {
     pub(crate) fn new(stream: T, shared: Arc<Shared>) -> ClientConn<T> {
         let out = Arc::new(Outbound::with_soft_limit(shared.config.outbound_limit, shared.config.outbound_max));
+        // Registered before the loop first checks for shutdown: a shutdown
+        // either finds this queue or is seen by that check.
+        shared.queues.insert(Arc::as_ptr(&out) as usize, out.clone());
         ClientConn { stream, shared, out, rbuf: BytesMut::new(), wq: VecDeque::new(), mid_frame: false }
     }
 
     /// Serves the connection until it closes; returns why, for the log.
     pub(crate) async fn run(mut self, token: CancellationToken) -> (Option<rttp_proto::Nick>, &'static str) {
         let mut session = Session::new(self.shared.clone(), self.out.clone());
-        // Copies of the three timers, not the whole config: this future lives
-        // as long as the session, and idle sessions must stay small.
-        let (hello_timeout, ping_after, idle_timeout) =
-            (self.shared.config.hello_timeout, self.shared.config.ping_after, self.shared.config.idle_timeout);
-        let slow_after = self.shared.config.slow_consumer_after;
-        let started = Instant::now();
-        let mut last_heard = started;
+        // The timers are read from the config when used, not copied into
+        // locals: this future lives as long as the session, and every local
+        // here is part of every idle session's task.
+        let hello_deadline = Instant::now() + self.shared.config.hello_timeout;
+        let mut last_heard = Instant::now();
         let mut pinged = false;
         // Set while the session is over its frame, byte or JOIN budget: no
         // reads (frames already buffered wait too) until then.
@@ -86,21 +93,26 @@ impl<T: Transport> ClientConn<T> {
         let mut claim: Option<(tokio::sync::oneshot::Receiver<bool>, Instant)> = None;
         let reason = loop {
             let deadline = match (session.settled(), pinged) {
-                (false, _) => started + hello_timeout,
-                (true, false) => last_heard + ping_after,
-                (true, true) => last_heard + idle_timeout,
+                (false, _) => hello_deadline,
+                (true, false) => last_heard + self.shared.config.ping_after,
+                (true, true) => last_heard + self.shared.config.idle_timeout,
             };
             // TLS records may wait for the socket with nothing queued.
             let writing = !self.wq.is_empty() || self.stream.pending();
             // Behind (over --outbound-limit): cut when that has lasted --slow-consumer-after.
-            let cut_at = self.out.behind_since().map(|t| Instant::from_std(t) + slow_after);
+            let cut_at = self.out.behind_since().map(|t| Instant::from_std(t) + self.shared.config.slow_consumer_after);
             // One timer for the three deadlines: each Sleep in a select! would
             // sit in every idle connection's future.
             let claim_until = claim.as_ref().map(|c| c.1);
             let wake = [Some(deadline), cut_at, paused, claim_until].into_iter().flatten().min().unwrap_or(deadline);
             let mut answered: Option<Option<bool>> = None;
-            let flow = tokio::select! {
-                _ = token.cancelled() => session.error(ErrCode::ShuttingDown, "server shutting down"),
+            // Shutdown wakes the connection through its queue (see
+            // `Outbound::shut_down`), not a cancellation future per task.
+            let down = token.is_cancelled() || self.out.shutting_down();
+            let flow = if down {
+                session.error(ErrCode::ShuttingDown, "server shutting down")
+            } else {
+                tokio::select! {
                 a = async { (&mut claim.as_mut().expect("armed").0).await }, if claim.is_some() => {
                     answered = Some(a.ok());
                     Flow::Continue
@@ -145,8 +157,9 @@ impl<T: Transport> ClientConn<T> {
                         // The slow-consumer deadline: checked below.
                         Flow::Continue
                     } else {
-                        silence(&mut session, &mut pinged, hello_timeout, idle_timeout)
+                        silence(&mut session, &mut pinged, &self.shared.config)
                     }
+                }
                 }
             };
             let flow = match answered {
@@ -176,7 +189,7 @@ impl<T: Transport> ClientConn<T> {
         };
         let nick = session.nick();
         drop(session);
-        self.close().await;
+        Box::pin(self.close()).await;
         (nick, reason)
     }
 
@@ -246,7 +259,14 @@ impl<T: Transport> ClientConn<T> {
         if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
             self.rbuf.reserve(READ_CHUNK);
         }
-        let n = self.stream.try_read_buf(&mut self.rbuf)?;
+        let n = self.stream.try_read_buf(&mut self.rbuf);
+        if self.rbuf.is_empty() && !matches!(n, Ok(1..)) {
+            // A readiness with nothing to read (tokio reports one after
+            // every read that did not end in WouldBlock): the buffer just
+            // reserved would otherwise stay with the idle session.
+            self.rbuf = BytesMut::new();
+        }
+        let n = n?;
         self.shared.metrics.bytes_in.inc_by(n as u64);
         Ok(n)
     }

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use rustls::ServerConnection;
@@ -13,13 +14,26 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// A client connection's byte stream, used by readiness.
-pub(crate) trait Transport: Send + 'static {
+///
+/// Readiness is polled (`poll_read_ready`), not awaited through a future of
+/// tokio's: a `TcpStream::readable()` future is 152 bytes, and the
+/// connection's loop waits for reading and writing at once, in every idle
+/// session's task; a poll function keeps only a reference.
+pub(crate) trait Transport: Send + Sync + 'static {
+    /// Ready when [`Transport::try_read_buf`] may have bytes (or news of the end).
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Ready when the socket may take bytes.
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Resolves when [`Transport::try_read_buf`] may have bytes (or news of the end).
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        std::future::poll_fn(move |cx| self.poll_read_ready(cx))
+    }
     /// Appends what can be read now to `buf`: `Ok(0)` at the end, `WouldBlock` when nothing is there.
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize>;
     /// Resolves when the socket may take bytes.
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        std::future::poll_fn(move |cx| self.poll_write_ready(cx))
+    }
     /// Takes what it can of `bufs` now; `WouldBlock` when nothing.
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
     /// Bytes taken by a write but not yet on the socket (TLS records).
@@ -31,16 +45,16 @@ pub(crate) trait Transport: Send + 'static {
 }
 
 impl Transport for TcpStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::readable(self)
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_write_ready(self, cx)
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         TcpStream::try_read_buf(self, buf)
-    }
-
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        TcpStream::writable(self)
     }
 
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -92,10 +106,14 @@ impl Raw for Tls {
 
 /// Readiness of a transport that decodes on top of the socket (TLS,
 /// WebSocket): at once while its decoder may hold bytes, else the socket's.
-pub(crate) async fn readable_unless_buffered(buffered: bool, tcp: &TcpStream) -> io::Result<()> {
+pub(crate) fn ready_unless_buffered<T: Transport>(
+    buffered: bool,
+    raw: &T,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
     match buffered {
-        true => Ok(()),
-        false => tcp.readable().await,
+        true => Poll::Ready(Ok(())),
+        false => raw.poll_read_ready(cx),
     }
 }
 
@@ -189,8 +207,12 @@ impl Tls {
 }
 
 impl Transport for Tls {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        readable_unless_buffered(self.buffered, &self.tcp)
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready_unless_buffered(self.buffered, &self.tcp, cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tcp.poll_write_ready(cx)
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
@@ -206,10 +228,6 @@ impl Transport for Tls {
                 return Ok(0);
             }
         }
-    }
-
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        self.tcp.writable()
     }
 
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

@@ -199,7 +199,7 @@ where
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
     loop {
         let Some((stream, addr)) = crate::net::accept(&listener, &token, "web").await else { break };
-        let Some(slot) = crate::client::SlotGuard::take(&shared, addr.ip()) else {
+        let Some(slot) = crate::client::SlotGuard::take(&shared, addr) else {
             shared.metrics.refused_connections.inc();
             drop(stream);
             continue;

@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use rttp_proto::{ErrCode, Frame, ServerFrame};
@@ -23,6 +24,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
+use crate::client::transport::ready_unless_buffered;
 use crate::client::{Raw, Transport};
 
 /// Bytes read from the socket per read, at most (a message spans reads):
@@ -151,18 +153,17 @@ impl<S: Raw> Ws<S> {
 }
 
 impl<S: Raw + Sync> Transport for Ws<S> {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        // Not read while a cut frame waits: tungstenite may write a pong when read.
-        let (blocked, buffered, inner) = (!self.rest.is_empty(), self.buffered, &self.ws.get_ref().0);
-        async move {
-            if blocked {
-                std::future::pending::<()>().await;
-            }
-            if !buffered {
-                inner.readable().await?;
-            }
-            Ok(())
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Not read while a cut frame waits: tungstenite may write a pong when
+        // read (the write side's readiness wakes the connection meanwhile).
+        if !self.rest.is_empty() {
+            return Poll::Pending;
         }
+        ready_unless_buffered(self.buffered, &self.ws.get_ref().0, cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.ws.get_ref().0.poll_write_ready(cx)
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
@@ -219,10 +220,6 @@ impl<S: Raw + Sync> Transport for Ws<S> {
                 Err(e) => return Err(io::Error::other(e)),
             }
         }
-    }
-
-    fn writable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        self.ws.get_ref().0.writable()
     }
 
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
