@@ -118,3 +118,16 @@ fn a_history_whose_replay_would_not_fit_a_session_s_queue_is_refused() {
     let roomier = rttp_server::Args { outbound_max: Some(18 << 20), ..args };
     assert_eq!(Config::resolve(roomier).unwrap().history_bytes, 9 << 20, "with a queue twice its size");
 }
+
+#[test]
+fn threads_default_to_one_per_core_and_zero_is_refused() {
+    let base = rttp_server::Args { id: Some("s1".into()), ..Default::default() };
+    assert_eq!(Config::resolve(base.clone()).unwrap().threads, None, "tokio's default: one per core");
+    let one = rttp_server::Args { threads: Some(1), ..base.clone() };
+    assert_eq!(Config::resolve(one).unwrap().threads, Some(1));
+    let zero = rttp_server::Args { threads: Some(0), ..base };
+    assert!(Config::resolve(zero).unwrap_err().to_string().contains("threads"));
+    use clap::Parser;
+    let parsed = rttp_server::Args::try_parse_from(["rttp-server", "--threads", "2"]).unwrap();
+    assert_eq!(parsed.threads, Some(2));
+}

@@ -128,6 +128,8 @@ async fn start_all(args: &Args, secret: &std::path::Path, ca: Option<&Ca>) -> Op
     for i in 0..spec.servers {
         let ip = Ipv4Addr::new(127, 0, 0, i as u8 + 1);
         let mut a = spec.server_args(i, ip, Ipv4Addr::LOCALHOST, secret);
+        // The servers share this machine: one thread each (`--threads`).
+        a.extend(["--threads".into(), "1".into()]);
         if let Some(ca) = ca {
             a.extend(spec.tls_args(ca, i, ip));
         }

@@ -32,6 +32,11 @@ pub struct Args {
     /// [default: capacity + 10% + 64].
     #[arg(long, env = "RTTP_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
+    /// Worker threads [default: one per core]. A host that runs other busy
+    /// processes (several servers on one machine, a load generator) serves
+    /// faster with its share of the cores: a thread per core it may use.
+    #[arg(long, env = "RTTP_THREADS", value_name = "N")]
+    pub threads: Option<usize>,
     /// Connections from one IP address at once [default: 256].
     #[arg(long, env = "RTTP_MAX_PER_IP", value_name = "N")]
     pub max_per_ip: Option<u32>,

@@ -193,6 +193,8 @@ pub struct Config {
     pub capacity: u32,
     /// Hard cap on connections.
     pub max_connections: u32,
+    /// Worker threads; `None`: one per core.
+    pub threads: Option<usize>,
     /// Connections from one IP address.
     pub max_per_ip: u32,
     /// `FARM watch` connections.
@@ -372,6 +374,7 @@ impl Config {
             group,
             capacity,
             max_connections,
+            threads: cli.threads.or(file.threads).map(|n| positive("threads", n)).transpose()?,
             max_per_ip: positive("max-per-ip", pick!(max_per_ip, 256) as usize)? as u32,
             max_watchers: positive("max-watchers", pick!(max_watchers, 64) as usize)? as u32,
             metrics: cli.metrics.or(file.metrics),

@@ -271,6 +271,9 @@ async fn main() -> ExitCode {
     let load_flags: Vec<String> = integration::no_rate_limit_flags()
         .into_iter()
         .chain(["--max-per-ip", "200000", "--outbound-limit", "16777216", "--history", "100"].map(String::from))
+        // Three servers and the load generator share this machine's cores:
+        // each server gets one thread (NATS likewise gets GOMAXPROCS=1).
+        .chain(["--threads", "1"].map(String::from))
         .chain(["--max-connections".to_string(), max_connections().to_string()])
         .collect();
     let (name, json) = if args.target == "nats" {

@@ -28,6 +28,9 @@ impl Nats {
             let mut cmd = Command::new("nats-server");
             cmd.args(["-a", &ip(i).to_string(), "-p", "4222", "--cluster_name", "rttpbench"])
                 .args(["--cluster", &format!("nats://{}:6222", ip(i)), "--routes", &routes.join(",")])
+                // One thread each, as our servers get (`--threads 1`): three
+                // nodes and the load generator share the machine's cores.
+                .env("GOMAXPROCS", "1")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             die_with_parent(&mut cmd);
