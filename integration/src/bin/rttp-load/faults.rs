@@ -259,6 +259,16 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     } {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Until every client is back in its room (at most 30 s more: a crowd
+    // of 10,000 takes seconds), then time for the last replays: a client
+    // still on its way is not a client that lost its messages.
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until && {
+        let s = seen.lock().unwrap_or_else(|e| e.into_inner());
+        s.values().filter(|e| e.2.is_some()).count() < clients
+    } {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (acked, unacked) = *acks.lock().unwrap_or_else(|e| e.into_inner());
     let s = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
