@@ -85,8 +85,14 @@ async fn the_events_follow_the_farm_method() {
 #[tokio::test]
 async fn the_group_strategy_lands_on_the_g2_server() {
     let (farm, dns) = farm_with_dns(FarmSpec::default()).await;
-    let mut stays = Vec::new();
-    for i in 0..3 {
+    let (mut stays, mut firsts) = (Vec::new(), Vec::new());
+    // farm-dns rotates, so clients start on different servers; a query the
+    // resolver sends again under load moves the rotation once more, so the
+    // loop goes on (at most 6 clients) until both branches were seen.
+    for i in 0..6 {
+        if stays.contains(&true) && stays.contains(&false) {
+            break;
+        }
         let (client, mut ev) = Client::builder()
             .service("chat.farm.test", 7000)
             .dns(dns)
@@ -111,10 +117,13 @@ async fn the_group_strategy_lands_on_the_g2_server() {
         });
         assert_eq!(stay, Some(first.as_deref() == Some("s2")), "{before:?}");
         stays.push(stay == Some(true));
+        firsts.push(first);
         client.quit().await;
     }
-    // farm-dns rotates: three clients start on three different servers.
-    assert_eq!(stays.iter().filter(|s| **s).count(), 1, "one started on s2 and stayed, two moved: {stays:?}");
+    assert!(stays.contains(&true) && stays.contains(&false), "some started on s2 and stayed, some moved: {stays:?}");
+    firsts.sort();
+    firsts.dedup();
+    assert!(firsts.len() >= 2, "farm-dns rotated the first server: {firsts:?}");
 }
 
 #[tokio::test]

@@ -113,53 +113,53 @@ impl<T: Transport> ClientConn<T> {
                 session.error(ErrCode::ShuttingDown, "server shutting down")
             } else {
                 tokio::select! {
-                a = async { (&mut claim.as_mut().expect("armed").0).await }, if claim.is_some() => {
-                    answered = Some(a.ok());
-                    Flow::Continue
-                }
-                r = self.stream.readable(), if paused.is_none() && claim.is_none() => match r.and_then(|_| self.read()) {
-                    Ok(0) => break "eof",
-                    Ok(_) => {
-                        last_heard = Instant::now();
-                        pinged = false;
-                        self.process(&mut session, &mut paused)
+                    a = async { (&mut claim.as_mut().expect("armed").0).await }, if claim.is_some() => {
+                        answered = Some(a.ok());
+                        Flow::Continue
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
-                    Err(_) => break "read error",
-                },
-                // Always armed: an overflow must be seen even mid-write.
-                _ = self.out.notified() => {
-                    if !writing {
-                        self.out.drain_into(&mut self.wq);
-                    }
-                    Flow::Continue
-                }
-                r = self.stream.writable(), if writing => match r.and_then(|_| self.write_some()) {
-                    Ok(()) => {
-                        if self.wq.is_empty() {
-                            // Pushes made while we wrote did not notify: pick them up now.
+                    r = self.stream.readable(), if paused.is_none() && claim.is_none() => match r.and_then(|_| self.read()) {
+                        Ok(0) => break "eof",
+                        Ok(_) => {
+                            last_heard = Instant::now();
+                            pinged = false;
+                            self.process(&mut session, &mut paused)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
+                        Err(_) => break "read error",
+                    },
+                    // Always armed: an overflow must be seen even mid-write.
+                    _ = self.out.notified() => {
+                        if !writing {
                             self.out.drain_into(&mut self.wq);
                         }
                         Flow::Continue
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
-                    Err(_) => break "write error",
-                },
-                _ = sleep_until(wake) => {
-                    let now = Instant::now();
-                    if claim_until.is_some_and(|t| now >= t) {
-                        answered = Some(None);
-                        Flow::Continue
-                    } else if paused.is_some_and(|p| now >= p) {
-                        paused = None;
-                        self.process(&mut session, &mut paused)
-                    } else if now < deadline {
-                        // The slow-consumer deadline: checked below.
-                        Flow::Continue
-                    } else {
-                        silence(&mut session, &mut pinged, &self.shared.config)
+                    r = self.stream.writable(), if writing => match r.and_then(|_| self.write_some()) {
+                        Ok(()) => {
+                            if self.wq.is_empty() {
+                                // Pushes made while we wrote did not notify: pick them up now.
+                                self.out.drain_into(&mut self.wq);
+                            }
+                            Flow::Continue
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flow::Continue,
+                        Err(_) => break "write error",
+                    },
+                    _ = sleep_until(wake) => {
+                        let now = Instant::now();
+                        if claim_until.is_some_and(|t| now >= t) {
+                            answered = Some(None);
+                            Flow::Continue
+                        } else if paused.is_some_and(|p| now >= p) {
+                            paused = None;
+                            self.process(&mut session, &mut paused)
+                        } else if now < deadline {
+                            // The slow-consumer deadline: checked below.
+                            Flow::Continue
+                        } else {
+                            silence(&mut session, &mut pinged, &self.shared.config)
+                        }
                     }
-                }
                 }
             };
             let flow = match answered {
