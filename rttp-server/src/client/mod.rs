@@ -4,6 +4,7 @@ mod budget;
 mod conn;
 mod hello;
 mod session;
+pub(crate) mod tls;
 pub(crate) mod transport;
 
 pub(crate) use conn::ClientConn;
@@ -83,29 +84,35 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Canc
             });
             continue;
         }
-        let shared = shared.clone();
-        let token = token.clone();
-        tracker.spawn(async move {
-            // The guard's address is the one logged at the end: one copy in
-            // the task, not two.
-            let slot = SlotGuard(shared.clone(), addr);
-            let (nick, reason) = match shared.config.tls.clone() {
-                None => conn::ClientConn::new(stream, shared).run(token).await,
+        // The guard's address is the one logged at the end: one copy in
+        // the task, not two.
+        let slot = SlotGuard(shared.clone(), addr);
+        let (shared, token) = (shared.clone(), token.clone());
+        // One task type per transport: a plaintext session's task has no
+        // room for TLS state, a TLS session's none for the plaintext loop.
+        match shared.config.tls.clone() {
+            None => tracker.spawn(async move {
+                let (nick, reason) = conn::ClientConn::new(stream, shared).run(token).await;
+                closed(slot, nick, reason);
+            }),
+            Some(tls) => tracker.spawn(async move {
                 // Boxed: the handshake's state would otherwise size the
-                // task of every TLS session for its whole life.
-                Some(tls) => match Box::pin(handshake(stream, &tls, &shared, &token)).await {
-                    // Boxed too: a TLS session's state (rustls' inline) would
-                    // otherwise size the task of every plaintext session.
-                    Some(t) => Box::pin(conn::ClientConn::new(t, shared).run(token)).await,
-                    None => return,
-                },
-            };
-            let addr = slot.1;
-            match nick {
-                Some(nick) => info!(%addr, %nick, reason, "session closed"),
-                None => tracing::debug!(%addr, reason, "connection closed before HELLO"),
-            }
-        });
+                // task for the session's whole life.
+                let Some(t) = Box::pin(handshake(stream, &tls, &shared, &token)).await else { return };
+                drop(tls);
+                let (nick, reason) = conn::ClientConn::new(t, shared).run(token).await;
+                closed(slot, nick, reason);
+            }),
+        };
+    }
+}
+
+/// Logs a session's end; the slots go back with the guard.
+fn closed(slot: SlotGuard, nick: Option<rttp_proto::Nick>, reason: &'static str) {
+    let addr = slot.1;
+    match nick {
+        Some(nick) => info!(%addr, %nick, reason, "session closed"),
+        None => tracing::debug!(%addr, reason, "connection closed before HELLO"),
     }
 }
 
@@ -117,18 +124,15 @@ async fn handshake(
     tls: &crate::tls::ServerTls,
     shared: &Shared,
     token: &CancellationToken,
-) -> Option<transport::Tls> {
+) -> Option<tls::Tls> {
     let peer = stream.peer_addr().ok();
-    let accept = tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream);
+    let accept = tls::accept(stream, tls.config.clone());
     let r = tokio::select! {
         r = tokio::time::timeout(shared.config.hello_timeout, accept) => r,
         _ = token.cancelled() => return None,
     };
     match r {
-        Ok(Ok(s)) => {
-            let (tcp, conn) = s.into_inner();
-            Some(transport::Tls::new(tcp, conn))
-        }
+        Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             shared.metrics.tls_failures.inc();
             tracing::debug!(?peer, error = %e, "TLS handshake failed");

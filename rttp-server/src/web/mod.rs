@@ -132,7 +132,7 @@ async fn serve(
             Err(why) => (None, why),
         };
     };
-    let accept = Box::pin(tokio_rustls::TlsAcceptor::from(tls.config.clone()).accept(stream));
+    let accept = Box::pin(crate::client::tls::accept(stream, tls.config.clone()));
     let secured = tokio::select! {
         r = tokio::time::timeout(shared.config.hello_timeout, accept) => r,
         _ = token.cancelled() => return (None, "shutting down"),
@@ -145,8 +145,7 @@ async fn serve(
         Ok(upgraded) => upgraded,
         Err(why) => return (None, why),
     };
-    let (tcp, conn) = secured.into_inner();
-    session(crate::client::transport::Tls::new(tcp, conn), read, shared, token).await
+    session(secured, read, shared, token).await
 }
 
 /// The RTTP session of an upgraded web connection, over TCP or TLS; `read`
