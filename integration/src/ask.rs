@@ -66,15 +66,7 @@ impl Farm {
     /// Server `i`'s Prometheus text (without blocking the runtime: tests
     /// scrape while the same thread drives their clients).
     pub async fn metrics(&self, i: usize) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let scrape = async {
-            let mut s = tokio::net::TcpStream::connect(self.servers[i].metrics).await.expect("metrics listener");
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: farm\r\nConnection: close\r\n\r\n").await.expect("request");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out).await;
-            out
-        };
-        tokio::time::timeout(Duration::from_secs(10), scrape).await.expect("a metrics scrape within 10 s")
+        scrape(self.servers[i].metrics).await.expect("a metrics scrape within 10 s")
     }
 
     /// One sample of server `i`'s metrics, by the start of its line
@@ -140,3 +132,17 @@ pub(crate) fn answers_as(addr: SocketAddr, id: &str, published: &str, tls: Optio
 /// A blocking stream, plain or TLS.
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
+
+/// The Prometheus text of the metrics listener at `addr`; `None` when it
+/// cannot be reached or does not answer within 10 s (a server that died).
+pub async fn scrape(addr: std::net::SocketAddr) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let get = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: farm\r\nConnection: close\r\n\r\n").await.ok()?;
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        Some(out)
+    };
+    tokio::time::timeout(Duration::from_secs(10), get).await.ok().flatten()
+}

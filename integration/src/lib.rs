@@ -13,6 +13,7 @@
 //! ```
 
 mod ask;
+pub use ask::scrape;
 pub mod certs;
 mod claim;
 mod farm;

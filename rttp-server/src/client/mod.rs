@@ -99,6 +99,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Canc
                 // Boxed: the handshake's state would otherwise size the
                 // task for the session's whole life.
                 let Some(t) = Box::pin(handshake(stream, &tls, &shared, &token)).await else { return };
+                // The configuration is not needed past the handshake.
                 drop(tls);
                 let (nick, reason) = conn::ClientConn::new(t, shared).run(token).await;
                 closed(slot, nick, reason);

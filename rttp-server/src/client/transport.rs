@@ -1,8 +1,8 @@
 //! The bytes under a client connection: plain TCP, or TLS over TCP. The
 //! connection is readiness-based (wait until readable, then read what is
 //! there without blocking) so that an idle session holds no buffer; this
-//! trait keeps that shape for TLS too (`tls.rs`, rustls driven directly
-//! over the socket instead of through an `AsyncRead` wrapper).
+//! trait keeps that shape for TLS too (the `tls` module: rustls driven
+//! directly over the socket instead of through an `AsyncRead` wrapper).
 
 use std::future::Future;
 use std::io::{self, IoSlice};

@@ -2,6 +2,7 @@
 //! connect storm through farm-dns, and the failover of a killed server.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -235,8 +236,11 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let per_room = 50;
+    let survivors: Vec<SocketAddr> = farm.servers[1..].iter().map(|s| s.metrics).collect();
+    let mut burst = None;
     for k in 0..per_room {
         if k == 15 {
+            burst = Some(tokio::spawn(hello_rates(survivors.clone(), Duration::from_secs(10))));
             farm.kill(0);
         }
         for (r, s) in senders.iter_mut().enumerate() {
@@ -277,6 +281,12 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     let pct = |q: f64| {
         times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
     };
+    let rates = match burst {
+        Some(b) => b.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let burst_max = rates.iter().copied().fold(0.0, f64::max);
+    let shown: Vec<String> = rates.iter().enumerate().map(|(i, r)| format!("s{} {r:.0}", i + 2)).collect();
     let who = if senders_on_killed {
         format!("senders on the killed server: {acked} lines acknowledged, {unacked} given up; ")
     } else {
@@ -284,12 +294,14 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     };
     println!(
         "failover: {clients} clients in {rooms} rooms on the killed server: {} back; back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
-         {who}{} messages expected, lost {lost}, duplicated {dup}",
+         {who}{} messages expected, lost {lost}, duplicated {dup}; HELLOs per second at each survivor (most in a \
+         250 ms window, for 10 s from the kill): {}",
         times.len(),
         pct(0.5),
         pct(0.99),
         times.last().copied().unwrap_or(f64::NAN),
-        clients * per_room
+        clients * per_room,
+        shown.join(", ")
     );
     for c in cs {
         c.quit().await;
@@ -310,4 +322,34 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         .lower("back_p99_ms", pct(0.99))
         .lower("lost", lost as f64)
         .lower("duplicated", dup as f64)
+        .lower("survivor_hellos_per_s_max", burst_max)
+}
+
+/// The reconnect burst: HELLOs per second at each of `servers` (their
+/// metrics listeners), the most in any 250 ms window, sampled for `span`.
+async fn hello_rates(servers: Vec<SocketAddr>, span: Duration) -> Vec<f64> {
+    const WINDOW: Duration = Duration::from_millis(250);
+    let hellos = |text: Option<String>| {
+        text.and_then(|t| integration::parse_metric(&t, "rttp_frames_in_total{verb=\"HELLO\"}")).unwrap_or(0.0)
+    };
+    let mut last = Vec::new();
+    for a in &servers {
+        last.push(hellos(integration::scrape(*a).await));
+    }
+    let mut most = vec![0.0f64; servers.len()];
+    let end = Instant::now() + span;
+    let mut tick = tokio::time::interval(WINDOW);
+    tick.tick().await;
+    let mut at = Instant::now();
+    while Instant::now() < end {
+        tick.tick().await;
+        let dt = at.elapsed().as_secs_f64();
+        at = Instant::now();
+        for (i, a) in servers.iter().enumerate() {
+            let now = hellos(integration::scrape(*a).await);
+            most[i] = most[i].max((now - last[i]) / dt);
+            last[i] = now;
+        }
+    }
+    most
 }
