@@ -52,6 +52,8 @@ impl AsyncWrite for Tls {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A page fetched over https ends with close_notify, as browsers expect.
+        self.close_notify();
         ready!(self.as_mut().poll_flush(cx))?;
         Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
     }

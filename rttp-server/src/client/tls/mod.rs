@@ -38,8 +38,10 @@ const WRITE_MAX: usize = crate::tls::TLS_SEND_BUFFER;
 const READ_CHUNK: usize = 4096;
 
 /// Most TLS input held unprocessed: a handshake message may span records
-/// (rustls accepts up to 64 KiB), a record is at most about 16.6 KiB; more
-/// than that is a hostile or broken client.
+/// (rustls accepts up to 64 KiB), a record is at most about 16.6 KiB. A
+/// backstop: rustls refuses a larger handshake message and every complete
+/// record is processed at once, so no client rustls accepts comes near it;
+/// it bounds a session's input whatever a later rustls does.
 const MAX_INCOMING: usize = 96 * 1024;
 
 /// Room for the record headers and tags of one write (up to four records
@@ -91,6 +93,8 @@ pub(crate) struct Tls {
     buffered: bool,
     /// The client sent close_notify: reads end here (rustls says so once).
     ended: bool,
+    /// Our close_notify is queued.
+    notified: bool,
 }
 
 /// Shakes hands with a client over `tcp`; the caller bounds the time.
@@ -104,6 +108,7 @@ pub(crate) async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Res
         plain: BytesMut::new(),
         buffered: true,
         ended: false,
+        notified: false,
     };
     loop {
         let mut plain = std::mem::take(&mut t.plain);
@@ -311,6 +316,23 @@ impl Tls {
         r
     }
 
+    /// Queues a close_notify alert after what is queued, once.
+    fn close_notify(&mut self) {
+        if std::mem::replace(&mut self.notified, true) || self.drive_aside().is_err() {
+            return;
+        }
+        let status = self.tls.process_tls_records(&mut self.incoming);
+        let discard = status.discard;
+        if let Ok(ConnectionState::WriteTraffic(mut w)) = status.state {
+            let _ = append(&mut self.outgoing, |b| match w.queue_close_notify(b) {
+                Ok(n) => Ok(n),
+                Err(EncryptError::InsufficientSize(s)) => Err(Some(s.required_size)),
+                Err(_) => Err(None),
+            });
+        }
+        self.incoming.advance(discard);
+    }
+
     /// Runs the state machine with plaintext kept aside (read later: the
     /// session is marked buffered); fails unless the session is writable.
     fn drive_aside(&mut self) -> io::Result<()> {
@@ -388,17 +410,7 @@ impl Transport for Tls {
     }
 
     fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> + Send {
-        let _ = self.drive_aside();
-        let status = self.tls.process_tls_records(&mut self.incoming);
-        let discard = status.discard;
-        if let Ok(ConnectionState::WriteTraffic(mut w)) = status.state {
-            let _ = append(&mut self.outgoing, |b| match w.queue_close_notify(b) {
-                Ok(n) => Ok(n),
-                Err(EncryptError::InsufficientSize(s)) => Err(Some(s.required_size)),
-                Err(_) => Err(None),
-            });
-        }
-        self.incoming.advance(discard);
+        self.close_notify();
         let _ = self.flush();
         tokio::io::AsyncWriteExt::shutdown(&mut self.tcp)
     }

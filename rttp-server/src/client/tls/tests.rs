@@ -209,17 +209,32 @@ async fn tls12_sessions_and_key_updates_work_both_ways() {
 }
 
 #[tokio::test]
-async fn close_notify_ends_the_stream() {
+async fn close_notify_ends_the_stream_both_ways() {
     let (mut t, c) = session("close", rttp_conn::tls::VERSIONS, |addr, config| {
         let mut c = Client::connect(addr, config);
         c.send(b"bye\r\n", 100);
         c.tls.send_close_notify();
         c.send(b"", 100);
-        c
+        // The server's end: a clean close (its close_notify), not a cut.
+        loop {
+            let mut chunk = [0u8; 64];
+            match c.tls.reader().read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if c.tls.read_tls(&mut c.sock).expect("socket") == 0 {
+                        return false;
+                    }
+                    c.tls.process_new_packets().expect("server records");
+                }
+                Err(_) => return false,
+            }
+        }
     })
     .await;
     assert_eq!(read_n(&mut t, 100).await, b"bye\r\n");
-    let _c = c.await.expect("client");
+    t.shutdown().await.expect("shutdown");
+    assert!(c.await.expect("client"), "the server's end came without close_notify");
 }
 
 #[tokio::test]
@@ -237,7 +252,9 @@ async fn plaintext_and_an_endless_handshake_are_refused() {
     let r = tokio::time::timeout(Duration::from_secs(5), accept(tcp, server.clone())).await.expect("in time");
     assert!(r.is_err(), "plaintext became a TLS session");
     drop(c.join());
-    // A ClientHello that announces 16 MiB and keeps coming in records.
+    // A ClientHello that announces 16 MiB and keeps coming in records:
+    // refused by rustls' own 64 KiB handshake limit (the transport's
+    // 96 KiB input bound is a backstop behind it).
     let c = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
         let mut first = vec![0x01, 0xff, 0xff, 0xff];
