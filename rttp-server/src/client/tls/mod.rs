@@ -11,7 +11,6 @@
 //! session's state is rustls' `UnbufferedServerConnection` from the first
 //! byte to the last.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
+use rustls::unbuffered::{ConnectionState, EncodeError};
 use rustls::ServerConfig;
 use tokio::net::TcpStream;
 
@@ -28,11 +27,7 @@ use super::transport::{ready_unless_buffered, Raw, Transport};
 mod http;
 #[cfg(test)]
 mod tests;
-
-/// Most plaintext taken by one write: the session's outbound queue stays
-/// the place where a slow reader shows, so at most this much (encrypted)
-/// waits here for the socket.
-const WRITE_MAX: usize = crate::tls::TLS_SEND_BUFFER;
+mod write;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 4096;
@@ -43,24 +38,6 @@ const READ_CHUNK: usize = 4096;
 /// record is processed at once, so no client rustls accepts comes near it;
 /// it bounds a session's input whatever a later rustls does.
 const MAX_INCOMING: usize = 96 * 1024;
-
-/// Room for the record headers and tags of one write (up to four records
-/// plus a key update).
-const RECORD_OVERHEAD: usize = 1024;
-
-/// The per-thread buffers of the write path: plaintext gathered from the
-/// queue's slices, and its encryption.
-struct Scratch {
-    plain: Vec<u8>,
-    cipher: Vec<u8>,
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
-        plain: Vec::new(),
-        cipher: vec![0; WRITE_MAX + RECORD_OVERHEAD],
-    });
-}
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
@@ -263,76 +240,6 @@ impl Tls {
         }
     }
 
-    /// Encrypts up to [`WRITE_MAX`] bytes of `bufs` and writes them; what
-    /// the socket does not take waits in `outgoing`.
-    fn encrypt(&mut self, bufs: &[IoSlice<'_>], want: usize) -> io::Result<usize> {
-        // Records may wait (a key update to answer, plaintext that came
-        // meanwhile): rustls gives the write state only once they are
-        // handled, and each state must be handled (dropping one can drop
-        // a record), so the state machine runs first.
-        self.drive_aside()?;
-        let status = self.tls.process_tls_records(&mut self.incoming);
-        let discard = status.discard;
-        let w = match status.state {
-            Ok(ConnectionState::WriteTraffic(w)) => Some(w),
-            _ => None,
-        };
-        // Nothing changed since the state machine stopped at the write
-        // state: it is there again (anything else is a broken session).
-        let Some(mut w) = w else { return Err(invalid("TLS session not writable")) };
-        let (tcp, outgoing) = (&self.tcp, &mut self.outgoing);
-        let r = SCRATCH.with_borrow_mut(|s| {
-            let Scratch { plain, cipher } = s;
-            let data: &[u8] = match bufs.first() {
-                Some(b) if b.len() >= want => &b[..want],
-                _ => {
-                    plain.clear();
-                    for b in bufs {
-                        let n = b.len().min(want - plain.len());
-                        plain.extend_from_slice(&b[..n]);
-                        if plain.len() == want {
-                            break;
-                        }
-                    }
-                    plain
-                }
-            };
-            let used = loop {
-                match w.encrypt(data, cipher) {
-                    Ok(n) => break n,
-                    Err(EncryptError::InsufficientSize(s)) => cipher.resize(s.required_size, 0),
-                    Err(e) => return Err(invalid(e)),
-                }
-            };
-            let sent = match tcp.try_write(&cipher[..used]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(e) => return Err(e),
-            };
-            outgoing.extend_from_slice(&cipher[sent..used]);
-            Ok(want)
-        });
-        self.incoming.advance(discard);
-        r
-    }
-
-    /// Queues a close_notify alert after what is queued, once.
-    fn close_notify(&mut self) {
-        if std::mem::replace(&mut self.notified, true) || self.drive_aside().is_err() {
-            return;
-        }
-        let status = self.tls.process_tls_records(&mut self.incoming);
-        let discard = status.discard;
-        if let Ok(ConnectionState::WriteTraffic(mut w)) = status.state {
-            let _ = append(&mut self.outgoing, |b| match w.queue_close_notify(b) {
-                Ok(n) => Ok(n),
-                Err(EncryptError::InsufficientSize(s)) => Err(Some(s.required_size)),
-                Err(_) => Err(None),
-            });
-        }
-        self.incoming.advance(discard);
-    }
-
     /// Runs the state machine with plaintext kept aside (read later: the
     /// session is marked buffered); fails unless the session is writable.
     fn drive_aside(&mut self) -> io::Result<()> {
@@ -389,13 +296,7 @@ impl Transport for Tls {
     }
 
     fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        // What was encrypted before goes first: the socket keeps the order.
-        self.flush()?;
-        let want = bufs.iter().map(|b| b.len()).sum::<usize>().min(WRITE_MAX);
-        if want == 0 {
-            return Ok(0);
-        }
-        self.encrypt(bufs, want)
+        self.write_some(bufs)
     }
 
     fn pending(&self) -> bool {
