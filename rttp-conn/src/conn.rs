@@ -42,6 +42,8 @@ pub struct FrameReader<R, In> {
     rd: R,
     buf: BytesMut,
     limits: Limits,
+    /// Bytes of frames decoded (or skipped as bad) so far.
+    consumed: u64,
     _in: PhantomData<fn() -> In>,
 }
 
@@ -74,9 +76,10 @@ async fn read_into<R: AsyncRead + Unpin, In: Frame>(
     rd: &mut R,
     buf: &mut BytesMut,
     limits: &Limits,
+    consumed: &mut u64,
 ) -> Result<Option<In>, ConnError> {
     loop {
-        if let Some(f) = In::decode_buf(buf, limits)? {
+        if let Some(f) = decode_counted(buf, limits, consumed)? {
             return Ok(Some(f));
         }
         if buf.capacity() - buf.len() < READ_SPARE {
@@ -86,6 +89,15 @@ async fn read_into<R: AsyncRead + Unpin, In: Frame>(
             return if buf.is_empty() { Ok(None) } else { Err(ConnError::Truncated) };
         }
     }
+}
+
+/// Decodes the next frame in `buf`, if it is whole, adding the bytes it
+/// took (a bad frame's too: it is gone from the buffer) to `consumed`.
+fn decode_counted<In: Frame>(buf: &mut BytesMut, limits: &Limits, consumed: &mut u64) -> Result<Option<In>, ConnError> {
+    let before = buf.len();
+    let r = In::decode_buf(buf, limits);
+    *consumed += (before - buf.len()) as u64;
+    Ok(r?)
 }
 
 async fn write_from<W: AsyncWrite + Unpin, Out: Frame>(
@@ -122,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, In: Frame, Out: Frame> FrameConn<S, In, 
 
     /// The next frame, or `None` when the other side closed cleanly between frames.
     pub async fn read_frame(&mut self) -> Result<Option<In>, ConnError> {
-        read_into(&mut self.stream, &mut self.rbuf, &self.limits).await
+        read_into(&mut self.stream, &mut self.rbuf, &self.limits, &mut 0).await
     }
 
     /// The next frame within `d`; a clean close is [`ConnError::Closed`] here.
@@ -202,12 +214,24 @@ impl<In: Frame, Out: Frame> FrameConn<crate::tls::Stream, In, Out> {
 impl<R: AsyncRead + Unpin, In: Frame> FrameReader<R, In> {
     /// A reader whose first bytes were already read into `buf`.
     pub fn with_buffer(rd: R, buf: BytesMut) -> Self {
-        FrameReader { rd, buf, limits: Limits::default(), _in: PhantomData }
+        FrameReader { rd, buf, limits: Limits::default(), consumed: 0, _in: PhantomData }
     }
 
     /// The next frame, or `None` when the other side closed cleanly between frames.
     pub async fn read_frame(&mut self) -> Result<Option<In>, ConnError> {
-        read_into(&mut self.rd, &mut self.buf, &self.limits).await
+        read_into(&mut self.rd, &mut self.buf, &self.limits, &mut self.consumed).await
+    }
+
+    /// The next frame if it is already read whole, without reading;
+    /// `None` when the next [`FrameReader::read_frame`] would have to wait.
+    pub fn try_frame(&mut self) -> Result<Option<In>, ConnError> {
+        decode_counted(&mut self.buf, &self.limits, &mut self.consumed)
+    }
+
+    /// Bytes of frames this reader has returned (or skipped as bad) since
+    /// it was made: a position in the other side's stream.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
     }
 
     /// The next frame within `d`; a clean close is [`ConnError::Closed`] here.
@@ -281,6 +305,26 @@ mod tests {
         assert!(matches!(e, ConnError::Timeout(_)), "{e}");
         let (_, rest) = c.into_parts();
         assert_eq!(rest.freeze(), Bytes::new());
+    }
+
+    #[tokio::test]
+    async fn a_reader_counts_the_bytes_of_what_it_returned_and_skipped_and_can_look_without_reading() {
+        let (a, b) = tokio::io::duplex(1024);
+        let mut a = Both::new(a);
+        // The link's first bytes were read with the handshake's last frame.
+        let mut rd: FrameReader<_, ClientFrame> =
+            FrameReader::with_buffer(b, BytesMut::from(&b"PING a\r\nJOIN bad-room\r\nQU"[..]));
+        assert_eq!(rd.consumed(), 0, "counted from the reader's start");
+        assert!(matches!(rd.try_frame(), Ok(Some(ClientFrame::Ping { .. }))));
+        assert_eq!(rd.consumed(), 8);
+        assert!(matches!(rd.try_frame(), Err(ConnError::Decode(_))), "a bad frame is skipped...");
+        assert_eq!(rd.consumed(), 23, "...and counted: the sender counted it");
+        assert!(matches!(rd.try_frame(), Ok(None)), "half a frame: it would have to read");
+        assert_eq!(rd.consumed(), 23);
+        a.write_raw(b"IT\r\nSAY #r 3\r\nabc\r\n").await.unwrap();
+        assert_eq!(rd.read_frame().await.unwrap(), Some(ClientFrame::Quit));
+        assert!(matches!(rd.read_frame().await.unwrap(), Some(ClientFrame::Say { .. })));
+        assert_eq!(rd.consumed(), 23 + 6 + 15, "every byte the other side sent");
     }
 
     #[tokio::test]

@@ -58,6 +58,6 @@ pub use names::{
     MAX_TOKEN_LEN,
 };
 pub use owner::rendezvous;
-pub use peer::{PeerFrame, PeerStateMsg, PEER_VERSION};
+pub use peer::{has_feature, PeerFrame, PeerStateMsg, PEER_FEATURE_GOT, PEER_VERSION};
 pub use server::{FarmInfo, ServerEntry, ServerFrame, MEMBERS_PER_LINE, ROOM_START};
 pub use view::FrameView;

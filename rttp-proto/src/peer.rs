@@ -12,6 +12,14 @@ use crate::wire::{number, Parts, Shape};
 /// The peer protocol version, carried by the handshake.
 pub const PEER_VERSION: u32 = 1;
 
+/// The handshake feature of a server that sends and reads `GOT`.
+pub const PEER_FEATURE_GOT: &str = "got";
+
+/// Whether a handshake's feature list names `feature`.
+pub fn has_feature(features: Option<&Token>, feature: &str) -> bool {
+    features.is_some_and(|f| f.as_str().split(',').any(|x| x == feature))
+}
+
 /// One server's state, as it announces it to its peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerStateMsg {
@@ -98,7 +106,17 @@ crate::table::frames! {
         },
         /// `BEAT`: a heartbeat.
         Beat = "BEAT" Line,
-        /// `PEER_HELLO <version> <server-id> <generation> <nonce>`: the dialer opens.
+        /// `GOT <position>`: the sender has taken (handled, and kept) every
+        /// byte of frames the receiver sent on this link up to `position`,
+        /// counted from the first byte after the handshake. Sent only to a
+        /// peer that announced [`PEER_FEATURE_GOT`], after a batch of reads
+        /// that held a `RELAY`: the owner of a room shows a message to its
+        /// own members once a peer has it.
+        Got = "GOT" Line {
+            /// Bytes taken since the handshake.
+            position: u64,
+        },
+        /// `PEER_HELLO <version> <server-id> <generation> <nonce> [<features>]`: the dialer opens.
         Hello = "PEER_HELLO" Line {
             /// Peer protocol version.
             version: u32,
@@ -108,8 +126,11 @@ crate::table::frames! {
             generation: u64,
             /// A fresh random challenge, hex.
             nonce: Token,
+            /// What the dialer speaks beyond version 1, comma-separated
+            /// (optional: an older server sends none and ignores ours).
+            features: Option<Token>,
         },
-        /// `PEER_CHALLENGE <version> <server-id> <generation> <nonce> <mac>`:
+        /// `PEER_CHALLENGE <version> <server-id> <generation> <nonce> <mac> [<features>]`:
         /// the acceptor proves it knows the secret and challenges back.
         Challenge = "PEER_CHALLENGE" Line {
             /// Peer protocol version.
@@ -122,6 +143,8 @@ crate::table::frames! {
             nonce: Token,
             /// HMAC-SHA256 proof, hex.
             mac: Token,
+            /// What the acceptor speaks beyond version 1 (optional).
+            features: Option<Token>,
         },
         /// `PEER_AUTH <mac>`: the dialer's proof.
         Auth = "PEER_AUTH" Line {

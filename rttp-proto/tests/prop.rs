@@ -89,9 +89,12 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
 
 fn peer_frame() -> impl Strategy<Value = PeerFrame> {
     prop_oneof![
-        (any::<u32>(), name("A-Za-z0-9._-", 64), any::<u64>(), token()).prop_map(|(version, id, generation, nonce)| {
-            PeerFrame::Hello { version, id: ServerId::new(&id).unwrap(), generation, nonce }
-        }),
+        (any::<u32>(), name("A-Za-z0-9._-", 64), any::<u64>(), token(), proptest::option::of(token())).prop_map(
+            |(version, id, generation, nonce, features)| {
+                PeerFrame::Hello { version, id: ServerId::new(&id).unwrap(), generation, nonce, features }
+            }
+        ),
+        any::<u64>().prop_map(|position| PeerFrame::Got { position }),
         token().prop_map(|mac| PeerFrame::Auth { mac }),
         Just(PeerFrame::Ok),
         Just(PeerFrame::Beat),

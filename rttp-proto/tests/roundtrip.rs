@@ -207,8 +207,24 @@ fn peer_frames() {
     };
     let table = vec![
         (
-            PeerFrame::Hello { version: 1, id: ServerId::new("s1").unwrap(), generation: 5, nonce: tok("ab12") },
+            PeerFrame::Hello {
+                version: 1,
+                id: ServerId::new("s1").unwrap(),
+                generation: 5,
+                nonce: tok("ab12"),
+                features: None,
+            },
             "PEER_HELLO 1 s1 5 ab12\r\n",
+        ),
+        (
+            PeerFrame::Hello {
+                version: 1,
+                id: ServerId::new("s1").unwrap(),
+                generation: 5,
+                nonce: tok("ab12"),
+                features: Some(tok("got")),
+            },
+            "PEER_HELLO 1 s1 5 ab12 got\r\n",
         ),
         (
             PeerFrame::Challenge {
@@ -217,9 +233,11 @@ fn peer_frames() {
                 generation: 6,
                 nonce: tok("cd34"),
                 mac: tok("ff00"),
+                features: Some(tok("got,x")),
             },
-            "PEER_CHALLENGE 1 s2 6 cd34 ff00\r\n",
+            "PEER_CHALLENGE 1 s2 6 cd34 ff00 got,x\r\n",
         ),
+        (PeerFrame::Got { position: 123_456 }, "GOT 123456\r\n"),
         (PeerFrame::Auth { mac: tok("0a0b") }, "PEER_AUTH 0a0b\r\n"),
         (PeerFrame::Ok, "PEER_OK\r\n"),
         (

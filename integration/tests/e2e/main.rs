@@ -9,6 +9,7 @@ mod dns_tests;
 mod farm_tests;
 mod fault_tests;
 mod hostile_tests;
+mod netns_owner_tests;
 mod netns_tests;
 mod nick_tests;
 mod rebalance_tests;

@@ -14,21 +14,22 @@ use rttp_proto::{ServerFrame, Status};
 
 const T: Duration = Duration::from_secs(15);
 
-fn ip(args: &[&str]) {
+pub(crate) fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("ip (iproute2)");
     assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
 /// Namespaces, links and processes of one test; all removed on drop.
-struct Hosts {
+pub(crate) struct Hosts {
     tag: String,
     n: usize,
     subnet: u8,
-    procs: Vec<Child>,
+    /// The servers, host 1 first.
+    pub(crate) procs: Vec<Child>,
 }
 
 impl Hosts {
-    fn ns(&self, i: usize) -> String {
+    pub(crate) fn ns(&self, i: usize) -> String {
         format!("{}-h{i}", self.tag)
     }
 
@@ -36,7 +37,7 @@ impl Hosts {
         format!("{}v{i}", self.tag)
     }
 
-    fn addr(&self, i: usize) -> Ipv4Addr {
+    pub(crate) fn addr(&self, i: usize) -> Ipv4Addr {
         Ipv4Addr::new(10, 251, self.subnet, i as u8)
     }
 
@@ -136,7 +137,7 @@ impl Drop for Hosts {
 
 /// Whether this run can create namespaces; panics when `RTTP_NETNS=1`
 /// demands it and it cannot.
-fn can_run() -> bool {
+pub(crate) fn can_run() -> bool {
     let root = nix::unistd::Uid::effective().is_root();
     let ip =
         Command::new("ip").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
@@ -154,7 +155,7 @@ fn can_run() -> bool {
 
 /// Three hosts (this process's test `k`), a server on each, all UP
 /// everywhere; and the directory of their logs.
-async fn three_hosts_up(k: u32) -> (Hosts, std::path::PathBuf) {
+pub(crate) async fn three_hosts_up(k: u32) -> (Hosts, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("rttp-netns-{k}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     integration::write_secret(&dir.join("secret"), "netns-test-secret-0123456789\n");

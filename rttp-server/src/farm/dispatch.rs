@@ -20,6 +20,8 @@ pub enum Routed {
     Membership(Event),
     /// Send this back on the same link.
     Reply(PeerFrame),
+    /// The peer confirmed our stream up to here (`GOT`).
+    Taken(u64),
     /// Close the link, for this reason.
     Close(String),
 }
@@ -29,6 +31,7 @@ pub fn route(frame: PeerFrame, peer: ServerId, link: LinkId, shared: &Shared) ->
     let rooms: &Rooms = &shared.rooms;
     match frame {
         PeerFrame::Beat => {}
+        PeerFrame::Got { position } => return Routed::Taken(position),
         PeerFrame::State(state) => return Routed::Membership(Event::State { link, state: *state }),
         PeerFrame::Member { id, generation, peer_addr } => {
             return Routed::Membership(Event::Member { id, generation, peer_addr })

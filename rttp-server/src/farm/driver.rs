@@ -245,7 +245,7 @@ async fn run(cx: Ctx, mut rx: mpsc::Receiver<FarmEvent>) {
                 None => break,
                 Some(FarmEvent::Membership(e)) => e,
                 Some(FarmEvent::LinkReady { link, peer, conn, dialed }) => {
-                    let handle = LinkHandle::new(&cx.token);
+                    let handle = LinkHandle::new(&cx.token, &peer);
                     links.insert(link, handle.clone());
                     let lcx = LinkCtx { peer, link, handle, shared: shared.clone(), events: cx.events.clone() };
                     cx.tracker.spawn(run_link(conn, lcx));
@@ -261,6 +261,7 @@ async fn run(cx: Ctx, mut rx: mpsc::Receiver<FarmEvent>) {
             _ = tick.tick() => {
                 publisher.tick(&shared, Instant::now());
                 shared.rooms.tick(std::time::Instant::now());
+                shared.rooms.flush_shown();
                 // Reached every server it knows of, and heard of none for a
                 // while (a new link's peer sends its interests, then names the
                 // servers it knows): rooms need not wait for more.

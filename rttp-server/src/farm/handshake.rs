@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use rttp_conn::{ConnError, PeerConn};
-use rttp_proto::{ErrCode, Frame, Limits, PeerFrame, ServerId, PEER_VERSION};
+use rttp_proto::{has_feature, ErrCode, Frame, Limits, PeerFrame, ServerId, Token, PEER_FEATURE_GOT, PEER_VERSION};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::auth::{self, Secret, Side};
@@ -25,6 +25,13 @@ pub struct Peer {
     pub id: ServerId,
     /// Its generation.
     pub generation: u64,
+    /// It confirms what it takes (`GOT`) and reads our confirmations.
+    pub confirms: bool,
+}
+
+/// What this server announces beyond peer version 1.
+fn features() -> Option<Token> {
+    Token::new(PEER_FEATURE_GOT).ok()
 }
 
 /// Why a handshake failed.
@@ -110,6 +117,7 @@ async fn dial_steps<S: AsyncRead + AsyncWrite + Unpin>(
             id: me.id,
             generation: me.generation,
             nonce: my_nonce,
+            features: features(),
         })
         .await?;
         let (peer, their_nonce) = match next(c, false).await? {
@@ -118,12 +126,12 @@ async fn dial_steps<S: AsyncRead + AsyncWrite + Unpin>(
                     refuse(c, ErrCode::WrongVersion, format!("peer version {version} is not {PEER_VERSION}")).await
                 )
             }
-            PeerFrame::Challenge { id, generation, nonce, mac, .. } => {
+            PeerFrame::Challenge { id, generation, nonce, mac, features, .. } => {
                 if !auth::verify(me.secret, me.binding, Side::Acceptor, &my_nonce, &nonce, &me.id, &id, &mac) {
                     let why = "authentication failed: the peer does not know the cluster secret";
                     return Err(refuse(c, ErrCode::AuthFailed, why.into()).await);
                 }
-                (Peer { id, generation }, nonce)
+                (Peer { id, generation, confirms: has_feature(features.as_ref(), PEER_FEATURE_GOT) }, nonce)
             }
             PeerFrame::Err { code, reason } => {
                 return Err(HandshakeError::Refused(format!("refused: {code} {reason}")))
@@ -175,7 +183,9 @@ async fn accept_steps<S: AsyncRead + AsyncWrite + Unpin>(
             PeerFrame::Hello { id, .. } if id == me.id => {
                 return Err(refuse(c, ErrCode::AuthFailed, "a peer may not use our own id".into()).await)
             }
-            PeerFrame::Hello { id, generation, nonce, .. } => (Peer { id, generation }, nonce),
+            PeerFrame::Hello { id, generation, nonce, features, .. } => {
+                (Peer { id, generation, confirms: has_feature(features.as_ref(), PEER_FEATURE_GOT) }, nonce)
+            }
             other => {
                 return Err(refuse(c, ErrCode::BadFrame, format!("expected PEER_HELLO, got {}", other.verb())).await)
             }
@@ -188,6 +198,7 @@ async fn accept_steps<S: AsyncRead + AsyncWrite + Unpin>(
             generation: me.generation,
             nonce: my_nonce,
             mac: proof,
+            features: features(),
         };
         c.write_frame(&challenge).await?;
         match next(c, false).await? {
@@ -243,9 +254,29 @@ mod tests {
             p
         };
         let (pd, pa) = tokio::join!(dial(&mut d, me("s2", &k)), acceptor);
-        assert_eq!(pd.unwrap(), Peer { id: "s1".parse().unwrap(), generation: 7 });
+        assert_eq!(pd.unwrap(), Peer { id: "s1".parse().unwrap(), generation: 7, confirms: true });
         assert_eq!(pa.unwrap().id, "s2".parse().unwrap());
         assert_eq!(d.read_frame().await.unwrap(), Some(PeerFrame::Beat), "the first link frame follows PEER_OK");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_announces_no_features_is_linked_without_confirmations() {
+        // An older server: its PEER_HELLO ends at the nonce, and it ignores ours.
+        let k = secret("0123456789abcdef-farm");
+        let (mut d, mut a) = pair();
+        let nonce = auth::nonce();
+        let old =
+            PeerFrame::Hello { version: PEER_VERSION, id: "s2".parse().unwrap(), generation: 1, nonce, features: None };
+        d.write_frame(&old).await.unwrap();
+        let (peer, challenge) = tokio::join!(accept(&mut a, me("s1", &k)), async {
+            let c = d.read_frame().await.unwrap();
+            let Some(PeerFrame::Challenge { id, nonce: theirs, features, .. }) = c else { panic!("{c:?}") };
+            assert_eq!(features.map(|f| f.to_string()), Some("got".into()), "ours is announced");
+            let mac = auth::mac(&k, b"", Side::Dialer, &nonce, &theirs, &"s2".parse().unwrap(), &id);
+            d.write_frame(&PeerFrame::Auth { mac }).await.unwrap();
+        });
+        let () = challenge;
+        assert!(!peer.unwrap().confirms, "no GOT is sent to it, nor awaited from it");
     }
 
     #[tokio::test]
@@ -263,17 +294,29 @@ mod tests {
         let k = secret("0123456789abcdef-farm");
         let (mut d, mut a) = pair();
         let nonce = auth::nonce();
-        d.write_frame(&PeerFrame::Hello { version: PEER_VERSION + 1, id: "s2".parse().unwrap(), generation: 1, nonce })
-            .await
-            .unwrap();
+        d.write_frame(&PeerFrame::Hello {
+            version: PEER_VERSION + 1,
+            id: "s2".parse().unwrap(),
+            generation: 1,
+            nonce,
+            features: None,
+        })
+        .await
+        .unwrap();
         let r = accept(&mut a, me("s1", &k)).await;
         assert!(matches!(r, Err(HandshakeError::Refused(ref w)) if w.contains("version")), "{r:?}");
         assert!(matches!(d.read_frame().await.unwrap(), Some(PeerFrame::Err { code: 505, .. })));
 
         let (mut d, mut a) = pair();
-        d.write_frame(&PeerFrame::Hello { version: PEER_VERSION, id: "s1".parse().unwrap(), generation: 1, nonce })
-            .await
-            .unwrap();
+        d.write_frame(&PeerFrame::Hello {
+            version: PEER_VERSION,
+            id: "s1".parse().unwrap(),
+            generation: 1,
+            nonce,
+            features: None,
+        })
+        .await
+        .unwrap();
         let r = accept(&mut a, me("s1", &k)).await;
         assert!(matches!(r, Err(HandshakeError::Refused(ref w)) if w.contains("own id")), "{r:?}");
         assert!(matches!(d.read_frame().await.unwrap(), Some(PeerFrame::Err { code: 511, .. })));

@@ -40,9 +40,14 @@ pub struct LinkHandle {
 }
 
 impl LinkHandle {
-    /// A handle for a new link, closed with its parent.
-    pub fn new(parent: &CancellationToken) -> LinkHandle {
-        LinkHandle { out: Arc::new(Outbound::new(PEER_OUTBOUND_LIMIT)), token: parent.child_token() }
+    /// A handle for a new link to `peer`, closed with its parent.
+    pub fn new(parent: &CancellationToken, peer: &Peer) -> LinkHandle {
+        let out = Arc::new(Outbound::new(PEER_OUTBOUND_LIMIT));
+        if peer.confirms {
+            // Before the link carries a RELAY: what waits on it waits for GOT.
+            out.expect_confirmations();
+        }
+        LinkHandle { out, token: parent.child_token() }
     }
 }
 
@@ -76,8 +81,10 @@ pub async fn run_link(conn: PeerConn<Stream>, cx: LinkCtx) {
         }
     };
     cx.handle.token.cancel();
-    // What waited for this link to write (ACKs) waits no more.
+    // What waited for this link to take a frame (ACKs, a room owner's own
+    // members) waits no more.
     cx.handle.out.release_all();
+    cx.shared.rooms.flush_shown();
     tracing::info!(peer = %cx.peer.id, link = cx.link, reason, "peer link closed");
     let _ = cx.events.send(FarmEvent::Membership(Event::LinkClosed { link: cx.link })).await;
 }
@@ -97,8 +104,21 @@ async fn serve<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 
 async fn read_loop<R: AsyncRead + Unpin>(mut rd: FrameReader<R, PeerFrame>, cx: &LinkCtx) -> String {
     let mut reported = Instant::now();
+    // A RELAY was handled since the last GOT: confirmed once the frames
+    // read so far are handled (one GOT per batch of reads, not per frame).
+    let mut owed = false;
     loop {
-        let frame = match rd.read_frame().await {
+        let next = match rd.try_frame() {
+            Ok(None) => {
+                if owed {
+                    owed = false;
+                    cx.handle.out.push(PeerFrame::Got { position: rd.consumed() }.to_bytes());
+                }
+                rd.read_frame().await
+            }
+            buffered => buffered,
+        };
+        let frame = match next {
             Ok(Some(f)) => f,
             Ok(None) => return "eof".into(),
             Err(ConnError::Decode(e)) => {
@@ -117,6 +137,7 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: FrameReader<R, PeerFrame>, cx: 
             }
         }
         cx.shared.metrics.peer_frame_in(frame.verb());
+        owed |= cx.peer.confirms && matches!(frame, PeerFrame::Relay { .. });
         match route(frame, cx.peer.id, cx.link, &cx.shared) {
             Routed::Done => {}
             Routed::Membership(ev) => {
@@ -126,6 +147,10 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: FrameReader<R, PeerFrame>, cx: 
             }
             Routed::Reply(f) => {
                 cx.handle.out.push(f.to_bytes());
+            }
+            Routed::Taken(position) => {
+                cx.handle.out.confirm(position);
+                cx.shared.rooms.flush_shown();
             }
             Routed::Close(why) => return why,
         }
@@ -155,6 +180,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, handle: &LinkHandle, share
                 Err(e) => return format!("write error: {e}"),
             };
             handle.out.written(n);
+            // On a link that does not confirm, written is taken: a room
+            // owner's members may be shown what this write handed on.
+            shared.rooms.flush_shown();
             shared.metrics.peer_bytes_out.inc_by(n as u64);
             crate::outbound::consume(&mut wq, n);
         }

@@ -6,16 +6,18 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::tests::{frames, member, with_peer};
+use super::tests::{frames, hand_on, member, with_peer};
 use super::*;
 
 fn tag(s: &str) -> Option<Token> {
     Some(Token::new(s).unwrap())
 }
 
+/// The RELAYs a link wrote (and so handed on).
 fn relays(link: &Outbound) -> Vec<String> {
     let mut q = VecDeque::new();
     link.drain_into(&mut q);
+    link.written(q.iter().map(Bytes::len).sum());
     q.iter().map(|b: &Bytes| String::from_utf8_lossy(b).into_owned()).filter(|f| f.starts_with("RELAY ")).collect()
 }
 
@@ -30,6 +32,7 @@ fn a_resent_say_is_acknowledged_with_the_first_id_and_not_delivered_again() {
     assert_eq!(relays(&link), vec![format!("RELAY #r {} alice c1-1 2\r\nhi\r\n", first.id)], "the tag travels");
     let again = r.say(&room, 1, a.nick, Text::from("hi"), tag("c1-1")).unwrap();
     assert!(again.repeated);
+    r.flush_shown();
     assert_eq!(again.id, first.id, "the ACK names the message already delivered");
     assert_eq!(frames(&a).len(), 1, "delivered once");
     assert!(relays(&link).is_empty(), "relayed once");
@@ -45,7 +48,7 @@ fn a_resent_say_is_acknowledged_with_the_first_id_and_not_delivered_again() {
 
 #[test]
 fn a_copy_from_a_peer_is_dropped_either_way_round() {
-    let (r, room, peer, _link) = with_peer(100);
+    let (r, room, peer, link) = with_peer(100);
     let a = member(1, "reader");
     r.join(&room, a.clone(), None);
     let bob = Nick::new("bob").unwrap();
@@ -60,6 +63,7 @@ fn a_copy_from_a_peer_is_dropped_either_way_round() {
     // Said here, then the hung old server relays its copy late: dropped.
     let here = r.say(&room, 2, bob, Text::from("two"), tag("b-2")).unwrap();
     r.remote_say(peer, room, MsgId::new("s9:g:2").unwrap(), bob, tag("b-2"), Text::from("two"));
+    hand_on(&r, &[&link]);
     let got = frames(&a);
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got[1].contains(here.id.as_str()));

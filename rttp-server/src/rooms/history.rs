@@ -1,25 +1,13 @@
 //! Room history: each room keeps its last messages for replay, bounded per
-//! room (`--history`, `--history-bytes`), and all rooms together are bounded
-//! by one server-wide budget (`--history-budget`) that evicts the oldest
-//! message of the whole server first.
-//!
-//! Why a heap of rooms and not a queue of messages: a queue entry per kept
-//! message cost 80 bytes beside each (often 100-byte) message. Every kept
-//! message carries an arrival number; the budget holds one entry per room
-//! with history, keyed by the arrival of that room's oldest message. Eviction
-//! pops the smallest, evicts that one message, and puts the room back with
-//! its next oldest. An entry the room's own bounds made stale (its front
-//! moved on) is put back with the right arrival when popped; one left by a
-//! removed room is dropped. The heap is rebuilt from the rooms when such
-//! leftovers outnumber the rooms, so it stays O(rooms).
+//! room (`--history`, `--history-bytes`); all rooms together are bounded by
+//! the server-wide budget (see `budget`). Within a room, each run's
+//! messages (one server's numbering) stay in their order, which lookups by
+//! position rely on.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
-use rttp_proto::{MsgId, Room};
+use rttp_proto::MsgId;
 
 /// Bounds of each room's replay history.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +38,11 @@ fn now_ms() -> u32 {
 /// (`s1:mwyy:42` is s1's run `mwyy`, message 42).
 fn origin(id: &MsgId) -> &str {
     id.as_str().rsplit_once(':').map_or(id.as_str(), |(o, _)| o)
+}
+
+/// The number a msg-id's run gave it (`s1:mwyy:42`: 42).
+fn seq(id: &MsgId) -> Option<u64> {
+    id.as_str().rsplit_once(':').and_then(|(_, n)| n.parse().ok())
 }
 
 /// The key a tagged message is known by for dropping resent copies: a
@@ -112,7 +105,10 @@ impl History {
         if let Some(k) = key {
             self.said.insert(k, id);
         }
-        self.kept.push_back(Kept { id, key, frame, arrival, at_ms: now_ms() });
+        match self.run_slot(&id) {
+            None => self.kept.push_back(Kept { id, key, frame, arrival, at_ms: now_ms() }),
+            Some((_, at)) => self.insert_at(at, Kept { id, key, frame, arrival, at_ms: 0 }),
+        }
         let mut freed = 0;
         while self.kept.len() > limits.messages || self.bytes > limits.bytes {
             freed += self.pop_front();
@@ -135,16 +131,54 @@ impl History {
         limits: HistoryLimits,
     ) -> usize {
         let at = anchor.and_then(|a| self.kept.iter().rposition(|k| k.id == *a)).map_or(0, |i| i + 1);
-        // It goes before the message at `at`: it takes that one's arrival and
-        // time, so both stay in order along the history.
-        let (arrival, at_ms) = self.kept.get(at).map_or((arrival, now_ms()), |k| (k.arrival, k.at_ms));
+        // Never before a message of the same run said before it, nor after
+        // one said after it.
+        let at = match self.run_slot(&id) {
+            Some((lo, hi)) => at.max(lo).min(hi),
+            None => at.max(self.run_bounds(&id).0),
+        };
         self.bytes += frame.len();
-        self.kept.insert(at, Kept { id, key: None, frame, arrival, at_ms });
+        self.insert_at(at, Kept { id, key: None, frame, arrival, at_ms: 0 });
         let mut freed = 0;
         while self.kept.len() > limits.messages || self.bytes > limits.bytes {
             freed += self.pop_front();
         }
         freed
+    }
+
+    /// Puts `k` at `at`. It goes before the message there: it takes that
+    /// one's arrival and time, so both stay in order along the history.
+    fn insert_at(&mut self, at: usize, mut k: Kept) {
+        match self.kept.get(at) {
+            Some(next) => (k.arrival, k.at_ms) = (next.arrival, next.at_ms),
+            None => k.at_ms = now_ms(),
+        }
+        self.kept.insert(at, k);
+    }
+
+    /// Where a message goes among those of its run (the server and run that
+    /// numbered it), which a lookup by position takes to be in their
+    /// order (see [`History::after`]): `None` when after the last kept
+    /// message (the usual case, found without a search); else the bounds
+    /// `(lo, hi)`: after every message of its run numbered before it, before
+    /// the first numbered after it. A message comes out of order when a
+    /// replay or a new owner's fill brings older messages than some that
+    /// arrived first (a rejoin replayed the latest; the fill brings the rest).
+    fn run_slot(&self, id: &MsgId) -> Option<(usize, usize)> {
+        let back = self.kept.back()?;
+        if origin(&back.id) == origin(id) && seq(&back.id) < seq(id) {
+            return None;
+        }
+        let (lo, hi) = self.run_bounds(id);
+        (hi < self.kept.len()).then_some((lo, hi))
+    }
+
+    fn run_bounds(&self, id: &MsgId) -> (usize, usize) {
+        let (o, n) = (origin(id), seq(id));
+        let run = |k: &&Kept| origin(&k.id) == o;
+        let lo = self.kept.iter().rposition(|k| run(&k) && seq(&k.id) < n).map_or(0, |i| i + 1);
+        let hi = self.kept.iter().position(|k| run(&k) && seq(&k.id) > n).unwrap_or(self.kept.len());
+        (lo, hi.max(lo))
     }
 
     /// Evicts the oldest message; returns its bytes.
@@ -194,12 +228,17 @@ impl History {
     /// that is every message on a room's usual path, one owner's stream.
     pub(crate) fn is_new(&self, id: &MsgId) -> bool {
         if let Some(last) = self.kept.back() {
-            let seq = |m: &MsgId| m.as_str().rsplit_once(':').and_then(|(_, n)| n.parse::<u64>().ok());
             if origin(&last.id) == origin(id) && seq(id) > seq(&last.id) {
                 return true;
             }
         }
         !self.contains(id)
+    }
+
+    /// The id of the message kept just before `id`.
+    pub(crate) fn before(&self, id: &MsgId) -> Option<MsgId> {
+        let i = self.kept.iter().rposition(|k| k.id == *id)?;
+        i.checked_sub(1).map(|j| self.kept[j].id)
     }
 
     /// The id of the last message kept.
@@ -262,141 +301,5 @@ impl History {
     /// Bytes kept.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
-    }
-}
-
-/// One room in the budget's heap: the arrival of its oldest message.
-/// Ordered (and equal) by arrival only.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    arrival: u64,
-    room: Room,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Entry) -> bool {
-        self.arrival == other.arrival
-    }
-}
-
-impl Eq for Entry {}
-
-impl Ord for Entry {
-    fn cmp(&self, other: &Entry) -> std::cmp::Ordering {
-        self.arrival.cmp(&other.arrival)
-    }
-}
-
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Entry) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// The server-wide history budget: the bytes every room keeps, together.
-#[derive(Debug)]
-pub struct HistoryBudget {
-    limit: usize,
-    kept: AtomicUsize,
-    next_arrival: AtomicU64,
-    heap: Mutex<BinaryHeap<Reverse<Entry>>>,
-    /// The heap's length, readable without its lock: every SAY asks whether
-    /// a rebuild is due, and must not take a lock to learn that it is not.
-    heap_len: AtomicUsize,
-    evicted: AtomicU64,
-}
-
-impl HistoryBudget {
-    /// A budget of `limit` bytes.
-    pub fn new(limit: usize) -> HistoryBudget {
-        HistoryBudget {
-            limit,
-            kept: AtomicUsize::new(0),
-            next_arrival: AtomicU64::new(0),
-            heap: Mutex::new(BinaryHeap::new()),
-            heap_len: AtomicUsize::new(0),
-            evicted: AtomicU64::new(0),
-        }
-    }
-
-    /// Bytes kept by every room together.
-    pub fn kept(&self) -> usize {
-        self.kept.load(Ordering::Relaxed)
-    }
-
-    /// Messages evicted by the budget (not by a room's own bounds).
-    pub fn evicted(&self) -> u64 {
-        self.evicted.load(Ordering::Relaxed)
-    }
-
-    /// Over budget?
-    pub(crate) fn over(&self) -> bool {
-        self.kept() > self.limit
-    }
-
-    /// An arrival number for a message about to be kept.
-    pub(crate) fn arrive(&self) -> u64 {
-        self.next_arrival.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// The arrival number the next message will get.
-    pub(crate) fn arrivals_so_far(&self) -> u64 {
-        self.next_arrival.load(Ordering::Relaxed)
-    }
-
-    /// Accounts bytes kept and bytes a room's own bounds evicted.
-    pub(crate) fn account(&self, added: usize, freed: usize) {
-        self.kept.fetch_add(added, Ordering::Relaxed);
-        self.kept.fetch_sub(freed, Ordering::Relaxed);
-    }
-
-    /// Accounts bytes that left: a room removed, or evicted by the budget
-    /// (`messages` of them).
-    pub(crate) fn release(&self, bytes: usize, by_budget: u64) {
-        self.kept.fetch_sub(bytes, Ordering::Relaxed);
-        self.evicted.fetch_add(by_budget, Ordering::Relaxed);
-    }
-
-    /// Puts `room` in the heap under the arrival of its oldest message.
-    pub(crate) fn enqueue(&self, arrival: u64, room: Room) {
-        let mut h = self.lock();
-        h.push(Reverse(Entry { arrival, room }));
-        self.heap_len.store(h.len(), Ordering::Relaxed);
-    }
-
-    /// The room with the oldest message, as it was enqueued.
-    pub(crate) fn oldest(&self) -> Option<(u64, Room)> {
-        let mut h = self.lock();
-        let e = h.pop();
-        self.heap_len.store(h.len(), Ordering::Relaxed);
-        e.map(|Reverse(e)| (e.arrival, e.room))
-    }
-
-    /// Whether leftovers outnumber the rooms (`rooms` counts them, and is
-    /// asked only when the heap is big enough for that to be possible).
-    pub(crate) fn needs_rebuild(&self, rooms: impl FnOnce() -> usize) -> bool {
-        let n = self.heap_len.load(Ordering::Relaxed);
-        n > 4096 && n > 2 * rooms() + 4096
-    }
-
-    /// Replaces the heap with `live` (every room with history, collected
-    /// after `since` was read); entries enqueued after `since` are kept.
-    pub(crate) fn rebuild(&self, live: Vec<(u64, Room)>, since: u64) {
-        let mut h = self.lock();
-        let mut entries: Vec<Reverse<Entry>> =
-            live.into_iter().map(|(arrival, room)| Reverse(Entry { arrival, room })).collect();
-        entries.extend(h.iter().filter(|Reverse(e)| e.arrival > since).copied());
-        *h = BinaryHeap::from(entries);
-        self.heap_len.store(h.len(), Ordering::Relaxed);
-    }
-
-    /// Entries in the heap (live and leftover).
-    #[cfg(test)]
-    pub(crate) fn heap_len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BinaryHeap<Reverse<Entry>>> {
-        self.heap.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

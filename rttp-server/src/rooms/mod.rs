@@ -4,6 +4,7 @@
 //! is held while a message gets its id and is queued, so every member of a
 //! room on this server sees the same order.
 
+mod budget;
 #[cfg(test)]
 mod dedup_tests;
 mod history;
@@ -13,6 +14,9 @@ mod order_tests;
 mod remote;
 #[cfg(test)]
 mod replay_tests;
+mod shown;
+#[cfg(test)]
+mod shown_tests;
 mod takeover;
 #[cfg(test)]
 mod tests;
@@ -41,8 +45,9 @@ pub struct Member {
     pub out: Arc<Outbound>,
 }
 
+pub use budget::HistoryBudget;
 use history::History;
-pub use history::{HistoryBudget, HistoryLimits};
+pub use history::HistoryLimits;
 pub use order::{Submitted, MAX_HELD, MAX_PENDING, PENDING_FOR, RESUBMIT_AFTER, TAIL_MAX, TAIL_MS, TAKEOVER_WAIT};
 
 #[derive(Debug, Default)]
@@ -65,6 +70,8 @@ struct RoomState {
     replay_anchor: Vec<(ServerId, MsgId)>,
     /// Who orders the room, and a takeover in progress.
     order: order::OrderState,
+    /// Messages ordered here that the members here are not shown yet.
+    unshown: shown::Queue,
 }
 
 /// The window of `HISTORY` asks for one room: a thousand joins with the same
@@ -172,10 +179,6 @@ pub struct Said {
     pub delivered: usize,
     /// The tag was seen before in this room: a resent copy, not delivered again.
     pub repeated: bool,
-    /// For a tagged message, each link it was relayed to and the position
-    /// in that link's stream at the end of the `RELAY`: the `ACK` waits
-    /// until every one is written.
-    pub marks: Vec<(Arc<Outbound>, u64)>,
 }
 
 /// Every room on this server, and the links to the peers.
@@ -216,6 +219,8 @@ pub struct Rooms {
     takeovers: std::sync::Mutex<Vec<Room>>,
     /// When waiting messages were last submitted again.
     last_resubmit: std::sync::Mutex<std::time::Instant>,
+    /// Rooms whose waiting messages a peer has confirmed.
+    ready: shown::Ready,
 }
 
 impl Rooms {
@@ -246,6 +251,7 @@ impl Rooms {
             settled: Default::default(),
             takeovers: Default::default(),
             last_resubmit: std::sync::Mutex::new(std::time::Instant::now()),
+            ready: Default::default(),
         }
     }
 
@@ -355,7 +361,7 @@ impl Rooms {
     pub fn join(&self, room: &Room, member: Member, after: Option<&MsgId>) -> Joined {
         let mut st = self.map.entry(*room).or_default();
         let joined = ServerFrame::Joined { room: *room, nick: member.nick, at: None }.to_bytes();
-        let at = st.history.last_id().unwrap_or_else(|| MsgId::new(rttp_proto::ROOM_START).expect("a token"));
+        let at = st.last_shown().unwrap_or_else(|| MsgId::new(rttp_proto::ROOM_START).expect("a token"));
         let own = ServerFrame::Joined { room: *room, nick: member.nick, at: Some(at) }.to_bytes();
         let member_session = member.session;
         let new_member = !st.members.iter().any(|m| m.session == member.session);
@@ -384,7 +390,9 @@ impl Rooms {
         let mut gap = false;
         let mut replayed = 0;
         if let Some(after) = after {
-            let found: Option<Vec<Bytes>> = st.history.since(after).map(|frames| frames.cloned().collect());
+            // What is not shown here yet reaches the joiner with the others.
+            let found: Option<Vec<Bytes>> =
+                st.history.since(after).map(|frames| frames.filter(|f| !st.is_unshown(f)).cloned().collect());
             // From the room's start: this server may hold less than the
             // joiner's old one did, so the peers are asked too, as for a gap.
             let from_start = after.as_str() == rttp_proto::ROOM_START;
@@ -413,7 +421,7 @@ impl Rooms {
                     self.to_peers(&st.interested, &PeerFrame::History { room: *room, after: *after });
                 }
             }
-            for f in found.unwrap_or_else(|| st.history.all().cloned().collect()) {
+            for f in found.unwrap_or_else(|| st.history.all().filter(|f| !st.is_unshown(f)).cloned().collect()) {
                 out.push(f);
                 replayed += 1;
             }
@@ -460,12 +468,12 @@ impl Rooms {
         // move): it was delivered, it is not again; its id is the answer.
         let key = tag.map(|t| history::said_key(&nick, &t));
         if let Some(id) = key.and_then(|k| st.history.said(k)) {
-            return Some(Said { id, delivered: 0, repeated: true, marks: Vec::new() });
+            return Some(Said { id, delivered: 0, repeated: true });
         }
-        let (id, delivered, marks) = self.order(room, &mut st, nick, tag, text);
+        let (id, delivered) = self.order(room, &mut st, nick, tag, text, None);
         drop(st);
         self.enforce_budget();
-        Some(Said { id, delivered, repeated: false, marks })
+        Some(Said { id, delivered, repeated: false })
     }
 
     /// The nicks in a room: here first, then on other servers.

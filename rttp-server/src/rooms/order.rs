@@ -103,7 +103,8 @@ pub enum Submitted {
     NotMember,
     /// Too much is waiting for owners: try again later.
     Busy,
-    /// Ordered here and queued to this many members here.
+    /// Ordered here, and queued to this many members here so far (the
+    /// others get it once a peer has it: see `shown`).
     Ordered(usize),
     /// Sent to the room's owner, or held while it takes over.
     Waiting,
@@ -203,12 +204,9 @@ impl Rooms {
                 }
                 return Submitted::Waiting;
             }
-            let (id, delivered, marks) = self.order(room, &mut st, nick, tag, text);
+            let (_, delivered) = self.order(room, &mut st, nick, tag, text, Some(out));
             drop(st);
             self.enforce_budget();
-            if let Some(tag) = tag {
-                ack_when_written(out, tag, id, marks);
-            }
             return Submitted::Ordered(delivered);
         }
         if self.pending.len() >= MAX_PENDING {
@@ -241,9 +239,10 @@ impl Rooms {
     }
 
     /// Orders a message in a room this server owns: its id, to every
-    /// interested peer (`RELAY`), to the members here, into the history.
-    /// Returns the id, the members reached here, and each link's position
-    /// after the `RELAY`.
+    /// interested peer (`RELAY`), to the members here (once a peer has it:
+    /// see `shown`), into the history. A tagged message said here is
+    /// acknowledged to `ack_to` once every link has taken its `RELAY` and
+    /// the members here were shown it. Returns the id and the members here.
     pub(super) fn order(
         &self,
         room: &Room,
@@ -251,22 +250,31 @@ impl Rooms {
         nick: Nick,
         tag: Option<Token>,
         text: Text,
-    ) -> (MsgId, usize, Vec<(Arc<Outbound>, u64)>) {
+        ack_to: Option<Arc<Outbound>>,
+    ) -> (MsgId, usize) {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let id = Token::new(&format!("{}:{seq}", self.id_prefix))
             .unwrap_or_else(|_| Token::new(&format!("m:{seq}")).expect("a short ascii token"));
         let key = tag.map(|t| history::said_key(&nick, &t));
         let marks = self.relay(room, st, id, nick, tag, text.clone(), None);
+        // One release per link, and the last when the members here see it.
+        let ack = tag.zip(ack_to).map(|(tag, out)| {
+            let w = Waiter::new(marks.len() + 1, out, ServerFrame::Ack { tag, id }.to_bytes());
+            for (link, mark) in &marks {
+                link.when_taken(*mark, w.clone());
+            }
+            w
+        });
         let frame = ServerFrame::Msg { room: *room, id, nick, text }.to_bytes();
-        let delivered = st.broadcast(&frame);
+        let delivered = self.show_ordered(room, st, (id, frame.clone()), &marks, ack);
         st.remember(*room, (id, key), frame, self.limits, &self.budget);
         self.ack_pending(room, key, id);
-        (id, delivered, marks)
+        (id, delivered)
     }
 
     /// Sends a `RELAY` to the interested peers that follow this server's
     /// order (not those a takeover still waits for: they get it when they
-    /// sync). For a tagged message, each link's position after it.
+    /// sync). Returns each link and its position at the end of the `RELAY`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn relay(
         &self,
@@ -284,10 +292,8 @@ impl Rooms {
         for p in st.interested.iter().filter(|p| Some(**p) != except && !waiting.contains(p)) {
             if let Some(out) = self.links.get(p) {
                 n += 1;
-                // A push by another thread in between only moves the mark
-                // further: the ACK comes a little later, never early.
-                if out.push(bytes.clone()) && tag.is_some() {
-                    marks.push((out.clone(), out.position()));
+                if let Some(mark) = out.push_at(bytes.clone()) {
+                    marks.push((out.clone(), mark));
                 }
             }
         }
@@ -334,21 +340,10 @@ impl Rooms {
             self.to_peers(&[peer], &PeerFrame::Relay { room, id, nick, tag, text });
             return;
         }
-        self.order(&room, &mut st, nick, tag, text);
+        self.order(&room, &mut st, nick, tag, text, None);
         drop(st);
         self.enforce_budget();
     }
-}
-
-/// The `ACK` once every link has written the message's `RELAY` to its
-/// socket: a server killed after that has handed the message on.
-pub(super) fn ack_when_written(out: Arc<Outbound>, tag: Token, id: MsgId, marks: Vec<(Arc<Outbound>, u64)>) {
-    let ack = ServerFrame::Ack { tag, id }.to_bytes();
-    let w = Waiter::new(marks.len() + 1, out, ack);
-    for (link, mark) in marks {
-        link.when_written(mark, w.clone());
-    }
-    w.release();
 }
 
 impl Rooms {

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::tests::{frames, member};
+use super::tests::{frames, hand_on, member};
 use super::*;
 use crate::metrics::Metrics;
 
@@ -94,14 +94,16 @@ fn the_owner_orders_every_server_s_messages_into_one_sequence_for_all() {
     let (r, room, a, l8, l9) = farm("s1", "s1");
     let b = Nick::new("b").unwrap();
     r.remote_submit(id("s8"), room, b, tag("b1"), text("one"));
-    assert_eq!(r.submit(&room, 1, a.nick, text("two"), None), Submitted::Ordered(1));
+    assert_eq!(r.submit(&room, 1, a.nick, text("two"), None), Submitted::Ordered(0), "shown once a peer has it");
     r.remote_submit(id("s9"), room, Nick::new("c").unwrap(), None, text("three"));
-    let here = last_lines(frames(&a));
-    assert_eq!(here, ["one", "two", "three"]);
+    assert!(frames(&a).is_empty(), "no peer has taken them yet");
     for link in [&l8, &l9] {
         let texts = last_lines(sent(link));
         assert_eq!(texts, ["one", "two", "three"], "each server gets the owner's order, its own messages too");
     }
+    r.flush_shown();
+    let here = last_lines(frames(&a));
+    assert_eq!(here, ["one", "two", "three"]);
     // s8 submits `b1` again (its server moved it): ordered once, and only s8 hears of it again.
     r.remote_submit(id("s8"), room, b, tag("b1"), text("one"));
     assert!(frames(&a).is_empty());
@@ -133,13 +135,15 @@ fn a_new_owner_holds_new_messages_until_the_others_synced_and_fills_their_gaps()
     r.remote_synced(id("s8"), room, Some(m(3)));
     // Synced: the held SAY is ordered after everything of the old owner...
     let now = frames(&a);
-    assert_eq!(now.len(), 1, "no ACK before s8's link wrote the RELAY: {now:?}");
-    assert!(now[0].ends_with("\r\nnew\r\n"), "{now:?}");
+    assert!(now.is_empty(), "neither shown nor acknowledged before s8's link took the RELAY: {now:?}");
     let to_s8 = sent(&l8);
     assert_eq!(to_s8.len(), 1, "s8 lacked nothing but the new message: {to_s8:?}");
     assert!(to_s8[0].starts_with(&format!("RELAY {room} s1:g:")));
-    // ...and acknowledged once s8's link has written it.
-    assert!(frames(&a)[0].starts_with("ACK n1 s1:g:"));
+    // ...shown and acknowledged once s8's link has taken it.
+    r.flush_shown();
+    let now = frames(&a);
+    assert!(now[0].ends_with("\r\nnew\r\n"), "{now:?}");
+    assert!(now[1].starts_with("ACK n1 s1:g:"), "{now:?}");
 }
 
 #[test]
@@ -177,12 +181,13 @@ fn a_server_that_is_not_the_new_owner_sends_it_its_tail_then_its_waiting_message
 
 #[test]
 fn a_takeover_that_waits_too_long_orders_the_held_messages_on_the_tick() {
-    let (mut r, room, a, _l8, _l9) = farm("s9", "s1");
+    let (mut r, room, a, l8, _l9) = farm("s9", "s1");
     r.set_takeover_wait(Duration::from_millis(1));
     lose_s9(&r);
     assert_eq!(r.submit(&room, 1, a.nick, text("held"), None), Submitted::Waiting);
     assert!(frames(&a).is_empty());
     r.tick(Instant::now() + Duration::from_millis(10));
+    hand_on(&r, &[&l8]);
     let f = frames(&a);
     assert_eq!(f.len(), 1);
     assert!(f[0].ends_with("\r\nheld\r\n"));
@@ -306,7 +311,7 @@ fn a_stash_of_submits_for_a_room_this_server_does_not_own_is_bounded() {
     // s9 owns the room; s9 itself submits to s1 (it takes s1 for the owner):
     // s1 keeps at most MAX_HELD of them, and orders those, in order, once it
     // owns the room.
-    let (mut r, room, a, _l8, _l9) = farm("s9", "s1");
+    let (mut r, room, a, l8, _l9) = farm("s9", "s1");
     r.set_takeover_wait(Duration::from_secs(60));
     let b = Nick::new("b").unwrap();
     for i in 0..MAX_HELD + 100 {
@@ -315,6 +320,7 @@ fn a_stash_of_submits_for_a_room_this_server_does_not_own_is_bounded() {
     assert!(frames(&a).is_empty(), "nothing ordered by a server that does not own the room");
     lose_s9(&r);
     r.remote_synced(id("s8"), room, None);
+    hand_on(&r, &[&l8]);
     let got = last_lines(frames(&a));
     assert_eq!(got.len(), MAX_HELD, "the stash is bounded");
     assert_eq!(got[..3], ["0", "1", "2"], "and kept in order");
@@ -362,6 +368,7 @@ fn an_owner_holds_new_messages_until_a_newly_interested_peer_has_synced() {
     r.remote_synced(id("s8"), room, Some(Token::new("s9:x:1").unwrap()));
     let texts = last_lines(sent(&l8));
     assert_eq!(texts, ["alone", "next"], "s8 gets the lone message, then the next one");
+    r.flush_shown();
     let here = last_lines(frames(&a));
     assert_eq!(here, ["alone", "ACK t1 s1:g:1", "old", "next", "ACK t2 s1:g:3"], "s1's order is the same");
 }
@@ -372,7 +379,7 @@ fn a_peer_whose_first_member_joins_a_quiet_room_holds_nothing() {
     let (r, room, a, _l8, _l9) = farm("s1", "s1");
     r.remote_interest(id("s8"), room, false);
     r.remote_interest(id("s8"), room, true);
-    assert_eq!(r.submit(&room, 1, a.nick, text("hi"), tag("t1")), Submitted::Ordered(1));
+    assert_eq!(r.submit(&room, 1, a.nick, text("hi"), tag("t1")), Submitted::Ordered(0), "ordered, not held");
 }
 
 #[test]
@@ -395,6 +402,7 @@ fn a_just_started_server_holds_the_rooms_it_owns_until_its_start_wait_ends() {
     r.tick(Instant::now() + Duration::from_secs(61));
     let texts = last_lines(sent(&l8));
     assert_eq!(texts, ["early"], "ordered once the wait is over and relayed to s8");
+    r.flush_shown();
     let here = last_lines(frames(&a));
     assert_eq!(here, ["early", "ACK t1 s1:g:2"], "after what was synced, and acknowledged once handed on");
 }

@@ -25,7 +25,11 @@ impl Rooms {
     /// get `PARTED` for each), and its interest is forgotten.
     pub fn peer_down(&self, peer: ServerId) {
         self.owner_lost(peer);
-        self.links.remove(&peer);
+        if let Some((_, link)) = self.links.remove(&peer) {
+            // Nothing more is taken there: what waits on it (ACKs, messages
+            // for the members of rooms this server owns) waits no more.
+            link.release_all();
+        }
         self.peer_load.remove(&peer);
         self.replay_budget.remove(&peer);
         let mut unused = Vec::new();
@@ -45,6 +49,7 @@ impl Rooms {
         for room in unused {
             self.remove_if_unused(&room);
         }
+        self.flush_shown();
     }
 
     /// `peer` gained (`on`) or lost its members in `room`. On gaining, it
@@ -217,7 +222,7 @@ impl Rooms {
             return;
         }
         let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
-        let n = st.broadcast(&frame);
+        let n = st.show(id, frame.clone());
         self.metrics.frames_out("MSG", n as u64);
         st.remember(room, (id, key), frame, self.limits, &self.budget);
         self.ack_pending(&room, key, id);

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::tests::{frames, kept, member, rooms, with_peer};
+use super::tests::{frames, hand_on, kept, member, rooms, with_peer};
 use super::*;
 
 #[test]
@@ -155,7 +155,7 @@ fn gap_joins_with_different_ids_each_ask() {
 /// nothing older than the reorder window.
 #[test]
 fn a_rejoin_replays_other_servers_messages_just_before_its_id() {
-    let (r, room, peer, _link) = with_peer(100);
+    let (r, room, peer, link) = with_peer(100);
     let a = member(1, "a");
     r.join(&room, a.clone(), None);
     let bob = Nick::new("bob").unwrap();
@@ -166,6 +166,8 @@ fn a_rejoin_replays_other_servers_messages_just_before_its_id() {
     r.remote_say(peer, room, Token::new("s9:g:2").unwrap(), bob, None, Text::from("theirs"));
     let x = r.say(&room, 1, a.nick, Text::from("x"), None).unwrap().id;
     let after = r.say(&room, 1, a.nick, Text::from("after"), None).unwrap().id;
+    // s9 has them: shown here, and so replayed to a joiner.
+    hand_on(&r, &[&link]);
     let b = member(2, "b");
     r.join(&room, b.clone(), Some(&x));
     let got: Vec<String> = frames(&b).into_iter().filter(|f| f.starts_with("MSG ")).collect();
@@ -196,4 +198,34 @@ fn a_joiner_learns_the_room_s_position_and_a_join_from_the_start_replays_all_kep
     let got = frames(&d);
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(got[1].ends_with("\r\none\r\n") && got[2].ends_with("\r\ntwo\r\n"), "{got:?}");
+}
+
+/// A rejoin replayed the latest messages of a dead owner's run here (69,
+/// 74: what followed the joiner's last one, 64), and then the new owner's
+/// fill brought the older ones (4 .. 64). Each goes in its run's order: a
+/// later joiner that saw up to 64 gets 69 and 74 (found at 10,000 clients:
+/// the fill went last, and such a joiner got nothing).
+#[test]
+fn an_older_fill_after_a_replay_keeps_each_run_in_its_order() {
+    let (r, room, peer, _link) = with_peer(100);
+    let id = |n: u32| Token::new(&format!("s7:x:{n}")).unwrap();
+    let bob = Nick::new("bob").unwrap();
+    let first = member(1, "first");
+    assert!(r.join(&room, first.clone(), Some(&id(64))).gap);
+    for n in [69, 74] {
+        r.remote_replay(peer, room, id(n), bob, Text::from(format!("m{n}")));
+    }
+    for n in (4..=64).step_by(5) {
+        r.remote_tail(peer, room, id(n), bob, None, Text::from(format!("m{n}")));
+    }
+    let later = member(2, "later");
+    let j = r.join(&room, later.clone(), Some(&id(64)));
+    assert!(!j.gap);
+    let got: Vec<String> = frames(&later).into_iter().filter(|f| f.starts_with("MSG ")).collect();
+    assert_eq!(got, ["MSG #r s7:x:69 bob 3\r\nm69\r\n", "MSG #r s7:x:74 bob 3\r\nm74\r\n"]);
+    // A replay of the middle of the run lands in it, not first.
+    r.remote_replay(peer, room, id(66), bob, Text::from("m66"));
+    let texts: Vec<String> = kept(&r, &room, 3).iter().map(|f| f.lines().last().unwrap().to_string()).collect();
+    let at = |t: &str| texts.iter().position(|x| x == t).unwrap();
+    assert!(at("m64") < at("m66") && at("m66") < at("m69"), "{texts:?}");
 }

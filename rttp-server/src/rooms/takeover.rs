@@ -12,7 +12,7 @@ use std::time::Instant;
 use rttp_proto::{Frame, MsgId, Nick, PeerFrame, Room, ServerFrame, ServerId, Text};
 
 use super::history;
-use super::order::{ack_when_written, Held, Pending, Takeover, PENDING_FOR, RESUBMIT_AFTER, TAIL_MAX, TAIL_MS};
+use super::order::{Held, Takeover, PENDING_FOR, RESUBMIT_AFTER, TAIL_MAX, TAIL_MS};
 use super::{RoomState, Rooms};
 
 impl Rooms {
@@ -149,7 +149,7 @@ impl Rooms {
             self.relay(&room, &st, id, nick, None, text.clone(), Some(peer));
         }
         let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
-        st.broadcast(&frame);
+        st.show(id, frame.clone());
         st.remember(room, (id, key), frame, self.limits, &self.budget);
         self.ack_pending(&room, key, id);
         drop(st);
@@ -195,10 +195,8 @@ impl Rooms {
                 continue;
             }
             let local = key.and_then(|k| self.pending.remove(&(*room, k)));
-            let (id, _, marks) = self.order(room, st, h.nick, h.tag, h.text);
-            if let Some((_, Pending { out: Some(out), tag, .. })) = local {
-                ack_when_written(out, tag, id, marks);
-            }
+            let ack_to = local.and_then(|(_, p)| p.out);
+            self.order(room, st, h.nick, h.tag, h.text, ack_to);
         }
     }
 
@@ -273,10 +271,7 @@ impl Rooms {
             return;
         }
         let Some((_, p)) = self.pending.remove(&(*room, key)) else { return };
-        let (id, _, marks) = self.order(room, &mut st, p.nick, Some(p.tag), p.text);
+        self.order(room, &mut st, p.nick, Some(p.tag), p.text, p.out);
         drop(st);
-        if let Some(out) = p.out {
-            ack_when_written(out, p.tag, id, marks);
-        }
     }
 }

@@ -16,6 +16,17 @@ pub(super) fn frames(m: &Member) -> Vec<String> {
     q.iter().map(|b: &Bytes| String::from_utf8_lossy(b).into_owned()).collect()
 }
 
+/// The links write what they hold (a link that does not confirm has then
+/// handed it on), and the owner shows its members what that let through.
+pub(super) fn hand_on(r: &Rooms, links: &[&Outbound]) {
+    for link in links {
+        let mut q = VecDeque::new();
+        link.drain_into(&mut q);
+        link.written(q.iter().map(Bytes::len).sum());
+    }
+    r.flush_shown();
+}
+
 pub(super) fn rooms(history: usize) -> Rooms {
     Rooms::new("s1:g".into(), HistoryLimits { messages: history, bytes: 1 << 20 }, 256 << 20, Arc::new(Metrics::new()))
 }

@@ -7,12 +7,17 @@
 //! server memory and a briefly busy one is not cut off.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+
+mod settle;
+
+use settle::Watchers;
+pub use settle::{Release, Waiter};
 
 /// One session's queue of frames waiting to be written.
 #[derive(Debug)]
@@ -44,34 +49,12 @@ struct Inner {
     /// Bytes ever queued, and ever reported written: positions in the stream.
     pushed: u64,
     done: u64,
-    /// What waits for a position to be written (see [`Outbound::when_written`]).
-    watchers: Vec<(u64, Arc<Waiter>)>,
-}
-
-/// Something that happens once several queues have written a frame each:
-/// the `ACK` of a message once every interested peer's link has written its
-/// `RELAY` to the socket (a server that dies after that has handed the
-/// message on). Released by each queue, and once by its maker.
-#[derive(Debug)]
-pub struct Waiter {
-    remaining: AtomicUsize,
-    then: Mutex<Option<(Arc<Outbound>, Bytes)>>,
-}
-
-impl Waiter {
-    /// Pushes `frame` to `out` after `n` releases.
-    pub fn new(n: usize, out: Arc<Outbound>, frame: Bytes) -> Arc<Waiter> {
-        Arc::new(Waiter { remaining: AtomicUsize::new(n), then: Mutex::new(Some((out, frame))) })
-    }
-
-    /// One of the releases it waits for.
-    pub fn release(&self) {
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            if let Some((out, frame)) = self.then.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                out.push(frame);
-            }
-        }
-    }
+    /// The other side confirms what it took ([`Outbound::expect_confirmations`]),
+    /// up to here: a position in the stream.
+    confirming: bool,
+    confirmed: u64,
+    /// What waits for a position to be taken (see [`Outbound::when_taken`]).
+    watchers: Watchers,
 }
 
 impl Outbound {
@@ -111,23 +94,29 @@ impl Outbound {
     /// Queues a frame. Returns false when the queue is over its bound (the
     /// frame is dropped and the session is marked a slow consumer).
     pub fn push(&self, frame: Bytes) -> bool {
+        self.push_at(frame).is_some()
+    }
+
+    /// [`Outbound::push`], returning the stream position at the end of this
+    /// frame (what [`Outbound::when_taken`] waits for), `None` on overflow.
+    pub fn push_at(&self, frame: Bytes) -> Option<u64> {
         let mut g = self.lock();
         if g.overflowed {
-            return false;
+            return None;
         }
         if g.close {
             // After a final frame (REDIRECT, ERR 5xx) nothing else may follow.
-            return true;
+            return Some(g.pushed);
         }
         if g.bytes + frame.len() > self.limit {
             g.overflowed = true;
             g.queue = VecDeque::new();
-            let waiting = std::mem::take(&mut g.watchers);
+            let waiting = g.watchers.all();
             drop(g);
             // Nothing more will be written here: nobody waits for it.
-            waiting.iter().for_each(|(_, w)| w.release());
+            waiting.iter().for_each(|w| w.release());
             self.notify.notify_one();
-            return false;
+            return None;
         }
         g.bytes += frame.len();
         g.pushed += frame.len() as u64;
@@ -139,11 +128,12 @@ impl Outbound {
         }
         let was_empty = g.queue.is_empty();
         g.queue.push_back(frame);
+        let at = g.pushed;
         drop(g);
         if was_empty || fell_behind {
             self.notify.notify_one();
         }
-        true
+        Some(at)
     }
 
     /// Queues a last frame (a `REDIRECT`, an `ERR`) and asks the connection
@@ -202,38 +192,18 @@ impl Outbound {
         if g.bytes <= self.soft {
             g.behind_since = None;
         }
-        if g.watchers.is_empty() {
+        if g.confirming || g.watchers.is_empty() {
             return;
         }
         let done = g.done;
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut g.watchers).into_iter().partition(|(m, _)| *m <= done);
-        g.watchers = waiting;
+        let ready = g.watchers.up_to(done);
         drop(g);
-        ready.iter().for_each(|(_, w)| w.release());
+        ready.iter().for_each(|w| w.release());
     }
 
-    /// The stream position at the end of what is queued so far: once
-    /// [`Outbound::written`] reached it, the last frame pushed is on the socket.
+    /// The stream position at the end of what is queued so far.
     pub fn position(&self) -> u64 {
         self.lock().pushed
-    }
-
-    /// Releases `w` once the stream is written up to `mark` (at once if it is).
-    pub fn when_written(&self, mark: u64, w: Arc<Waiter>) {
-        let mut g = self.lock();
-        if g.done >= mark || g.overflowed {
-            drop(g);
-            w.release();
-        } else {
-            g.watchers.push((mark, w));
-        }
-    }
-
-    /// The link is gone: releases everything waiting on it.
-    pub fn release_all(&self) {
-        let waiting = std::mem::take(&mut self.lock().watchers);
-        waiting.iter().for_each(|(_, w)| w.release());
     }
 
     /// Since when the session has been over the soft bound, if it is.
@@ -247,9 +217,9 @@ impl Outbound {
         let mut g = self.lock();
         g.overflowed = true;
         g.queue = VecDeque::new();
-        let waiting = std::mem::take(&mut g.watchers);
+        let waiting = g.watchers.all();
         drop(g);
-        waiting.iter().for_each(|(_, w)| w.release());
+        waiting.iter().for_each(|w| w.release());
     }
 
     /// Whether the bound was exceeded.
@@ -286,104 +256,4 @@ pub fn consume(wq: &mut VecDeque<Bytes>, mut n: usize) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_waiter_fires_once_every_queue_has_written_its_mark() {
-        let (a, b, session) =
-            (Arc::new(Outbound::new(100)), Arc::new(Outbound::new(100)), Arc::new(Outbound::new(100)));
-        a.push(Bytes::from_static(b"12345"));
-        b.push(Bytes::from_static(b"123"));
-        let w = Waiter::new(3, session.clone(), Bytes::from_static(b"ACK t id\r\n"));
-        a.when_written(a.position(), w.clone());
-        b.when_written(b.position(), w.clone());
-        w.release();
-        let acks = || session.queued_bytes();
-        a.written(4);
-        b.written(3);
-        assert_eq!(acks(), 0, "a has one byte to go");
-        a.written(1);
-        assert_eq!(acks(), 10, "both written: the ACK is queued");
-        // A link that closes or overflows releases what waits on it.
-        let w = Waiter::new(2, session.clone(), Bytes::from_static(b"ACK u id\r\n"));
-        a.push(Bytes::from_static(b"x"));
-        a.when_written(a.position(), w.clone());
-        w.release();
-        assert_eq!(acks(), 10);
-        a.release_all();
-        assert_eq!(acks(), 20);
-        let w = Waiter::new(2, session.clone(), Bytes::from_static(b"ACK v id\r\n"));
-        b.push(Bytes::from_static(b"y"));
-        b.when_written(b.position(), w.clone());
-        w.release();
-        b.overflow();
-        assert_eq!(acks(), 30);
-    }
-
-    #[test]
-    fn bounded_in_bytes_and_marks_overflow() {
-        let q = Outbound::new(10);
-        assert!(q.push(Bytes::from_static(b"12345")));
-        assert!(q.push(Bytes::from_static(b"12345")));
-        assert_eq!(q.queued_bytes(), 10);
-        assert!(!q.push(Bytes::from_static(b"1")));
-        assert!(q.overflowed());
-        let mut v = VecDeque::new();
-        q.drain_into(&mut v);
-        assert!(v.is_empty(), "an overflowed queue is emptied at once");
-        assert!(!q.push(Bytes::from_static(b"1")), "and stays closed");
-    }
-
-    #[test]
-    fn behind_past_the_soft_bound_until_written_back_under_it() {
-        let q = Outbound::with_soft_limit(10, 100);
-        assert!(q.push(Bytes::from_static(b"1234567890")));
-        assert_eq!(q.behind_since(), None, "at the soft bound: not behind");
-        assert!(q.push(Bytes::from_static(b"1")));
-        let since = q.behind_since().expect("behind past it");
-        assert!(q.push(Bytes::from(vec![b'x'; 80])), "a burst up to the hard bound is kept");
-        assert_eq!(q.behind_since(), Some(since), "behind since the first byte over");
-        q.written(50);
-        assert_eq!(q.behind_since(), Some(since), "41 bytes queued: still behind");
-        q.written(31);
-        assert_eq!(q.behind_since(), None, "caught up");
-        assert!(!q.push(Bytes::from(vec![b'x'; 91])), "past the hard bound: cut at once");
-    }
-
-    #[test]
-    fn consume_pops_whole_frames_and_advances_a_partial_one() {
-        let mut wq: VecDeque<Bytes> = [Bytes::from_static(b"abc"), Bytes::from_static(b"defg")].into();
-        assert!(consume(&mut wq, 5));
-        assert_eq!(wq, VecDeque::from([Bytes::from_static(b"fg")]));
-        assert!(!consume(&mut wq, 2));
-        assert!(wq.is_empty());
-    }
-
-    #[test]
-    fn nothing_follows_a_final_frame() {
-        let q = Outbound::new(100);
-        q.push(Bytes::from_static(b"a"));
-        q.push_final(Bytes::from_static(b"REDIRECT"));
-        q.push(Bytes::from_static(b"FARM_INFO"));
-        let mut v = VecDeque::new();
-        q.drain_into(&mut v);
-        assert_eq!(v, VecDeque::from([Bytes::from_static(b"a"), Bytes::from_static(b"REDIRECT")]));
-        assert!(q.close_requested());
-    }
-
-    #[test]
-    fn drained_bytes_count_until_written() {
-        let q = Outbound::new(10);
-        assert!(q.push(Bytes::from_static(b"12345678")));
-        let mut v = VecDeque::new();
-        q.drain_into(&mut v);
-        assert_eq!(v.len(), 1);
-        assert!(!q.push(Bytes::from_static(b"123")), "unwritten bytes still count");
-        let q = Outbound::new(10);
-        q.push(Bytes::from_static(b"12345678"));
-        q.drain_into(&mut v);
-        q.written(8);
-        assert!(q.push(Bytes::from_static(b"123")));
-    }
-}
+mod tests;
