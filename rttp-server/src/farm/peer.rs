@@ -97,7 +97,7 @@ async fn serve<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 ) -> String {
     tokio::select! {
         r = read_loop(rd, cx) => r,
-        r = write_loop(wr, &cx.handle, &cx.shared) => r,
+        r = write_loop(wr, &cx.handle, &cx.shared, cx.peer.confirms) => r,
         _ = cx.handle.token.cancelled() => "closed by us".to_string(),
     }
 }
@@ -157,7 +157,12 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: FrameReader<R, PeerFrame>, cx: 
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, handle: &LinkHandle, shared: &Arc<Shared>) -> String {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    handle: &LinkHandle,
+    shared: &Arc<Shared>,
+    confirms: bool,
+) -> String {
     let mut wq: VecDeque<Bytes> = VecDeque::new();
     loop {
         handle.out.drain_into(&mut wq);
@@ -180,9 +185,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, handle: &LinkHandle, share
                 Err(e) => return format!("write error: {e}"),
             };
             handle.out.written(n);
-            // On a link that does not confirm, written is taken: a room
-            // owner's members may be shown what this write handed on.
-            shared.rooms.flush_shown();
+            if !confirms {
+                // On a link that does not confirm, written is taken: a room
+                // owner's members may be shown what this write handed on.
+                shared.rooms.flush_shown();
+            }
             shared.metrics.peer_bytes_out.inc_by(n as u64);
             crate::outbound::consume(&mut wq, n);
         }
