@@ -7,13 +7,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rttp_client::{Client, Event, Strategy};
 use tokio::sync::mpsc::Receiver;
 
-use crate::netns_tests::{can_run, ip, three_hosts_up, Hosts};
+use crate::netns_tests::{can_run, ip, log_messages, three_hosts_up, Hosts};
 
 /// A room h1 owns while the three hosts are UP.
 fn room_of_h1() -> String {
@@ -53,18 +52,10 @@ async fn an_owner_killed_before_it_handed_a_message_on_showed_it_to_nobody() {
     }
     let (mut hosts, dir) = three_hosts_up(2).await;
     let room = room_of_h1();
-    let logs: Vec<Arc<Mutex<Vec<String>>>> = (0..3).map(|_| Arc::default()).collect();
-    let mut readers = Vec::new();
-    for (i, log) in logs.iter().enumerate() {
-        let (c, mut ev) = on(&hosts, i + 1, &format!("rdr{i}"), &room).await;
-        let log = log.clone();
-        tokio::spawn(async move {
-            while let Some(e) = ev.recv().await {
-                if let Event::Message { text, .. } = e {
-                    log.lock().unwrap().push(text.to_string());
-                }
-            }
-        });
+    let (mut logs, mut readers) = (Vec::new(), Vec::new());
+    for i in 0..3 {
+        let (c, ev) = on(&hosts, i + 1, &format!("rdr{i}"), &room).await;
+        logs.push(log_messages(ev));
         readers.push(c);
     }
     let (a, mut a_ev) = on(&hosts, 1, "snda", &room).await;

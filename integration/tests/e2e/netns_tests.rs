@@ -237,6 +237,22 @@ async fn a_farm_across_hosts_survives_a_cut_link() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The texts of the messages a client reads, in order, as they come.
+pub(crate) fn log_messages(
+    mut ev: tokio::sync::mpsc::Receiver<rttp_client::Event>,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let out = log.clone();
+    tokio::spawn(async move {
+        while let Some(e) = ev.recv().await {
+            if let rttp_client::Event::Message { text, .. } = e {
+                log.lock().unwrap().push(text.to_string());
+            }
+        }
+    });
+    out
+}
+
 /// Blackhole routes between host `a` and hosts `bs`, both ways: a partition
 /// between them while every host still reaches the test (`add`), or its heal.
 fn partition(hosts: &Hosts, a: usize, bs: &[usize], add: bool) {
@@ -255,7 +271,6 @@ fn partition(hosts: &Hosts, a: usize, bs: &[usize], add: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_and_its_heal_lose_and_double_nothing() {
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
 
     use rttp_client::{Client, Event, Strategy};
 
@@ -276,18 +291,10 @@ async fn a_partition_and_its_heal_lose_and_double_nothing() {
         }
     };
     let lines = 80;
-    let logs: Vec<Arc<Mutex<Vec<String>>>> = (0..3).map(|_| Arc::default()).collect();
-    let mut readers = Vec::new();
-    for (i, log) in logs.iter().enumerate() {
-        let (c, mut ev) = connect(i + 1, format!("rdr{i}")).await;
-        let log = log.clone();
-        tokio::spawn(async move {
-            while let Some(e) = ev.recv().await {
-                if let Event::Message { text, .. } = e {
-                    log.lock().unwrap().push(text.to_string());
-                }
-            }
-        });
+    let (mut logs, mut readers) = (Vec::new(), Vec::new());
+    for i in 0..3 {
+        let (c, ev) = connect(i + 1, format!("rdr{i}")).await;
+        logs.push(log_messages(ev));
         readers.push(c);
     }
     let mut senders = Vec::new();
