@@ -56,6 +56,9 @@ pub struct Metrics {
     pub submits_refused: Counter,
     /// `RELAY`s dropped: not from the room's owner as this server knows it.
     pub relays_fenced: Counter,
+    /// Messages a room's owner showed its members before a peer confirmed
+    /// them: the room's wait was full ([`crate::rooms::MAX_UNSHOWN`]).
+    pub shown_unconfirmed: Counter,
     /// Connections refused by the hard connection cap.
     pub refused_connections: Counter,
     /// Client TLS handshakes that failed or timed out (plaintext on a TLS port included).
@@ -106,6 +109,7 @@ impl Metrics {
             room_takeovers: Counter::default(),
             submits_refused: Counter::default(),
             relays_fenced: Counter::default(),
+            shown_unconfirmed: Counter::default(),
             refused_connections: Counter::default(),
             tls_failures: Counter::default(),
             ws_sessions: Counter::default(),
@@ -139,6 +143,11 @@ impl Metrics {
         r.register("room_takeovers", "Rooms this server took over as their new owner", m.room_takeovers.clone());
         r.register("submits_refused", "SUBMITs for rooms this server does not own", m.submits_refused.clone());
         r.register("relays_fenced", "RELAYs not from the room's owner, dropped", m.relays_fenced.clone());
+        r.register(
+            "shown_unconfirmed",
+            "messages a room's owner showed its members before a peer confirmed them (the room's wait was full)",
+            m.shown_unconfirmed.clone(),
+        );
         r.register(
             "throttled_reads",
             "Times a session's reading paused: over its frame, byte or JOIN budget",

@@ -49,6 +49,7 @@ pub use budget::HistoryBudget;
 use history::History;
 pub use history::HistoryLimits;
 pub use order::{Submitted, MAX_HELD, MAX_PENDING, PENDING_FOR, RESUBMIT_AFTER, TAIL_MAX, TAIL_MS, TAKEOVER_WAIT};
+pub use shown::MAX_UNSHOWN;
 
 #[derive(Debug, Default)]
 struct RoomState {

@@ -24,6 +24,14 @@ use rttp_proto::{MsgId, Room};
 use super::{RoomState, Rooms};
 use crate::outbound::{Outbound, Release, Waiter};
 
+/// Messages one room may hold back from its members here, waiting for a
+/// peer's confirmation. Past it the oldest is shown unconfirmed (and
+/// counted: `rttp_shown_unconfirmed_total`): a peer that reads the link but
+/// never confirms (the link's own 64 MiB bound does not see what was
+/// written) cannot grow a room's wait without end. A healthy peer confirms
+/// within a round trip; 4,096 messages is several seconds of a busy room.
+pub const MAX_UNSHOWN: usize = 4096;
+
 /// Rooms with a message that a peer has just confirmed.
 pub(super) type Ready = Arc<Mutex<Vec<Room>>>;
 
@@ -131,6 +139,12 @@ impl Rooms {
             return n;
         }
         st.unshown.push_back(Unshown { id, frame, gate, then });
+        if st.unshown.len() > MAX_UNSHOWN {
+            if let Some(g) = st.unshown.front().and_then(|u| u.gate.as_ref()) {
+                g.open.store(true, Ordering::Release);
+                self.metrics.shown_unconfirmed.inc();
+            }
+        }
         st.flush()
     }
 

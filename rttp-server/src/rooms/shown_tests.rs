@@ -161,3 +161,26 @@ fn a_relay_from_a_new_owner_waits_behind_this_server_s_unshown_messages() {
     r.flush_shown();
     assert_eq!(last_lines(frames(&a)), ["m1", "m2"]);
 }
+
+#[test]
+fn a_room_s_wait_is_bounded_and_a_peer_that_never_confirms_delays_only_past_it() {
+    // s8 reads what it is sent but never confirms: the room holds back at
+    // most MAX_UNSHOWN messages, then shows the oldest unconfirmed.
+    let (r, room, a, l8, _l9) = owner(&["s8"]);
+    for i in 0..MAX_UNSHOWN {
+        r.say(&room, 1, a.nick, text(&format!("{i}")), None).unwrap();
+        written(&l8);
+    }
+    r.flush_shown();
+    assert!(frames(&a).is_empty(), "{MAX_UNSHOWN} waiting: none shown yet");
+    r.say(&room, 1, a.nick, text("one more"), None).unwrap();
+    assert_eq!(last_lines(frames(&a)), ["0"], "the oldest is shown, in order");
+    assert_eq!(r.metrics.shown_unconfirmed.get(), 1);
+    // Another room is not held back by this one.
+    let other = Room::new("#elsewhere").unwrap();
+    let b = member(2, "b");
+    r.join(&other, b.clone(), None);
+    frames(&b);
+    r.say(&other, 2, b.nick, text("free"), None).unwrap();
+    assert_eq!(last_lines(frames(&b)), ["free"], "a room with no peer shows at once");
+}
