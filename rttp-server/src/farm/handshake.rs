@@ -239,6 +239,11 @@ mod tests {
         Me { id: id.parse().unwrap(), generation: 7, secret, binding: b"" }
     }
 
+    /// A dialer's `PEER_HELLO` as a server before `<features>` wrote it.
+    fn old_hello(version: u32, id: &str, nonce: Token) -> PeerFrame {
+        PeerFrame::Hello { version, id: id.parse().unwrap(), generation: 1, nonce, features: None }
+    }
+
     fn pair() -> (PeerConn<DuplexStream>, PeerConn<DuplexStream>) {
         let (a, b) = tokio::io::duplex(4096);
         (PeerConn::new(a), PeerConn::new(b))
@@ -265,9 +270,7 @@ mod tests {
         let k = secret("0123456789abcdef-farm");
         let (mut d, mut a) = pair();
         let nonce = auth::nonce();
-        let old =
-            PeerFrame::Hello { version: PEER_VERSION, id: "s2".parse().unwrap(), generation: 1, nonce, features: None };
-        d.write_frame(&old).await.unwrap();
+        d.write_frame(&old_hello(PEER_VERSION, "s2", nonce)).await.unwrap();
         let (peer, challenge) = tokio::join!(accept(&mut a, me("s1", &k)), async {
             let c = d.read_frame().await.unwrap();
             let Some(PeerFrame::Challenge { id, nonce: theirs, features, .. }) = c else { panic!("{c:?}") };
@@ -294,29 +297,13 @@ mod tests {
         let k = secret("0123456789abcdef-farm");
         let (mut d, mut a) = pair();
         let nonce = auth::nonce();
-        d.write_frame(&PeerFrame::Hello {
-            version: PEER_VERSION + 1,
-            id: "s2".parse().unwrap(),
-            generation: 1,
-            nonce,
-            features: None,
-        })
-        .await
-        .unwrap();
+        d.write_frame(&old_hello(PEER_VERSION + 1, "s2", nonce)).await.unwrap();
         let r = accept(&mut a, me("s1", &k)).await;
         assert!(matches!(r, Err(HandshakeError::Refused(ref w)) if w.contains("version")), "{r:?}");
         assert!(matches!(d.read_frame().await.unwrap(), Some(PeerFrame::Err { code: 505, .. })));
 
         let (mut d, mut a) = pair();
-        d.write_frame(&PeerFrame::Hello {
-            version: PEER_VERSION,
-            id: "s1".parse().unwrap(),
-            generation: 1,
-            nonce,
-            features: None,
-        })
-        .await
-        .unwrap();
+        d.write_frame(&old_hello(PEER_VERSION, "s1", nonce)).await.unwrap();
         let r = accept(&mut a, me("s1", &k)).await;
         assert!(matches!(r, Err(HandshakeError::Refused(ref w)) if w.contains("own id")), "{r:?}");
         assert!(matches!(d.read_frame().await.unwrap(), Some(PeerFrame::Err { code: 511, .. })));
