@@ -228,6 +228,19 @@ impl<R: AsyncRead + Unpin, In: Frame> FrameReader<R, In> {
         decode_counted(&mut self.buf, &self.limits, &mut self.consumed)
     }
 
+    /// Reads more bytes, for [`FrameReader::try_frame`] to decode: `Ok(false)`
+    /// at a clean end between frames, [`ConnError::Truncated`] inside one.
+    pub async fn fill(&mut self) -> Result<bool, ConnError> {
+        if self.buf.capacity() - self.buf.len() < READ_SPARE {
+            self.buf.reserve(READ_CHUNK);
+        }
+        match self.rd.read_buf(&mut self.buf).await? {
+            0 if self.buf.is_empty() => Ok(false),
+            0 => Err(ConnError::Truncated),
+            _ => Ok(true),
+        }
+    }
+
     /// Bytes of frames this reader has returned (or skipped as bad) since
     /// it was made: a position in the other side's stream.
     pub fn consumed(&self) -> u64 {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Flow, Session};
 use super::transport::Transport;
-use crate::outbound::Outbound;
+use crate::outbound::{Batch, Direct, Outbound};
 use crate::state::Shared;
 
 /// How long a closing connection may take to flush its last frames.
@@ -54,11 +54,11 @@ pub(crate) struct ClientConn<T> {
     mid_frame: bool,
 }
 
-impl ClientConn<TcpStream> {
+impl ClientConn<Arc<TcpStream>> {
     /// The size of the task a connection runs, for the memory budget.
     #[cfg(test)]
     pub(crate) fn task_size(stream: TcpStream, shared: Arc<Shared>) -> usize {
-        std::mem::size_of_val(&ClientConn::new(stream, shared).run(CancellationToken::new()))
+        std::mem::size_of_val(&ClientConn::new(Arc::new(stream), shared).run(CancellationToken::new()))
     }
 }
 
@@ -70,7 +70,10 @@ impl<T> Drop for ClientConn<T> {
 
 impl<T: Transport> ClientConn<T> {
     pub(crate) fn new(stream: T, shared: Arc<Shared>) -> ClientConn<T> {
-        let out = Arc::new(Outbound::with_soft_limit(shared.config.outbound_limit, shared.config.outbound_max));
+        let out = Outbound::with_soft_limit(shared.config.outbound_limit, shared.config.outbound_max);
+        if let Some(sock) = stream.direct() {
+            out.set_direct(Direct::new(sock, shared.metrics.bytes_out.clone()));
+        }
         // Registered before the loop first checks for shutdown: a shutdown
         // either finds this queue or is seen by that check.
         shared.queues.insert(Arc::as_ptr(&out) as usize, out.clone());
@@ -130,7 +133,7 @@ impl<T: Transport> ClientConn<T> {
                     // Always armed: an overflow must be seen even mid-write.
                     _ = self.out.notified() => {
                         if !writing {
-                            self.out.drain_into(&mut self.wq);
+                            self.drain();
                         }
                         Flow::Continue
                     }
@@ -138,7 +141,7 @@ impl<T: Transport> ClientConn<T> {
                         Ok(()) => {
                             if self.wq.is_empty() {
                                 // Pushes made while we wrote did not notify: pick them up now.
-                                self.out.drain_into(&mut self.wq);
+                                self.drain();
                             }
                             Flow::Continue
                         }
@@ -187,6 +190,8 @@ impl<T: Transport> ClientConn<T> {
                 break why;
             }
         };
+        // Only this task writes from here on.
+        self.out.take_direct();
         let nick = session.nick();
         drop(session);
         Box::pin(self.close()).await;
@@ -205,7 +210,7 @@ impl<T: Transport> ClientConn<T> {
         }
         self.shared.metrics.slow_consumers.inc();
         self.wq.clear();
-        if !self.mid_frame {
+        if !self.mid_frame && !self.out.partly_written() {
             let err = self.shared.metrics.err(ErrCode::SlowConsumer, "outbound queue overflowed: read faster");
             // Best effort: a stalled reader's socket buffer is likely full.
             let _ = self.stream.try_write_vectored(&[IoSlice::new(&err)]);
@@ -230,15 +235,18 @@ impl<T: Transport> ClientConn<T> {
         let deadline = Instant::now() + CLOSE_LINGER;
         let limits = self.shared.config.limits;
         loop {
-            loop {
-                match ClientFrame::decode_buf(&mut self.rbuf, &limits) {
-                    Ok(Some(f @ ClientFrame::Say { .. })) => {
-                        session.handle(f);
+            {
+                let _batch = Batch::start();
+                loop {
+                    match ClientFrame::decode_buf(&mut self.rbuf, &limits) {
+                        Ok(Some(f @ ClientFrame::Say { .. })) => {
+                            session.handle(f);
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) if e.is_fatal() => return,
+                        Err(_) => {}
                     }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(e) if e.is_fatal() => return,
-                    Err(_) => {}
                 }
             }
             self.flush().await;
@@ -275,6 +283,8 @@ impl<T: Transport> ClientConn<T> {
     /// to the session's budget; stops early, setting `paused`, when the
     /// session is over it.
     fn process(&mut self, session: &mut Session, paused: &mut Option<Instant>) -> Flow {
+        // What the frames push is written when they are all handled.
+        let _batch = Batch::start();
         let limits = self.shared.config.limits;
         let flow = loop {
             let before = self.rbuf.len();
@@ -302,6 +312,14 @@ impl<T: Transport> ClientConn<T> {
         flow
     }
 
+    /// Takes what is queued into the write queue.
+    fn drain(&mut self) {
+        let was_empty = self.wq.is_empty();
+        if self.out.drain_into(&mut self.wq) && was_empty {
+            self.mid_frame = true;
+        }
+    }
+
     /// One vectored write of up to `WRITE_BATCH` queued frames.
     fn write_some(&mut self) -> io::Result<()> {
         let slices: Vec<IoSlice<'_>> = self.wq.iter().take(WRITE_BATCH).map(|b| IoSlice::new(b)).collect();
@@ -321,7 +339,7 @@ impl<T: Transport> ClientConn<T> {
     async fn flush(&mut self) {
         let deadline = Instant::now() + CLOSE_FLUSH;
         loop {
-            self.out.drain_into(&mut self.wq);
+            self.drain();
             if self.wq.is_empty() && !self.stream.pending() {
                 return;
             }

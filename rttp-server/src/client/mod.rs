@@ -92,7 +92,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Canc
         // room for TLS state, a TLS session's none for the plaintext loop.
         match shared.config.tls.clone() {
             None => tracker.spawn(async move {
-                let (nick, reason) = conn::ClientConn::new(stream, shared).run(token).await;
+                let (nick, reason) = conn::ClientConn::new(Arc::new(stream), shared).run(token).await;
                 closed(slot, nick, reason);
             }),
             Some(tls) => tracker.spawn(async move {

@@ -6,6 +6,8 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
@@ -41,6 +43,51 @@ pub(crate) trait Transport: Send + Sync + 'static {
     fn discard(&mut self, scratch: &mut [u8]) -> io::Result<usize>;
     /// Ends the stream (a TLS close_notify first).
     fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    /// The socket, when other threads may write the session's frames to it
+    /// directly (see [`crate::outbound::Batch`]): plain TCP only.
+    fn direct(&self) -> Option<Arc<TcpStream>> {
+        None
+    }
+}
+
+/// A plain TCP session's socket: shared with its queue, which other
+/// threads may write to it directly (see [`crate::outbound::Batch`]).
+impl Transport for Arc<TcpStream> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_write_ready(self, cx)
+    }
+
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        TcpStream::try_read_buf(self, buf)
+    }
+
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        TcpStream::try_write_vectored(self, bufs)
+    }
+
+    fn pending(&self) -> bool {
+        false
+    }
+
+    fn discard(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+        self.try_read(scratch)
+    }
+
+    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> + Send {
+        // Shared, so not through `AsyncWrite`: a write-side shutdown is one
+        // syscall that never blocks.
+        let r =
+            nix::sys::socket::shutdown(self.as_raw_fd(), nix::sys::socket::Shutdown::Write).map_err(io::Error::from);
+        std::future::ready(r)
+    }
+
+    fn direct(&self) -> Option<Arc<TcpStream>> {
+        Some(self.clone())
+    }
 }
 
 impl Transport for TcpStream {

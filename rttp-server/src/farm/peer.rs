@@ -20,7 +20,7 @@ use super::dispatch::{route, Routed};
 use super::handshake::Peer;
 use super::membership::{Event, LinkId};
 use super::FarmEvent;
-use crate::outbound::Outbound;
+use crate::outbound::{Batch, Direct, Outbound, SharedWrite};
 use crate::state::Shared;
 
 /// Bytes queued to one peer before the link is cut as too slow.
@@ -42,7 +42,7 @@ pub struct LinkHandle {
 impl LinkHandle {
     /// A handle for a new link to `peer`, closed with its parent.
     pub fn new(parent: &CancellationToken, peer: &Peer) -> LinkHandle {
-        let out = Arc::new(Outbound::new(PEER_OUTBOUND_LIMIT));
+        let out = Outbound::new(PEER_OUTBOUND_LIMIT);
         if peer.confirms {
             // Before the link carries a RELAY: what waits on it waits for GOT.
             out.expect_confirmations();
@@ -73,13 +73,22 @@ pub async fn run_link(conn: PeerConn<Stream>, cx: LinkCtx) {
         // is one, so its halves share it.
         (Stream::Plain(tcp), buf) => {
             let (rd, wr) = PeerConn::with_buffer(tcp, buf).into_split();
-            serve(rd, wr.into_inner(), &cx).await
+            let wr = Arc::new(wr.into_inner());
+            if cx.peer.confirms {
+                // Only where taken means confirmed: on an older peer's link
+                // a write must be followed by showing what it handed on,
+                // which the link's writer does.
+                cx.handle.out.set_direct(Direct::new(wr.clone(), cx.shared.metrics.peer_bytes_out.clone()));
+            }
+            serve(rd, SharedWrite(wr), &cx).await
         }
         (tls, buf) => {
             let (rd, wr) = PeerConn::with_buffer(tls, buf).split();
             serve(rd, wr.into_inner(), &cx).await
         }
     };
+    // The socket closes once the queue lets go of it.
+    cx.handle.out.take_direct();
     cx.handle.token.cancel();
     // What waited for this link to take a frame (ACKs, a room owner's own
     // members) waits no more.
@@ -102,49 +111,84 @@ async fn serve<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     }
 }
 
+/// What the reader does after handling the frames it has buffered.
+enum Step {
+    /// Read more.
+    Read,
+    /// Hand the driver an event, then go on (boxed: events are rare and big).
+    Send(Box<FarmEvent>),
+    /// End the link.
+    Close(String),
+}
+
 async fn read_loop<R: AsyncRead + Unpin>(mut rd: FrameReader<R, PeerFrame>, cx: &LinkCtx) -> String {
     let mut reported = Instant::now();
     // A RELAY was handled since the last GOT: confirmed once the frames
     // read so far are handled (one GOT per batch of reads, not per frame).
     let mut owed = false;
+    // A frame arrived since the failure detector was last told.
+    let mut heard = false;
     loop {
-        let next = match rd.try_frame() {
+        let step = {
+            // What the frames push is written when they are all handled.
+            let _batch = Batch::start();
+            handle_buffered(&mut rd, cx, &mut owed, &mut heard)
+        };
+        let event = match step {
+            Step::Read => {
+                if heard && reported.elapsed() >= HEARD_EVERY {
+                    (heard, reported) = (false, Instant::now());
+                    if cx.events.send(FarmEvent::Membership(Event::Heard { link: cx.link })).await.is_err() {
+                        return "farm driver gone".into();
+                    }
+                }
+                match rd.fill().await {
+                    Ok(true) => continue,
+                    Ok(false) => return "eof".into(),
+                    Err(e) => return format!("read error: {e}"),
+                }
+            }
+            Step::Send(event) => event,
+            Step::Close(why) => return why,
+        };
+        if cx.events.send(*event).await.is_err() {
+            return "farm driver gone".into();
+        }
+    }
+}
+
+/// Handles the frames already read, until one needs the driver or the
+/// buffer holds no whole frame (then a `GOT` is owed for any `RELAY`).
+fn handle_buffered<R: AsyncRead + Unpin>(
+    rd: &mut FrameReader<R, PeerFrame>,
+    cx: &LinkCtx,
+    owed: &mut bool,
+    heard: &mut bool,
+) -> Step {
+    loop {
+        let frame = match rd.try_frame() {
+            Ok(Some(f)) => f,
             Ok(None) => {
-                if owed {
-                    owed = false;
+                if std::mem::take(owed) {
                     cx.handle.out.push(PeerFrame::Got { position: rd.consumed() }.to_bytes());
                 }
-                rd.read_frame().await
+                return Step::Read;
             }
-            buffered => buffered,
-        };
-        let frame = match next {
-            Ok(Some(f)) => f,
-            Ok(None) => return "eof".into(),
             Err(ConnError::Decode(e)) => {
                 cx.handle.out.push(PeerFrame::err(e.error.code(), e.error.to_string()).to_bytes());
                 if e.is_fatal() {
-                    return format!("framing lost: {e}");
+                    return Step::Close(format!("framing lost: {e}"));
                 }
                 continue;
             }
-            Err(e) => return format!("read error: {e}"),
+            Err(e) => return Step::Close(format!("read error: {e}")),
         };
-        if reported.elapsed() >= HEARD_EVERY {
-            reported = Instant::now();
-            if cx.events.send(FarmEvent::Membership(Event::Heard { link: cx.link })).await.is_err() {
-                return "farm driver gone".into();
-            }
-        }
+        *heard = true;
         cx.shared.metrics.peer_frame_in(frame.verb());
-        owed |= cx.peer.confirms && matches!(frame, PeerFrame::Relay { .. });
+        *owed |= cx.peer.confirms && matches!(frame, PeerFrame::Relay { .. });
         match route(frame, cx.peer.id, cx.link, &cx.shared) {
             Routed::Done => {}
-            Routed::Membership(ev) => {
-                if cx.events.send(FarmEvent::Membership(ev)).await.is_err() {
-                    return "farm driver gone".into();
-                }
-            }
+            Routed::Membership(ev) => return Step::Send(Box::new(FarmEvent::Membership(ev))),
             Routed::Reply(f) => {
                 cx.handle.out.push(f.to_bytes());
             }
@@ -152,7 +196,7 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: FrameReader<R, PeerFrame>, cx: 
                 cx.handle.out.confirm(position);
                 cx.shared.rooms.flush_shown();
             }
-            Routed::Close(why) => return why,
+            Routed::Close(why) => return Step::Close(why),
         }
     }
 }

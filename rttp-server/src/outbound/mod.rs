@@ -8,14 +8,16 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+mod direct;
 mod settle;
 
+pub use direct::{Batch, Direct, SharedWrite};
 use settle::Watchers;
 pub use settle::{Release, Waiter};
 
@@ -34,6 +36,8 @@ pub struct Outbound {
     /// because this queue is the one allocation every session shares.
     said_at: AtomicU32,
     shutting_down: AtomicBool,
+    /// This queue, for a batch to write it later ([`Batch`]).
+    me: Weak<Outbound>,
 }
 
 #[derive(Debug, Default)]
@@ -55,25 +59,44 @@ struct Inner {
     confirmed: u64,
     /// What waits for a position to be taken (see [`Outbound::when_taken`]).
     watchers: Watchers,
+    /// Bytes a writer drained and has not reported written: while there
+    /// are any, only that writer writes.
+    taken: usize,
+    /// The front frame was partly written by a direct write.
+    partial: bool,
+    /// The socket, when any thread may write it (plain TCP; see [`Batch`]).
+    direct: Option<Direct>,
 }
 
 impl Outbound {
     /// An empty queue bounded at `limit` bytes, with no soft bound.
-    pub fn new(limit: usize) -> Outbound {
+    pub fn new(limit: usize) -> Arc<Outbound> {
         Outbound::with_soft_limit(limit, limit)
     }
 
     /// An empty queue that is behind past `soft` bytes and overflows past
     /// `limit` (at least `soft`).
-    pub fn with_soft_limit(soft: usize, limit: usize) -> Outbound {
-        Outbound {
+    pub fn with_soft_limit(soft: usize, limit: usize) -> Arc<Outbound> {
+        Arc::new_cyclic(|me| Outbound {
             inner: Mutex::new(Inner::default()),
             notify: Notify::new(),
             soft,
             limit: limit.max(soft),
             said_at: AtomicU32::new(0),
             shutting_down: AtomicBool::new(false),
-        }
+            me: me.clone(),
+        })
+    }
+
+    /// Lets any thread write this queue to `direct` at the end of a
+    /// [`Batch`], when its connection holds none of its frames.
+    pub fn set_direct(&self, direct: Direct) {
+        self.lock().direct = Some(direct);
+    }
+
+    /// The connection is closing: from now on only it writes.
+    pub fn take_direct(&self) {
+        self.lock().direct = None;
     }
 
     /// Records that the session said something at `secs`.
@@ -129,7 +152,15 @@ impl Outbound {
         let was_empty = g.queue.is_empty();
         g.queue.push_back(frame);
         let at = g.pushed;
+        // Written when the batch ends, if nobody else is writing.
+        let later = was_empty && !fell_behind && g.taken == 0 && g.direct.is_some() && direct::batching();
         drop(g);
+        if later {
+            if let Some(me) = self.me.upgrade() {
+                direct::defer(me);
+                return Some(at);
+            }
+        }
         if was_empty || fell_behind {
             self.notify.notify_one();
         }
@@ -174,31 +205,77 @@ impl Outbound {
     }
 
     /// Moves every queued frame to `into`; the bytes stay counted until
-    /// [`Outbound::written`] reports them.
-    pub fn drain_into(&self, into: &mut VecDeque<Bytes>) {
+    /// [`Outbound::written`] reports them, and until then this queue is
+    /// written by the caller only. Returns whether the first frame moved
+    /// was partly written already (by a direct write).
+    pub fn drain_into(&self, into: &mut VecDeque<Bytes>) -> bool {
         let mut g = self.lock();
+        g.taken += g.queue.iter().map(|b| b.len()).sum::<usize>();
         if into.is_empty() {
             std::mem::swap(&mut g.queue, into);
         } else {
             into.extend(g.queue.drain(..));
         }
+        std::mem::take(&mut g.partial)
     }
 
-    /// Reports `n` bytes written to the socket.
+    /// Reports `n` bytes of what was drained written to the socket.
     pub fn written(&self, n: usize) {
         let mut g = self.lock();
+        g.taken = g.taken.saturating_sub(n);
+        let ready = self.account_written(&mut g, n);
+        drop(g);
+        ready.iter().for_each(|w| w.release());
+    }
+
+    /// Counts `n` bytes as written; returns what that released.
+    fn account_written(&self, g: &mut Inner, n: usize) -> Vec<Arc<dyn Release>> {
         g.bytes = g.bytes.saturating_sub(n);
         g.done += n as u64;
         if g.bytes <= self.soft {
             g.behind_since = None;
         }
         if g.confirming || g.watchers.is_empty() {
-            return;
+            return Vec::new();
         }
         let done = g.done;
-        let ready = g.watchers.up_to(done);
+        g.watchers.up_to(done)
+    }
+
+    /// Writes what is queued to the direct socket if no writer holds any of
+    /// it, in one vectored write; wakes the connection for what is left
+    /// (or when another writer holds frames, or there is no direct socket).
+    fn write_direct(&self) {
+        let mut g = self.lock();
+        let Some(direct) = g.direct.clone().filter(|_| g.taken == 0 && !g.overflowed && !g.close) else {
+            drop(g);
+            self.notify.notify_one();
+            return;
+        };
+        if g.queue.is_empty() {
+            return;
+        }
+        let mut slices = [std::io::IoSlice::new(&[]); direct::DIRECT_BATCH];
+        let k = g.queue.len().min(direct::DIRECT_BATCH);
+        g.queue.iter().zip(slices.iter_mut()).for_each(|(b, s)| *s = std::io::IoSlice::new(b));
+        let n = direct.try_write(&slices[..k]).unwrap_or(0);
+        let ready = self.account_written(&mut g, n);
+        if n > 0 {
+            g.partial = consume(&mut g.queue, n);
+        }
+        let rest = !g.queue.is_empty();
         drop(g);
         ready.iter().for_each(|w| w.release());
+        if rest {
+            // A full socket, or an error the connection will meet itself.
+            self.notify.notify_one();
+        }
+    }
+
+    /// Whether the front queued frame is partly written: nothing else may
+    /// be written before the rest of it.
+    pub fn partly_written(&self) -> bool {
+        self.lock().partial
     }
 
     /// The stream position at the end of what is queued so far.
@@ -257,3 +334,6 @@ pub fn consume(wq: &mut VecDeque<Bytes>, mut n: usize) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod direct_tests;

@@ -1,12 +1,10 @@
 //! The queue's bounds, its write positions and what waits on them.
 
-use std::sync::Arc;
-
 use super::*;
 
 #[test]
 fn a_waiter_fires_once_every_queue_has_written_its_mark() {
-    let (a, b, session) = (Arc::new(Outbound::new(100)), Arc::new(Outbound::new(100)), Arc::new(Outbound::new(100)));
+    let (a, b, session) = (Outbound::new(100), Outbound::new(100), Outbound::new(100));
     a.push(Bytes::from_static(b"12345"));
     b.push(Bytes::from_static(b"123"));
     let w = Waiter::new(3, session.clone(), Bytes::from_static(b"ACK t id\r\n"));
@@ -37,7 +35,7 @@ fn a_waiter_fires_once_every_queue_has_written_its_mark() {
 
 #[test]
 fn on_a_confirming_link_a_mark_is_taken_when_the_peer_confirms_it_not_when_written() {
-    let (link, session) = (Arc::new(Outbound::new(100)), Arc::new(Outbound::new(100)));
+    let (link, session) = (Outbound::new(100), Outbound::new(100));
     link.expect_confirmations();
     let first = link.push_at(Bytes::from_static(b"RELAY one")).unwrap();
     let second = link.push_at(Bytes::from_static(b"RELAY two")).unwrap();

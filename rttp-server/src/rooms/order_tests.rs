@@ -46,7 +46,7 @@ fn farm(owner: &str, then: &str) -> (Rooms, Room, Member, Arc<Outbound>, Arc<Out
         Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
     r.rehome(ids.clone());
     let room = room_owned_by(owner, then);
-    let (l8, l9) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    let (l8, l9) = (Outbound::new(1 << 20), Outbound::new(1 << 20));
     r.link_up(id("s8"), l8.clone());
     r.link_up(id("s9"), l9.clone());
     let a = member(1, "a");
@@ -154,7 +154,7 @@ fn a_server_that_is_not_the_new_owner_sends_it_its_tail_then_its_waiting_message
     let r =
         Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
     r.rehome(ids.clone());
-    let (l8, l9) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    let (l8, l9) = (Outbound::new(1 << 20), Outbound::new(1 << 20));
     r.link_up(id("s8"), l8.clone());
     r.link_up(id("s9"), l9.clone());
     let a = member(1, "a");
@@ -244,7 +244,7 @@ fn a_restarted_owner_waits_for_every_server_that_shows_interest_while_it_takes_o
     r.set_takeover_wait(Duration::from_secs(60));
     r.rehome(vec![id("s1"), id("s8"), id("s9")]);
     let room = room_owned_by("s1", "s1");
-    let (l8, l9) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    let (l8, l9) = (Outbound::new(1 << 20), Outbound::new(1 << 20));
     r.link_up(id("s8"), l8.clone());
     r.link_up(id("s9"), l9.clone());
     r.remote_interest(id("s8"), room, true);
@@ -275,7 +275,7 @@ fn tails_to_a_new_owner_stay_within_the_peer_s_replay_budget() {
     let ids = vec![id("s1"), id("s8"), id("s9")];
     r.rehome(ids.clone());
     let room = room_owned_by("s9", "s8");
-    let (l8, l9) = (Arc::new(Outbound::new(64 << 20)), Arc::new(Outbound::new(64 << 20)));
+    let (l8, l9) = (Outbound::new(64 << 20), Outbound::new(64 << 20));
     r.link_up(id("s8"), l8.clone());
     r.link_up(id("s9"), l9);
     let a = member(1, "a");
@@ -356,7 +356,7 @@ fn an_owner_holds_new_messages_until_a_newly_interested_peer_has_synced() {
     // s8 gets the lone message before the next one, as s1 has them.
     let (r, room, a) = lone_owner(false);
     assert_eq!(r.submit(&room, 1, a.nick, text("alone"), tag("t1")), Submitted::Ordered(1));
-    let l8 = Arc::new(Outbound::new(1 << 20));
+    let l8 = Outbound::new(1 << 20);
     r.link_up(id("s8"), l8.clone());
     r.rehome(vec![id("s1"), id("s8")]);
     r.remote_interest(id("s8"), room, true);
@@ -388,7 +388,7 @@ fn a_just_started_server_holds_the_rooms_it_owns_until_its_start_wait_ends() {
     // even once a peer synced, until the start wait is over.
     let (r, room, a) = lone_owner(true);
     assert_eq!(r.submit(&room, 1, a.nick, text("early"), tag("t1")), Submitted::Waiting);
-    let l8 = Arc::new(Outbound::new(1 << 20));
+    let l8 = Outbound::new(1 << 20);
     r.link_up(id("s8"), l8.clone());
     r.rehome(vec![id("s1"), id("s8")]);
     r.remote_interest(id("s8"), room, true);

@@ -97,7 +97,7 @@ fn a_history_answer_is_bounded_per_peer() {
         frames(&a);
     }
     let peer = ServerId::new("s9").unwrap();
-    let link = Arc::new(Outbound::new(64 << 20));
+    let link = Outbound::new(64 << 20);
     r.link_up(peer, link.clone());
     r.remote_history(peer, room, first.unwrap());
     let sent: usize = link_frames(&link).iter().filter(|f| f.starts_with(b"REPLAY ")).map(|f| f.len()).sum();

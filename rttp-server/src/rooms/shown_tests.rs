@@ -36,7 +36,7 @@ fn owner(interested: &[&str]) -> (Rooms, Room, Member, Arc<Outbound>, Arc<Outbou
     let r =
         Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
     r.rehome(vec![id("s1"), id("s8"), id("s9")]);
-    let (l8, l9) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    let (l8, l9) = (Outbound::new(1 << 20), Outbound::new(1 << 20));
     l8.expect_confirmations();
     l9.expect_confirmations();
     r.link_up(id("s8"), l8.clone());

@@ -7,7 +7,7 @@ use super::*;
 use crate::metrics::Metrics;
 
 pub(super) fn member(session: SessionId, nick: &str) -> Member {
-    Member { session, nick: Nick::new(nick).unwrap(), out: Arc::new(Outbound::new(1 << 20)) }
+    Member { session, nick: Nick::new(nick).unwrap(), out: Outbound::new(1 << 20) }
 }
 
 pub(super) fn frames(m: &Member) -> Vec<String> {
@@ -36,7 +36,7 @@ pub(super) fn with_peer(history: usize) -> (Rooms, Room, ServerId, Arc<Outbound>
     let r = rooms(history);
     let room = Room::new("#r").unwrap();
     let peer = ServerId::new("s9").unwrap();
-    let link = Arc::new(Outbound::new(64 << 20));
+    let link = Outbound::new(64 << 20);
     // s9 owns #r among the two: what it relays is taken.
     r.rehome(vec![ServerId::new("s1").unwrap(), peer]);
     r.link_up(peer, link.clone());
@@ -132,7 +132,7 @@ fn a_relayed_message_reaches_local_members_and_no_peer() {
     let a = member(1, "a");
     r.join(&room, a.clone(), None);
     let (p2, p3) = (ServerId::new("s2").unwrap(), ServerId::new("s3").unwrap());
-    let (q2, q3) = (Arc::new(Outbound::new(1 << 20)), Arc::new(Outbound::new(1 << 20)));
+    let (q2, q3) = (Outbound::new(1 << 20), Outbound::new(1 << 20));
     // s3 owns #r among the three: it relays the room's messages.
     r.rehome(vec![ServerId::new("s1").unwrap(), p2, p3]);
     r.link_up(p2, q2.clone());
@@ -223,8 +223,8 @@ fn a_peer_creates_rooms_and_members_within_its_bounds() {
     let mut r = rooms(10);
     r.set_peer_bounds(50, 80);
     let (bad, good) = (ServerId::new("bad").unwrap(), ServerId::new("good").unwrap());
-    r.link_up(bad, Arc::new(Outbound::new(64 << 20)));
-    r.link_up(good, Arc::new(Outbound::new(64 << 20)));
+    r.link_up(bad, Outbound::new(64 << 20));
+    r.link_up(good, Outbound::new(64 << 20));
     for i in 0..1_000 {
         r.remote_interest(bad, Room::new(&format!("#r{i}")).unwrap(), true);
     }

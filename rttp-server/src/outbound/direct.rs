@@ -1,0 +1,155 @@
+//! Writing from the thread that fans out (what nats-server does at the end
+//! of a read loop): while a connection handles a batch of frames it read,
+//! the queues it pushes to on a plain TCP socket are not woken one by one;
+//! when the batch ends each of them is written *from this thread*, one
+//! vectored write per queue, if no other writer holds frames of it. A
+//! delivery then costs a syscall, not a task wake-up plus a syscall, and
+//! every frame a member got in the batch goes out in one write. What the
+//! socket does not take stays queued and the connection is woken for it, as
+//! before; TLS and WebSocket queues are always woken (their bytes need the
+//! connection's own state).
+//!
+//! A [`Batch`] is a guard on the current thread; it is not `Send`, so a
+//! task cannot hold one across an `.await` (the thread could change there).
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use prometheus_client::metrics::counter::Counter;
+use tokio::io::AsyncWrite;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+
+use super::Outbound;
+
+/// Most frames one direct write gathers (as a connection's own writes).
+pub(super) const DIRECT_BATCH: usize = 64;
+
+/// A socket a queue may be written to from any thread, and the counter its
+/// bytes go to.
+#[derive(Clone)]
+pub struct Direct {
+    sock: Arc<dyn AsRef<TcpStream> + Send + Sync>,
+    bytes_out: Counter,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Direct")
+    }
+}
+
+impl Direct {
+    /// Writes to `sock`, counting the bytes in `bytes_out`.
+    pub fn new(sock: Arc<dyn AsRef<TcpStream> + Send + Sync>, bytes_out: Counter) -> Direct {
+        Direct { sock, bytes_out }
+    }
+
+    /// One non-blocking vectored write; `WouldBlock` when the socket is full.
+    pub(super) fn try_write(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let n = (*self.sock).as_ref().try_write_vectored(bufs)?;
+        self.bytes_out.inc_by(n as u64);
+        Ok(n)
+    }
+}
+
+struct Pending {
+    depth: u32,
+    queues: Vec<Arc<Outbound>>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Pending> = const { RefCell::new(Pending { depth: 0, queues: Vec::new() }) };
+}
+
+/// While alive, pushes on this thread to a queue with a [`Direct`] socket
+/// are written when it drops instead of waking the queue's connection.
+/// Nested batches end with the outermost.
+pub struct Batch {
+    _on_this_thread: PhantomData<*const ()>,
+}
+
+impl Batch {
+    /// Starts a batch on this thread.
+    pub fn start() -> Batch {
+        PENDING.with(|p| p.borrow_mut().depth += 1);
+        Batch { _on_this_thread: PhantomData }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        let mut queues = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            p.depth -= 1;
+            match p.depth {
+                0 => std::mem::take(&mut p.queues),
+                _ => Vec::new(),
+            }
+        });
+        // No batch is open while writing: what a write releases (an ACK
+        // once a link took a RELAY) is pushed and woken the usual way.
+        for q in queues.drain(..) {
+            q.write_direct();
+        }
+        // Keep the allocation for the next batch on this thread.
+        PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.queues.is_empty() && p.depth == 0 {
+                p.queues = queues;
+            }
+        });
+    }
+}
+
+/// Whether a batch is open on this thread.
+pub(super) fn batching() -> bool {
+    PENDING.with(|p| p.borrow().depth > 0)
+}
+
+/// Writes `q` when this thread's batch ends.
+pub(super) fn defer(q: Arc<Outbound>) {
+    PENDING.with(|p| p.borrow_mut().queues.push(q));
+}
+
+/// The writing half of a plain TCP peer link, shared with its queue's
+/// [`Direct`] writes: the link's writer task writes through this.
+pub struct SharedWrite(pub Arc<OwnedWriteHalf>);
+
+impl AsyncWrite for SharedWrite {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let sock: &TcpStream = (*self.0).as_ref();
+        loop {
+            ready!(sock.poll_write_ready(cx))?;
+            match sock.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The write half shuts the socket down when its last owner drops it.
+        Poll::Ready(Ok(()))
+    }
+}
