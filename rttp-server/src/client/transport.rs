@@ -50,32 +50,39 @@ pub(crate) trait Transport: Send + Sync + 'static {
     }
 }
 
+/// The methods a plain socket's transports share, owned or shared.
+macro_rules! plain_tcp {
+    () => {
+        fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            TcpStream::poll_read_ready(self, cx)
+        }
+
+        fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            TcpStream::poll_write_ready(self, cx)
+        }
+
+        fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+            TcpStream::try_read_buf(self, buf)
+        }
+
+        fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            TcpStream::try_write_vectored(self, bufs)
+        }
+
+        fn pending(&self) -> bool {
+            false
+        }
+
+        fn discard(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+            self.try_read(scratch)
+        }
+    };
+}
+
 /// A plain TCP session's socket: shared with its queue, which other
 /// threads may write to it directly (see [`crate::outbound::Batch`]).
 impl Transport for Arc<TcpStream> {
-    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        TcpStream::poll_read_ready(self, cx)
-    }
-
-    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        TcpStream::poll_write_ready(self, cx)
-    }
-
-    fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        TcpStream::try_read_buf(self, buf)
-    }
-
-    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        TcpStream::try_write_vectored(self, bufs)
-    }
-
-    fn pending(&self) -> bool {
-        false
-    }
-
-    fn discard(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
-        self.try_read(scratch)
-    }
+    plain_tcp!();
 
     fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> + Send {
         // Shared, so not through `AsyncWrite`: a write-side shutdown is one
@@ -91,29 +98,7 @@ impl Transport for Arc<TcpStream> {
 }
 
 impl Transport for TcpStream {
-    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        TcpStream::poll_read_ready(self, cx)
-    }
-
-    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        TcpStream::poll_write_ready(self, cx)
-    }
-
-    fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        TcpStream::try_read_buf(self, buf)
-    }
-
-    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        TcpStream::try_write_vectored(self, bufs)
-    }
-
-    fn pending(&self) -> bool {
-        false
-    }
-
-    fn discard(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
-        self.try_read(scratch)
-    }
+    plain_tcp!();
 
     fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> + Send {
         AsyncWriteExt::shutdown(self)
