@@ -210,7 +210,9 @@ impl Outbound {
     /// was partly written already (by a direct write).
     pub fn drain_into(&self, into: &mut VecDeque<Bytes>) -> bool {
         let mut g = self.lock();
-        g.taken += g.queue.iter().map(|b| b.len()).sum::<usize>();
+        // Every byte not yet written is now the caller's (queued bytes and
+        // bytes drained before are all counted in `bytes`).
+        g.taken = g.bytes;
         if into.is_empty() {
             std::mem::swap(&mut g.queue, into);
         } else {
