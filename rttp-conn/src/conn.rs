@@ -341,6 +341,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fill_reads_more_and_tells_a_clean_end_from_a_truncated_frame() {
+        let (a, b) = tokio::io::duplex(1024);
+        let mut a = Both::new(a);
+        let mut rd: FrameReader<_, ClientFrame> = FrameReader::with_buffer(b, BytesMut::new());
+        a.write_raw(b"QUIT\r\n").await.unwrap();
+        assert!(rd.fill().await.unwrap(), "bytes arrived");
+        assert_eq!(rd.try_frame().unwrap(), Some(ClientFrame::Quit));
+        a.write_raw(b"QU").await.unwrap();
+        assert!(rd.fill().await.unwrap());
+        assert!(matches!(rd.try_frame(), Ok(None)), "half a frame");
+        drop(a);
+        assert!(matches!(rd.fill().await, Err(ConnError::Truncated)), "closed inside a frame");
+        let (a, b) = tokio::io::duplex(64);
+        let mut rd: FrameReader<_, ClientFrame> = FrameReader::with_buffer(b, BytesMut::new());
+        drop(a);
+        assert!(!rd.fill().await.unwrap(), "closed between frames: a clean end");
+    }
+
+    #[tokio::test]
     async fn split_halves_keep_the_bytes_already_read() {
         let (a, b) = tokio::io::duplex(256);
         let mut a = Both::new(a);
