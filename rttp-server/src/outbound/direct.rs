@@ -59,11 +59,14 @@ impl Direct {
 
 struct Pending {
     depth: u32,
+    /// Peer links, then sessions, each in the order first pushed to.
     queues: Vec<Arc<Outbound>>,
+    /// How many of `queues` (at the front) are peer links.
+    links: usize,
 }
 
 thread_local! {
-    static PENDING: RefCell<Pending> = const { RefCell::new(Pending { depth: 0, queues: Vec::new() }) };
+    static PENDING: RefCell<Pending> = const { RefCell::new(Pending { depth: 0, queues: Vec::new(), links: 0 }) };
 }
 
 /// While alive, pushes on this thread to a queue with a [`Direct`] socket
@@ -87,7 +90,10 @@ impl Drop for Batch {
             let mut p = p.borrow_mut();
             p.depth -= 1;
             match p.depth {
-                0 => std::mem::take(&mut p.queues),
+                0 => {
+                    p.links = 0;
+                    std::mem::take(&mut p.queues)
+                }
                 _ => Vec::new(),
             }
         });
@@ -111,9 +117,24 @@ pub(super) fn batching() -> bool {
     PENDING.with(|p| p.borrow().depth > 0)
 }
 
-/// Writes `q` when this thread's batch ends.
-pub(super) fn defer(q: Arc<Outbound>) {
-    PENDING.with(|p| p.borrow_mut().queues.push(q));
+/// Writes `q` when this thread's batch ends; `first` (a peer link) before
+/// the sessions. A link carries what another server waits for (a `GOT`
+/// that lets a room's owner show a message to its members and `ACK` it, a
+/// `RELAY` or `SUBMIT` the next hop needs): written after a hundred
+/// members' deliveries, it would reach that server a hundred syscalls
+/// late, while a member written after it waits for one.
+pub(super) fn defer(q: Arc<Outbound>, first: bool) {
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        if first {
+            // Links are few: the front of the list holds only links.
+            p.links += 1;
+            let at = p.links - 1;
+            p.queues.insert(at, q);
+        } else {
+            p.queues.push(q);
+        }
+    });
 }
 
 /// The writing half of a plain TCP peer link, shared with its queue's

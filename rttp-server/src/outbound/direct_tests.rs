@@ -124,3 +124,51 @@ async fn what_a_full_socket_does_not_take_stays_queued_marked_as_a_partly_writte
     assert!(!q.partly_written());
     assert_eq!(read_now(&mut c).len(), big.len() - left, "what the socket took arrived whole");
 }
+
+/// Notes, when a member's write is done, whether the link was written.
+#[derive(Debug)]
+struct LinkWritten {
+    link: Arc<Outbound>,
+    seen: std::sync::Mutex<Option<usize>>,
+}
+
+impl super::Release for LinkWritten {
+    fn release(&self) {
+        *self.seen.lock().unwrap() = Some(self.link.queued_bytes());
+    }
+}
+
+#[tokio::test]
+async fn a_batch_writes_its_peer_links_before_its_members() {
+    let (ls, mut lc) = pair().await;
+    let link = Outbound::new(1 << 20);
+    link.set_direct(Direct::new(ls, Counter::default()));
+    link.expect_confirmations();
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let (s, c) = pair().await;
+        let m = Outbound::new(1 << 20);
+        m.set_direct(Direct::new(s, Counter::default()));
+        members.push((m, c));
+    }
+    let watch = Arc::new(LinkWritten { link: link.clone(), seen: Default::default() });
+    {
+        let _batch = Batch::start();
+        // The members are pushed first, as a relayed message's deliveries
+        // are before its GOT; the first member's write is watched.
+        for (m, _) in &members {
+            m.push(Bytes::from_static(b"MSG #r m:1 ann hi\r\n"));
+        }
+        let mark = members[0].0.position();
+        members[0].0.when_taken(mark, watch.clone());
+        link.push(Bytes::from_static(b"GOT 42\r\n"));
+        assert_eq!(*watch.seen.lock().unwrap(), None, "nothing is written before the batch ends");
+    }
+    assert_eq!(*watch.seen.lock().unwrap(), Some(0), "the link was written before the first member");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(read_now(&mut lc), b"GOT 42\r\n");
+    for (m, mut c) in members {
+        assert_eq!(m.queued_bytes(), 0);
+        assert_eq!(read_now(&mut c), b"MSG #r m:1 ann hi\r\n");
+    }
+}

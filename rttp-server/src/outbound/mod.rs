@@ -154,10 +154,12 @@ impl Outbound {
         let at = g.pushed;
         // Written when the batch ends, if nobody else is writing.
         let later = was_empty && !fell_behind && g.taken == 0 && g.direct.is_some() && direct::batching();
+        // Only peer links confirm: another server waits on what they carry.
+        let first = g.confirming;
         drop(g);
         if later {
             if let Some(me) = self.me.upgrade() {
-                direct::defer(me);
+                direct::defer(me, first);
                 return Some(at);
             }
         }
