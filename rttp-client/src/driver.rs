@@ -199,11 +199,7 @@ impl Driver {
                 },
                 f = live.conn.read_frame() => {
                     heard = tokio::time::Instant::now();
-                    match f {
-                        Ok(Some(f)) => self.frame(&mut live, f).await,
-                        Ok(None) => Some(Move::Lost(Error::Closed { addr: live.addr }.to_string())),
-                        Err(e) => Some(Move::Lost(Error::conn(live.addr, e).to_string())),
-                    }
+                    self.on_read(&mut live, f).await
                 }
                 _ = pace.tick(), if self.session.outbox.has_unsent() => {
                     self.send_due(&mut live).await.err().map(|e| Move::Lost(e.to_string()))
@@ -212,7 +208,18 @@ impl Driver {
                     let gone = self.session.outbox.expire(std::time::Instant::now(), self.timers.give_up_after);
                     self.emit_all(gone).await;
                     if heard.elapsed() > self.timers.silence {
-                        Some(Move::Lost(format!("no frame for {:?}", self.timers.silence)))
+                        // Silent, or this task was not run for a while (a
+                        // busy process, a phone waking up) while frames
+                        // waited in the socket, and the tick won the draw
+                        // against them: a frame that is already here means
+                        // the server is not silent.
+                        match waiting_frame(&mut live).await {
+                            Some(f) => {
+                                heard = tokio::time::Instant::now();
+                                self.on_read(&mut live, f).await
+                            }
+                            None => Some(Move::Lost(format!("no frame for {:?}", self.timers.silence))),
+                        }
                     } else {
                         live.send(&ClientFrame::Ping { token }).await.err().map(|e| Move::Lost(e.to_string()))
                     }
@@ -270,6 +277,19 @@ impl Driver {
             let _ = self.send_due(&mut next).await;
         }
         Ok(next)
+    }
+
+    /// What a read brought: a frame to handle, or the end of the session.
+    async fn on_read(
+        &mut self,
+        live: &mut Live,
+        f: std::result::Result<Option<rttp_proto::ServerFrame>, rttp_conn::ConnError>,
+    ) -> Option<Move> {
+        match f {
+            Ok(Some(f)) => self.frame(live, f).await,
+            Ok(None) => Some(Move::Lost(Error::Closed { addr: live.addr }.to_string())),
+            Err(e) => Some(Move::Lost(Error::conn(live.addr, e).to_string())),
+        }
     }
 
     async fn frame(&mut self, live: &mut Live, f: rttp_proto::ServerFrame) -> Option<Move> {
@@ -340,4 +360,13 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// A read that completes without waiting (bytes or an end already in the
+/// socket), if there is one. Outside tokio's budget: a task that was just
+/// starved must still see what waits for it.
+async fn waiting_frame(
+    live: &mut Live,
+) -> Option<std::result::Result<Option<rttp_proto::ServerFrame>, rttp_conn::ConnError>> {
+    tokio::time::timeout(std::time::Duration::ZERO, tokio::task::unconstrained(live.conn.read_frame())).await.ok()
 }

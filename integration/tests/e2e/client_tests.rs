@@ -318,3 +318,53 @@ async fn nick_changes_keep_the_rooms_and_refuse_a_taken_nick() {
     assert!(matches!(m, ServerFrame::Msg { nick, .. } if nick.as_str() == "new"));
     c.quit().await;
 }
+
+/// A client whose process stalls (its whole runtime blocked: a busy host,
+/// a phone waking up) while frames reach its socket does not count its
+/// server lost: on waking, its ping tick and the waiting frames are ready
+/// together, and a frame that is here means the server is not silent.
+/// Each stall outlasts the silence bound twice over; before the fix the
+/// tick won the draw about half the time, so six stalls caught it.
+#[tokio::test]
+async fn a_stalled_client_with_frames_waiting_does_not_count_its_server_lost() {
+    let farm = Farm::start(FarmSpec { servers: 1, ..FarmSpec::default() });
+    let addr = farm.servers[0].client;
+    let timers = rttp_client::Timers {
+        silence: Duration::from_millis(300),
+        ping_every: Duration::from_millis(100),
+        ..rttp_client::Timers::default()
+    };
+    let (client, mut ev) =
+        Client::builder().bootstrap(vec![addr]).nick("sleepy").timers(timers).connect().await.unwrap();
+    client.join("#stall").await.unwrap();
+    // A talker on a thread and runtime of its own: it speaks while this
+    // test's runtime sleeps.
+    let (go, talk) = std::sync::mpsc::channel::<u32>();
+    let talker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let mut t = Raw::hello(addr, "talker").await;
+            t.send("JOIN #stall\r\n").await;
+            t.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+            while let Ok(k) = talk.recv() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let text = format!("line {k}");
+                t.send(&format!("SAY #stall {}\r\n{text}\r\n", text.len())).await;
+            }
+        })
+    });
+    until(&mut ev, |e| matches!(e, Event::Joined { nick, .. } if nick.as_str() == "talker")).await;
+    for k in 0..6 {
+        go.send(k).unwrap();
+        // No task of this runtime runs: the client's included.
+        std::thread::sleep(Duration::from_millis(600));
+        let (e, _) = until(&mut ev, |e| matches!(e, Event::Message { .. } | Event::Disconnected { .. })).await;
+        let Event::Message { text, .. } = e else {
+            panic!("stall {k}: the client left a server that was talking: {e:?}");
+        };
+        assert_eq!(text.as_str(), format!("line {k}"));
+    }
+    drop(go);
+    talker.join().unwrap();
+    client.quit().await;
+}
