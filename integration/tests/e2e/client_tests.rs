@@ -323,23 +323,28 @@ async fn nick_changes_keep_the_rooms_and_refuse_a_taken_nick() {
 /// a phone waking up) while frames reach its socket does not count its
 /// server lost: on waking, its ping tick and the waiting frames are ready
 /// together, and a frame that is here means the server is not silent.
-/// Each stall outlasts the silence bound twice over; before the fix the
-/// tick won the draw about half the time, so six stalls caught it.
+/// Each stall lasts twice the silence bound and until a line said during
+/// it has reached the client's socket; before the fix the tick won the
+/// draw about half the time, so five stalls caught it.
 #[tokio::test]
 async fn a_stalled_client_with_frames_waiting_does_not_count_its_server_lost() {
+    const SILENCE: Duration = Duration::from_secs(1);
     let farm = Farm::start(FarmSpec { servers: 1, ..FarmSpec::default() });
     let addr = farm.servers[0].client;
     let timers = rttp_client::Timers {
-        silence: Duration::from_millis(300),
-        ping_every: Duration::from_millis(100),
+        silence: SILENCE,
+        ping_every: Duration::from_millis(200),
         ..rttp_client::Timers::default()
     };
     let (client, mut ev) =
         Client::builder().bootstrap(vec![addr]).nick("sleepy").timers(timers).connect().await.unwrap();
     client.join("#stall").await.unwrap();
+    // In the room before the talker comes: its JOINED is then announced.
+    until(&mut ev, |e| matches!(e, Event::Joined { nick, .. } if nick.as_str() == "sleepy")).await;
     // A talker on a thread and runtime of its own: it speaks while this
-    // test's runtime sleeps.
+    // test's runtime sleeps, and tells when its line went out to the room.
     let (go, talk) = std::sync::mpsc::channel::<u32>();
+    let (said, heard_back) = std::sync::mpsc::channel::<()>();
     let talker = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
@@ -347,17 +352,22 @@ async fn a_stalled_client_with_frames_waiting_does_not_count_its_server_lost() {
             t.send("JOIN #stall\r\n").await;
             t.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
             while let Ok(k) = talk.recv() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
                 let text = format!("line {k}");
                 t.send(&format!("SAY #stall {}\r\n{text}\r\n", text.len())).await;
+                // Its own copy back: the server has written the room's.
+                t.until(|f| matches!(f, ServerFrame::Msg { text: m, .. } if m.as_str() == text)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                said.send(()).unwrap();
             }
         })
     });
     until(&mut ev, |e| matches!(e, Event::Joined { nick, .. } if nick.as_str() == "talker")).await;
-    for k in 0..6 {
+    for k in 0..5 {
         go.send(k).unwrap();
-        // No task of this runtime runs: the client's included.
-        std::thread::sleep(Duration::from_millis(600));
+        // No task of this runtime runs, the client's included.
+        let stall = std::time::Instant::now();
+        heard_back.recv_timeout(T).expect("the talker's line went out");
+        std::thread::sleep((2 * SILENCE).saturating_sub(stall.elapsed()));
         let (e, _) = until(&mut ev, |e| matches!(e, Event::Message { .. } | Event::Disconnected { .. })).await;
         let Event::Message { text, .. } = e else {
             panic!("stall {k}: the client left a server that was talking: {e:?}");
