@@ -398,6 +398,20 @@ export class Session {
 export const TIMERS = { hello: 3000, pingEvery: 2000, silence: 6000 };
 
 /**
+ * The ping ticker's verdict at `now`, given when a frame was last `heard`
+ * and when the ticker last ran: `{ lost, heard }`. A tick far later than
+ * its period means the page was asleep (a background tab, a closed lid),
+ * not that the server went quiet: frames that arrived meanwhile may still
+ * wait behind this tick, and a page cannot look into its socket. Silence
+ * then counts from the wake-up; a server that really is gone is still
+ * found `silence` later (or at once, when its socket closes).
+ */
+export function silenceVerdict(now, heard, lastTick, timers = TIMERS) {
+  if (now - lastTick > 2 * timers.pingEvery) return { lost: false, heard: now };
+  return { lost: now - heard > timers.silence, heard };
+}
+
+/**
  * The farm-aware client over the browser's WebSocket: connect to the
  * service, select the serving server from the table, move on REDIRECT or
  * loss, resume every room and resend what is not acknowledged. Events go
@@ -484,9 +498,14 @@ export class RttpClient {
     clearInterval(this.ticker);
     clearInterval(this.pacer);
     this.pacer = setInterval(() => { if (this.session.hasUnsent()) this.sendDue(); }, 1000 / SEND_RATE);
+    let lastTick = Date.now();
     this.ticker = setInterval(() => {
-      this.session.expire(Date.now()).forEach((e) => this.onEvent(e));
-      if (Date.now() - this.heard > TIMERS.silence) this.move({ why: "lost", reason: "silent" });
+      const now = Date.now();
+      this.session.expire(now).forEach((e) => this.onEvent(e));
+      const v = silenceVerdict(now, this.heard, lastTick);
+      lastTick = now;
+      this.heard = v.heard;
+      if (v.lost) this.move({ why: "lost", reason: "silent" });
       else if (ws.readyState === 1) ws.send(frames.ping("c"));
     }, TIMERS.pingEvery);
   }

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { parseFrame, frames, select, load, Sequence, Session, GIVE_UP_AFTER_MS, SEND_RATE, SEND_BURST } from "../rttp.js";
+import { parseFrame, frames, select, load, Sequence, Session, GIVE_UP_AFTER_MS, SEND_RATE, SEND_BURST, silenceVerdict, TIMERS } from "../rttp.js";
 
 /** A seeded generator (mulberry32), so draws are repeatable. */
 function rng(seed = 1) {
@@ -176,4 +176,27 @@ test("a backlog goes out at the pace, in order (under the server's SAY limit)", 
   let n = first.length + next.length;
   for (let t = 1000; s.hasUnsent(); t += 1000) n += s.due(t).length;
   assert.equal(n, 100, "every line once");
+});
+
+test("silence counts from a wake-up: a page that slept does not leave a talking server", () => {
+  const { pingEvery, silence } = TIMERS;
+  let t = 100000;
+  // Ticking on time with nothing heard for longer than the bound: lost.
+  assert.deepEqual(silenceVerdict(t, t - silence - 1, t - pingEvery), { lost: true, heard: t - silence - 1 });
+  assert.equal(silenceVerdict(t, t - silence + 1, t - pingEvery).lost, false);
+  // The page slept a minute: its frames may wait behind this tick.
+  const heard = t - 60000;
+  let v = silenceVerdict(t, heard, t - 60000);
+  assert.deepEqual(v, { lost: false, heard: t }, "silence counts from the wake-up");
+  // Nothing comes after the wake-up either: lost once the bound has passed
+  // again, on time, and not before.
+  let last = t;
+  for (let k = 1; k * pingEvery <= silence; k++) {
+    const now = t + k * pingEvery;
+    v = silenceVerdict(now, v.heard, last);
+    last = now;
+    assert.equal(v.lost, false, `${k * pingEvery} ms after waking`);
+  }
+  v = silenceVerdict(last + pingEvery, v.heard, last);
+  assert.equal(v.lost, true, "a server that is really gone is still found");
 });
