@@ -180,6 +180,10 @@ impl Driver {
     /// Carries the session until the application quits or the farm is gone.
     pub(crate) async fn run(mut self, mut live: Live, mut rx: mpsc::Receiver<Command>) {
         let mut ping = tokio::time::interval(self.timers.ping_every);
+        // After a stall (a busy process, a phone asleep), one tick, not one
+        // per period missed: a session that wakes with its frames waiting
+        // stays, and must not then send a PING for every missed period.
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         // Lines held back by the outbox's pace go out on this beat.
         let mut pace = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / crate::outbox::SEND_RATE));
         pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

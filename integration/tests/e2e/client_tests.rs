@@ -362,18 +362,28 @@ async fn a_stalled_client_with_frames_waiting_does_not_count_its_server_lost() {
         })
     });
     until(&mut ev, |e| matches!(e, Event::Joined { nick, .. } if nick.as_str() == "talker")).await;
+    let pings = || async { farm.metric(0, "rttp_frames_in_total{verb=\"PING\"}").await.unwrap_or(0.0) };
+    let (started, pings_before) = (std::time::Instant::now(), pings().await);
+    let mut stalled = Duration::ZERO;
     for k in 0..5 {
         go.send(k).unwrap();
         // No task of this runtime runs, the client's included.
         let stall = std::time::Instant::now();
         heard_back.recv_timeout(T).expect("the talker's line went out");
         std::thread::sleep((2 * SILENCE).saturating_sub(stall.elapsed()));
+        stalled += stall.elapsed();
         let (e, _) = until(&mut ev, |e| matches!(e, Event::Message { .. } | Event::Disconnected { .. })).await;
         let Event::Message { text, .. } = e else {
             panic!("stall {k}: the client left a server that was talking: {e:?}");
         };
         assert_eq!(text.as_str(), format!("line {k}"));
     }
+    // A wake-up is one tick, not a PING for every period it slept through
+    // (ten per stall here).
+    let awake = started.elapsed().saturating_sub(stalled);
+    let sent = pings().await - pings_before;
+    let most = awake.as_secs_f64() / 0.2 + 5.0 + 3.0;
+    assert!(sent <= most, "{sent} PINGs in {awake:?} awake and 5 stalls (at most {most:.0})");
     drop(go);
     talker.join().unwrap();
     client.quit().await;
