@@ -165,6 +165,9 @@ export class Sequence {
     /** @type {FarmInfo|null} */
     this.table = null;
     this.state = { at: "idle" };
+    /** The round whose fallback queue `knownQueue` is (see `known`). */
+    this.knownRound = -1;
+    this.knownQueue = [];
   }
 
   /** Starts from the service URL (the browser's resolver picks the first server). */
@@ -177,6 +180,7 @@ export class Sequence {
   /** Starts from the last table without `lost` (after losing a server). */
   startFromTable(lost) {
     this.round = 1;
+    this.knownRound = -1;
     this.exclude = [lost];
     return this.table ? this.choose(null) : this.start();
   }
@@ -184,6 +188,7 @@ export class Sequence {
   /** Starts by going to a REDIRECT's target (its WebSocket URL from the table). */
   startRedirect(server, from) {
     this.round = 1;
+    this.knownRound = -1;
     this.exclude = [from];
     const row = this.table?.servers.find((e) => e.id === server);
     if (!row?.ws) return this.choose(null);
@@ -216,12 +221,32 @@ export class Sequence {
     }
     if (this.state.at === "chosen") {
       this.exclude.push(this.state.server);
-      if (this.table) {
-        const c = this.choose(null);
-        if (c.do === "connect") return c;
-      }
+      // Selecting again (with no candidate, it moves to the next round itself).
+      if (this.table) return this.choose(null);
+    }
+    if (this.state.at === "first") {
+      const c = this.known();
+      if (c) return c;
     }
     return this.nextRound();
+  }
+
+  /**
+   * The service URL did not answer: once a round, the web addresses of the
+   * last table's servers stand in as first servers, in random order, those
+   * this sequence excluded last (as the Rust library does). A farm whose
+   * page host is down is still reached through the servers it told us of.
+   */
+  known() {
+    if (this.knownRound !== this.round) {
+      this.knownRound = this.round;
+      const rows = (this.table?.servers ?? []).filter((e) => e.ws && e.ws !== this.serviceUrl);
+      const keyed = rows.map((e) => [this.exclude.includes(e.id) ? 1 : 0, this.rng(), e.ws]);
+      keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      this.knownQueue = keyed.map((k) => k[2]);
+    }
+    const url = this.knownQueue.shift();
+    return url ? { do: "connect", url, first: true } : null;
   }
 
   /** @param {string|null} on the server the client is on, if any */

@@ -8,6 +8,8 @@
 //!           other       -> ConnectChosen -> Ready
 //!                                        -> fail: Retry once after a jittered delay
 //!                                                 -> fail: Rediscover (DNS again), excluding it
+//! DNS fails, or none of its addresses answers -> the servers of the last table
+//!   (once a round, in random order) stand in as first servers
 //! a failed round -> exponential backoff with full jitter -> Resolve, at most `max_rounds` rounds
 //! ```
 
@@ -15,6 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rttp_proto::select::{select, Strategy};
 use rttp_proto::{FarmInfo, Group, ServerEntry, ServerId, Transport};
@@ -135,6 +138,10 @@ pub struct Sequence {
     pub table: Option<FarmInfo>,
     /// What this client speaks: it selects and follows only servers that do.
     transport: Transport,
+    /// This round already fell back to the last table's servers.
+    known_tried: bool,
+    /// What DNS gave this round: the fallback does not try them again.
+    resolved: Vec<SocketAddr>,
 }
 
 impl Sequence {
@@ -153,6 +160,8 @@ impl Sequence {
             table_fallback: false,
             table: None,
             transport: Transport::Tcp,
+            known_tried: false,
+            resolved: Vec::new(),
         }
     }
 
@@ -244,6 +253,8 @@ impl Sequence {
                 self.redirected(server, addr, reason, events)
             }
             (State::Resolving, Outcome::Resolved(Ok(addrs))) if !addrs.is_empty() => {
+                self.known_tried = false;
+                self.resolved.clone_from(&addrs);
                 events.push(Event::Resolved { addrs: addrs.clone() });
                 let mut queue = addrs;
                 let current = queue.remove(0);
@@ -251,8 +262,10 @@ impl Sequence {
                 Cmd::ConnectFirst(current)
             }
             (State::Resolving, Outcome::Resolved(r)) => {
+                self.known_tried = false;
+                self.resolved.clear();
                 self.last_error = r.err().unwrap_or_else(|| "no address".into());
-                self.next_round()
+                self.known_or_next_round(events)
             }
             (State::First { current, .. }, Outcome::First(Ok((server, table)))) => {
                 events.push(Event::ConnectedFirst { server, addr: current });
@@ -263,7 +276,7 @@ impl Sequence {
             (State::First { mut queue, .. }, Outcome::First(Err(e))) => {
                 self.last_error = e;
                 if queue.is_empty() {
-                    self.next_round()
+                    self.known_or_next_round(events)
                 } else {
                     let current = queue.remove(0);
                     self.state = State::First { queue, current };
@@ -322,6 +335,37 @@ impl Sequence {
         }
         self.state = State::Chosen { server, addr, attempt: 1 };
         Cmd::ConnectChosen { server, addr }
+    }
+
+    /// Nothing DNS gave answered (or DNS failed): once a round, the servers
+    /// of the last table (our transport, not just tried) stand in as first
+    /// servers, in random order, those this sequence excluded last. A farm
+    /// whose DNS (or bootstrap list) names only dead servers is still found
+    /// through the servers it told us about, as NATS clients keep the
+    /// servers an `INFO` announced. Else the round has failed.
+    fn known_or_next_round(&mut self, events: &mut Vec<Event>) -> Cmd {
+        if std::mem::replace(&mut self.known_tried, true) {
+            return self.next_round();
+        }
+        let Some(table) = self.table.as_ref() else { return self.next_round() };
+        let mut known: Vec<(bool, SocketAddr)> = table
+            .servers
+            .iter()
+            .filter(|e| e.transport == self.transport)
+            .filter_map(|e| Some((self.exclude.contains(&e.id), e.addr.as_str().parse::<SocketAddr>().ok()?)))
+            .filter(|(_, a)| !self.resolved.contains(a))
+            .collect();
+        known.shuffle(&mut self.rng);
+        // Stable: the shuffled order stays within each half.
+        known.sort_by_key(|(excluded, _)| *excluded);
+        let mut queue: Vec<SocketAddr> = known.into_iter().map(|(_, a)| a).collect();
+        if queue.is_empty() {
+            return self.next_round();
+        }
+        events.push(Event::Known { addrs: queue.clone() });
+        let current = queue.remove(0);
+        self.state = State::First { queue, current };
+        Cmd::ConnectFirst(current)
     }
 
     fn next_round(&mut self) -> Cmd {

@@ -229,3 +229,73 @@ fn a_redirect_to_a_server_of_another_transport_falls_back_to_the_table() {
     let cmd = s.on(redirect, &mut ev);
     assert_eq!(cmd, Cmd::ConnectChosen { server: id("s1"), addr: addr(1) }, "back to the TLS server, s2 refused");
 }
+
+/// A client of s1 lost it; s2, its choice, failed twice; DNS (or the
+/// bootstrap list) still names only s1.
+fn lost_s1_and_s2(ev: &mut Vec<Event>) -> Sequence {
+    let mut s = seq("g2");
+    assert_eq!(s.start_from_table(table(3), &[id("s1")], ev), Cmd::ConnectChosen { server: id("s2"), addr: addr(2) });
+    s.on(Outcome::Chosen(Err("503".into())), ev);
+    s.on(Outcome::Waited, ev);
+    assert_eq!(s.on(Outcome::Chosen(Err("503".into())), ev), Cmd::Resolve);
+    assert_eq!(s.on(Outcome::Resolved(Ok(vec![addr(1)])), ev), Cmd::ConnectFirst(addr(1)));
+    s
+}
+
+#[test]
+fn dns_naming_only_dead_servers_falls_back_to_the_servers_of_the_last_table() {
+    let mut ev = Vec::new();
+    let mut s = lost_s1_and_s2(&mut ev);
+    // s1 (what DNS gave, just refused) is not tried again; s3 comes before
+    // s2, which this sequence excluded.
+    assert_eq!(s.on(Outcome::First(Err("refused".into())), &mut ev), Cmd::ConnectFirst(addr(3)));
+    assert_eq!(ev.last(), Some(&Event::Known { addrs: vec![addr(3), addr(2)] }));
+    assert_eq!(s.on(Outcome::First(Err("refused".into())), &mut ev), Cmd::ConnectFirst(addr(2)));
+    // s2 answers this time (its 503 is over): selection goes on from its table.
+    let next = s.on(Outcome::First(Ok((id("s2"), table(3)))), &mut ev);
+    assert!(matches!(next, Cmd::ConnectChosen { .. } | Cmd::Ready { .. }), "{next:?}");
+}
+
+#[test]
+fn the_fallback_is_tried_once_a_round_and_the_rounds_stay_bounded() {
+    let mut ev = Vec::new();
+    let mut s = lost_s1_and_s2(&mut ev);
+    let mut cmd = s.on(Outcome::First(Err("refused".into())), &mut ev);
+    let (mut firsts, mut resolves) = (1, 0);
+    for _ in 0..100 {
+        cmd = match cmd {
+            Cmd::ConnectFirst(_) => {
+                firsts += 1;
+                s.on(Outcome::First(Err("refused".into())), &mut ev)
+            }
+            Cmd::Resolve => {
+                resolves += 1;
+                s.on(Outcome::Resolved(Ok(vec![addr(1)])), &mut ev)
+            }
+            Cmd::Wait(_) => s.on(Outcome::Waited, &mut ev),
+            Cmd::GiveUp { .. } => break,
+            other => panic!("{other:?}"),
+        };
+    }
+    let Cmd::GiveUp { rounds, .. } = cmd else { panic!("gave up") };
+    assert_eq!(rounds, Limits::default().max_rounds);
+    // Round 1 was the choice from the table; every later one: DNS's s1,
+    // then the table's s3 and s2, once; never a loop.
+    let knowns = ev.iter().filter(|e| matches!(e, Event::Known { .. })).count() as u32;
+    assert_eq!((knowns, firsts), (rounds - 1, 3 * (rounds - 1)));
+    assert_eq!(resolves, rounds - 2, "round 2's look-up was made before the loop");
+}
+
+#[test]
+fn a_failed_dns_look_up_falls_back_to_the_last_table_too() {
+    let (mut s, mut ev) = (seq("g1"), Vec::new());
+    s.table = Some(table(2));
+    s.start();
+    let cmd = s.on(Outcome::Resolved(Err("SERVFAIL".into())), &mut ev);
+    assert!(cmd == Cmd::ConnectFirst(addr(1)) || cmd == Cmd::ConnectFirst(addr(2)), "{cmd:?}");
+    // With no table (a client that never reached the farm), a failed round.
+    let (mut s, mut ev) = (seq("g1"), Vec::new());
+    s.start();
+    assert!(matches!(s.on(Outcome::Resolved(Err("SERVFAIL".into())), &mut ev), Cmd::Wait(_)));
+    assert!(!ev.iter().any(|e| matches!(e, Event::Known { .. })));
+}

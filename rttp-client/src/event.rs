@@ -12,6 +12,12 @@ pub enum Event {
         /// The addresses, in the order given.
         addrs: Vec<SocketAddr>,
     },
+    /// Nothing DNS (or the bootstrap list) gave answered: the client tries
+    /// the servers of the last table it had instead, in this order.
+    Known {
+        /// The addresses, in the order tried.
+        addrs: Vec<SocketAddr>,
+    },
     /// The first server answered HELLO; its table follows as [`Event::Table`],
     /// before the selection made from it.
     ConnectedFirst {

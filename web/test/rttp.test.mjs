@@ -111,6 +111,41 @@ test("the sequence stays on the first server when it is the choice, and gives up
   assert.equal(t.failed("no answer").do, "giveUp");
 });
 
+test("a service URL that does not answer falls back to the last table's servers, once a round", () => {
+  const s = new Sequence({ serviceUrl: "ws://x/rttp", strategy: "group", group: "g", maxRounds: 3, rng: rng(4) });
+  s.start();
+  s.firstOpened("s1", info(row("s1"), row("s2"), row("s3"), row("s4", { status: "DRAINING" })));
+  s.chosenOpened();
+  // s1 is lost; s2 (the choice) fails twice: excluded, s3 is chosen; it fails too.
+  let c = s.startFromTable("s1");
+  const other = c.server === "s2" ? "s3" : "s2";
+  s.failed("refused");
+  c = s.failed("refused");
+  assert.equal(c.server, other);
+  s.failed("refused");
+  c = s.failed("refused");
+  assert.equal(c.do, "wait", "nothing left to choose: the next round, from the service URL");
+  assert.equal(c.then.url, "ws://x/rttp");
+  // The service URL does not answer: every known server once, then the next round.
+  const tried = [];
+  for (c = s.failed("no answer"); c.do === "connect"; c = s.failed("no answer")) {
+    assert.equal(c.first, true);
+    tried.push(c.url);
+  }
+  const urls = [1, 2, 3, 4].map((i) => `ws://127.0.0.${i}:8080/rttp`);
+  assert.deepEqual([...tried].sort(), urls);
+  assert.equal(tried[0], urls[3], "s4 (never chosen, so not excluded) comes before those that failed");
+  assert.equal(c.do, "wait");
+  // The next round does the same, and the rounds stay bounded.
+  let knowns = 0;
+  for (c = s.failed("no answer"); c.do !== "giveUp"; c = s.failed("no answer")) if (c.do === "connect") knowns++;
+  assert.equal(knowns, 4);
+  // A client that never had a table has no fallback.
+  const t = new Sequence({ serviceUrl: "ws://x/rttp", maxRounds: 2, rng: rng(2) });
+  t.start();
+  assert.equal(t.failed("no answer").do, "wait");
+});
+
 test("a REDIRECT goes to its target's web address; a lost server is left out", () => {
   const s = new Sequence({ serviceUrl: "ws://x/rttp", strategy: "random", rng: rng(9) });
   s.start();

@@ -13,6 +13,7 @@ mod netns_owner_tests;
 mod netns_tests;
 mod nick_tests;
 mod rebalance_tests;
+mod rediscover_tests;
 mod startup_tests;
 mod tls_tests;
 mod token_tests;

@@ -24,10 +24,18 @@ fn room_of_h1() -> String {
         .expect("some room hashes to h1")
 }
 
-/// A library client on host `i`, in `room`: it stays there unless it fails.
+/// A library client on host `i`, in `room`: it stays there (its host is
+/// its group) unless the host fails.
 async fn on(hosts: &Hosts, i: usize, nick: &str, room: &str) -> (Client, Receiver<Event>) {
     let addr = SocketAddr::from((hosts.addr(i), 7000));
-    let (c, ev) = Client::builder().bootstrap(vec![addr]).strategy(Strategy::Group).nick(nick).connect().await.unwrap();
+    let (c, ev) = Client::builder()
+        .bootstrap(vec![addr])
+        .strategy(Strategy::Group)
+        .group(&format!("h{i}"))
+        .nick(nick)
+        .connect()
+        .await
+        .unwrap();
     c.join(room).await.unwrap();
     (c, ev)
 }
@@ -50,7 +58,11 @@ async fn an_owner_killed_before_it_handed_a_message_on_showed_it_to_nobody() {
     if !can_run() {
         return;
     }
-    let (mut hosts, dir) = three_hosts_up(2).await;
+    // h2 and h3 declare h1 DOWN after this much silence and close their
+    // links to it; a link gone releases what h1's members wait for (a lone
+    // owner shows what it has). The check below must come before that, on
+    // a loaded machine too: 6 s instead of the default 2 s.
+    let (mut hosts, dir) = three_hosts_up(2, &["--peer-timeout", "6"]).await;
     let room = room_of_h1();
     let (mut logs, mut readers) = (Vec::new(), Vec::new());
     for i in 0..3 {
@@ -71,6 +83,13 @@ async fn an_owner_killed_before_it_handed_a_message_on_showed_it_to_nobody() {
     // h1 orders both (b's SUBMIT reaches it) but no peer confirms either.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let shown = logs[0].lock().unwrap().clone();
+    // The check means something only while h1's links stand: h2 and h3
+    // must still count h1 UP after it (else this run was too slow).
+    for j in [2, 3] {
+        let v = hosts.view(j).await.unwrap_or_default();
+        let h1_up = v.iter().any(|(id, s, _)| id == "h1" && *s == rttp_proto::Status::Up);
+        assert!(h1_up, "h{j} no longer counts h1 UP at the check: too late to tell ({v:?})");
+    }
     assert!(!shown.iter().any(|t| t.ends_with("-cut")), "h1 showed its reader what no other server has: {shown:?}");
     let _ = hosts.procs[0].kill();
     let _ = hosts.procs[0].wait();

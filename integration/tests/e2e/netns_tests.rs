@@ -72,7 +72,10 @@ impl Hosts {
         let _ = Command::new("ip").args(["link", "del", &format!("{}br", self.tag)]).stderr(Stdio::null()).status();
     }
 
-    fn start_servers(&mut self, dir: &std::path::Path) {
+    /// Starts a server on each host, in a group of its own (`h1`, ...: a
+    /// client of the group strategy with that group stays on its host), with
+    /// `extra` flags.
+    fn start_servers(&mut self, dir: &std::path::Path, extra: &[&str]) {
         let secret = dir.join("secret");
         for i in 1..=self.n {
             let a = self.addr(i);
@@ -90,6 +93,8 @@ impl Hosts {
                     secret.to_str().unwrap(),
                 ])
                 .args(["--peer-listen", &format!("{a}:7100")])
+                .args(["--group", &format!("h{i}")])
+                .args(extra)
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log"))
@@ -103,7 +108,7 @@ impl Hosts {
     }
 
     /// Host `i`'s view: id, status and client address of every server, or None if unreachable.
-    async fn view(&self, i: usize) -> Option<Vec<(String, Status, String)>> {
+    pub(crate) async fn view(&self, i: usize) -> Option<Vec<(String, Status, String)>> {
         let addr = SocketAddr::from((self.addr(i), 7000));
         tokio::time::timeout(Duration::from_secs(2), async {
             let mut c = Raw::try_connect(addr).await?;
@@ -153,14 +158,14 @@ pub(crate) fn can_run() -> bool {
     false
 }
 
-/// Three hosts (this process's test `k`), a server on each, all UP
-/// everywhere; and the directory of their logs.
-pub(crate) async fn three_hosts_up(k: u32) -> (Hosts, std::path::PathBuf) {
+/// Three hosts (this process's test `k`), a server on each started with
+/// `extra` flags, all UP everywhere; and the directory of their logs.
+pub(crate) async fn three_hosts_up(k: u32, extra: &[&str]) -> (Hosts, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("rttp-netns-{k}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     integration::write_secret(&dir.join("secret"), "netns-test-secret-0123456789\n");
     let mut hosts = Hosts::create(3, k);
-    hosts.start_servers(&dir);
+    hosts.start_servers(&dir, extra);
     for i in 1..=3 {
         check_for(T, &format!("host {i} sees three servers UP (logs: {})", dir.display()), || hosts.all_up_at(i)).await;
     }
@@ -172,7 +177,7 @@ async fn a_farm_across_hosts_survives_a_cut_link() {
     if !can_run() {
         return;
     }
-    let (hosts, dir) = three_hosts_up(0).await;
+    let (hosts, dir) = three_hosts_up(0, &[]).await;
     // The peers really are other hosts: h2's table lists h1 at h1's own address.
     let v2 = hosts.view(2).await.expect("h2 answers");
     let h1 = v2.iter().find(|(id, _, _)| id == "h1").map(|(_, _, a)| a.clone());
@@ -277,15 +282,20 @@ async fn a_partition_and_its_heal_lose_and_double_nothing() {
     if !can_run() {
         return;
     }
-    let (hosts, dir) = three_hosts_up(1).await;
+    let (hosts, dir) = three_hosts_up(1, &[]).await;
     let connect = |i: usize, nick: String| {
         let addr = SocketAddr::from((hosts.addr(i), 7000));
         async move {
-            // Every server is in the default group: "least users" would move
-            // clients around; a bootstrap list of one and the group strategy
-            // with no group of its own keeps each on its host unless it fails.
-            let (c, ev) =
-                Client::builder().bootstrap(vec![addr]).strategy(Strategy::Group).nick(&nick).connect().await.unwrap();
+            // Each server is a group of its own: the group strategy with the
+            // host's group keeps each client on its host unless it fails.
+            let (c, ev) = Client::builder()
+                .bootstrap(vec![addr])
+                .strategy(Strategy::Group)
+                .group(&format!("h{i}"))
+                .nick(&nick)
+                .connect()
+                .await
+                .unwrap();
             c.join("#part").await.unwrap();
             (c, ev)
         }

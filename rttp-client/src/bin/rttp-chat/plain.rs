@@ -14,6 +14,9 @@ pub(crate) fn line(e: &Event) -> String {
         Event::Resolved { addrs } => {
             format!("resolved {}", addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" "))
         }
+        Event::Known { addrs } => {
+            format!("known {}", addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" "))
+        }
         Event::ConnectedFirst { server, addr } => format!("first {server} {addr}"),
         Event::Selected { server, addr, stay } => {
             format!("selected {server} {addr} {}", if *stay { "stay" } else { "move" })

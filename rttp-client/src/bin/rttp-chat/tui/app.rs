@@ -125,6 +125,7 @@ impl App {
     pub(crate) fn on_event(&mut self, e: &Event, now: String) {
         match e {
             Event::Resolved { addrs } => self.state = format!("resolved {} addresses", addrs.len()),
+            Event::Known { addrs } => self.state = format!("trying {} servers it knew", addrs.len()),
             Event::ConnectedFirst { server, .. } => self.state = format!("first server {server}"),
             Event::Selected { server, stay, .. } => {
                 self.state = if *stay { format!("staying on {server}") } else { format!("moving to {server}") }
