@@ -176,3 +176,82 @@ async fn the_library_resumes_its_nick_away_from_a_hung_server() {
     c.expect_err(433).await;
     dave.quit().await;
 }
+
+/// A client that gave up on a `HELLO` (its timeout passed on a busy server)
+/// may have opened a session there after all, resuming its last one: that
+/// orphan holds the nick. Trying again with the same resume token takes it
+/// over, on the same server or another one; nobody else can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_given_up_on_does_not_keep_its_client_s_nick() {
+    async fn welcome(c: &mut Raw) -> String {
+        match c.frame().await {
+            ServerFrame::Welcome { session, .. } => session.to_string(),
+            other => panic!("no WELCOME: {other:?}"),
+        }
+    }
+    async fn replaced(c: &mut Raw) {
+        c.until(|f| matches!(f, ServerFrame::Err { code: 512, .. })).await;
+    }
+    let farm = Farm::start(FarmSpec::default());
+    farm.wait_mesh().await;
+    let addr = |i: usize| farm.servers[i].client;
+    let mut first = Raw::connect(addr(0)).await;
+    first.send("HELLO 1 bob\r\n").await;
+    let t1 = welcome(&mut first).await;
+    // The move to s2: a session opened that the client never read.
+    let mut orphan = Raw::connect(addr(1)).await;
+    orphan.send(&format!("HELLO 1 bob - {t1}\r\n")).await;
+    welcome(&mut orphan).await;
+    replaced(&mut first).await;
+    // Again on s2 with the same token: the orphan gives way.
+    let mut again = Raw::connect(addr(1)).await;
+    again.send(&format!("HELLO 1 bob - {t1}\r\n")).await;
+    welcome(&mut again).await;
+    replaced(&mut orphan).await;
+    // And on s3 (the nick's lease decides farm-wide).
+    let mut third = Raw::connect(addr(2)).await;
+    third.send(&format!("HELLO 1 bob - {t1}\r\n")).await;
+    let t3 = welcome(&mut third).await;
+    replaced(&mut again).await;
+    // Another token proves nothing, on any server.
+    for i in 0..3 {
+        let mut stranger = Raw::connect(addr(i)).await;
+        stranger.send(&format!("HELLO 1 bob - {}x\r\n", &t3[..t3.len() - 1])).await;
+        stranger.expect_err(433).await;
+    }
+    // The last session is the one that serves.
+    third.send("PING k\r\n").await;
+    third.until(|f| matches!(f, ServerFrame::Pong { .. })).await;
+}
+
+/// The same with the orphan's `HELLO` still waiting for a hung nick owner:
+/// the client's next try is told to try again (`ERR 503`), never that its
+/// own nick is in use (`ERR 433`, on which a client gives up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_waiting_for_a_hung_owner_does_not_lock_its_client_out() {
+    let farm = Farm::start(FarmSpec::default());
+    farm.wait_mesh().await;
+    let ids: Vec<rttp_proto::ServerId> = ["s1", "s2", "s3"].iter().map(|s| s.parse().unwrap()).collect();
+    let nick = (0..1000)
+        .map(|i| format!("dan{i}"))
+        .find(|n| rttp_proto::rendezvous(n.as_bytes(), &ids) == Some(ids[0]))
+        .expect("some nick is s1's");
+    let mut first = Raw::connect(farm.servers[2].client).await;
+    first.send(&format!("HELLO 1 {nick}\r\n")).await;
+    let ServerFrame::Welcome { session, .. } = first.frame().await else { panic!("no WELCOME") };
+    farm.stop(0);
+    // The orphan: its claim waits for s1, and its client gives up on it.
+    let line = format!("HELLO 1 {nick} - {session}\r\n");
+    let mut orphan = Raw::connect(farm.servers[1].client).await;
+    orphan.send(&line).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = Raw::connect(farm.servers[1].client).await;
+    again.send(&line).await;
+    match tokio::time::timeout(T, again.frame()).await.expect("an answer") {
+        ServerFrame::Welcome { .. } => {}
+        ServerFrame::Err { code, reason } => assert_eq!(code, 503, "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    farm.cont(0);
+    drop(orphan);
+}

@@ -27,6 +27,7 @@ impl Session {
     /// lease (or the claim for it).
     pub(crate) fn give_back(&self, nick: Nick) {
         self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
+        self.shared.leases.forget(self.id);
         if self.shared.config.farm.is_some() {
             self.shared.leases.release(&self.shared, nick, self.token());
         }
@@ -77,8 +78,12 @@ impl Session {
         // holds it here, takes it over: the person moved, the old session ends.
         let (taken, replaced) = match self.shared.nicks.entry(nick) {
             dashmap::Entry::Occupied(mut o) => {
+                // The holder itself, or a session that resumed the same one
+                // (a HELLO the client gave up on, open or still waiting for
+                // the nick's owner).
                 let holder = *o.get();
-                let resumes = matches!(proof, Proof::Resume(t) if self.shared.session_token(holder) == Some(t));
+                let resumes = matches!(proof, Proof::Resume(t)
+                    if self.shared.session_token(holder) == Some(t) || self.shared.leases.resumed(holder) == Some(t));
                 if proof == Proof::Token || resumes {
                     (false, Some(o.insert(self.id)))
                 } else {
@@ -92,6 +97,9 @@ impl Session {
         };
         if taken {
             return self.error(ErrCode::NickInUse, format!("nick {nick} is in use"));
+        }
+        if let Proof::Resume(old) = proof {
+            self.shared.leases.note_resume(self.id, old);
         }
         if let Some(old) = replaced.and_then(|id| self.shared.sessions.get(&id).map(|h| h.out.clone())) {
             tracing::info!(%nick, "the nick was taken over: the old session ends");

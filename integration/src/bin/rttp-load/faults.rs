@@ -2,7 +2,7 @@
 //! connect storm through farm-dns, and the failover of a killed server.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -128,18 +128,6 @@ pub(crate) async fn storm(
 /// was back in its room.
 type ClientLog = (Vec<String>, Option<Instant>, Option<Instant>);
 
-/// What the moved clients went through besides the one move the kill
-/// forced: a storm shows here before it shows in the times.
-#[derive(Debug, Default)]
-struct Detours {
-    /// Losses of a server that survived (no frame within the silence bound).
-    moved_again: AtomicU64,
-    /// Retries of a chosen server (connect or `HELLO` timed out, refused).
-    retries: AtomicU64,
-    /// Clients that gave up (every round failed), before the test quit them.
-    gave_up: AtomicU64,
-}
-
 /// Sessions the moved clients opened: at which server, when.
 type Opened = Arc<Mutex<Vec<(rttp_proto::ServerId, Instant)>>>;
 
@@ -230,7 +218,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         Timers { silence: Duration::from_secs(2), ping_every: Duration::from_millis(500), ..Timers::default() };
     let seen: Arc<Mutex<HashMap<usize, ClientLog>>> = Default::default();
     let opened: Opened = Default::default();
-    let detours: Arc<Detours> = Default::default();
+    let detours: Arc<crate::detours::Detours> = Default::default();
     let mut cs = Vec::new();
     let pb = crate::progress(clients, "clients on the server to kill");
     for i in 0..clients {
@@ -241,19 +229,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
             while let Some(e) = ev.recv().await {
                 let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
                 let entry = s.entry(i).or_default();
-                let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
-                match e {
-                    Event::Disconnected { .. } if entry.1.is_some() => {
-                        count(&detours.moved_again);
-                    }
-                    Event::Retry { .. } => {
-                        count(&detours.retries);
-                    }
-                    Event::Closed { ref reason } if reason != "quit" => {
-                        count(&detours.gave_up);
-                    }
-                    _ => {}
-                }
+                detours.on(&e, entry.1.is_some());
                 match e {
                     Event::Message { text, .. } => entry.0.push(text.to_string()),
                     Event::Connected { server, .. } if entry.1.is_some() => {
@@ -342,6 +318,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         detours.retries.load(Ordering::Relaxed),
         detours.gave_up.load(Ordering::Relaxed),
     );
+    let detoured = detours.summary();
     let burst_max = rates.iter().map(|r| r.1).fold(0.0, f64::max);
     let shown: Vec<String> = rates.iter().map(|(s, r)| format!("{s} {r:.0}")).collect();
     let who = if senders_on_killed {
@@ -352,7 +329,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     println!(
         "failover: {clients} clients in {rooms} rooms on the killed server: {} back; back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
          {who}{} messages expected, lost {lost}, duplicated {dup}; sessions the moved clients opened per second \
-         at each survivor (most in any 250 ms): {}; detours: {again} left a survivor, {retries} retries, {gave_up} gave up",
+         at each survivor (most in any 250 ms): {}; detours: {detoured}",
         times.len(),
         pct(0.5),
         pct(0.99),

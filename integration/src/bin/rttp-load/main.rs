@@ -14,6 +14,7 @@
 
 mod charts;
 mod conn;
+mod detours;
 mod faults;
 mod nats;
 mod rebalance;
