@@ -23,7 +23,7 @@ pub struct Leases {
     /// The leases of the nicks this server owns.
     table: Mutex<NickTable>,
     /// Claims of local sessions waiting for an owner's answer, by session token.
-    pending: DashMap<Token, oneshot::Sender<bool>>,
+    pending: DashMap<Token, Pending>,
     /// The live servers at the last re-homing.
     live: Mutex<Vec<ServerId>>,
     /// The resume token each local session opened by resuming presented:
@@ -32,6 +32,16 @@ pub struct Leases {
     /// and a `HELLO` here with the same token may take such a session's
     /// nick (an orphan of a `HELLO` its client gave up on).
     proofs: DashMap<SessionId, Token>,
+}
+
+/// A local session's claim sent to a peer, waiting for its answer.
+#[derive(Debug)]
+struct Pending {
+    nick: Nick,
+    proof: Proof,
+    /// The owner asked: if it goes DOWN, the nick's new owner is asked.
+    asked: ServerId,
+    tx: oneshot::Sender<bool>,
 }
 
 /// The servers not DOWN in the table, this one included.
@@ -56,7 +66,7 @@ impl Leases {
         let ids = live(shared);
         match owner(&nick, &ids) {
             Some(o) if o != me => {
-                self.pending.insert(session, tx);
+                self.pending.insert(session, Pending { nick, proof, asked: o, tx });
                 let frame = PeerFrame::NickClaim { nick, session, proof: proof.to_token() };
                 if !shared.rooms.send_to_peer(o, &frame) {
                     // No link to the owner (yet): the claim waits for the timeout.
@@ -114,8 +124,8 @@ impl Leases {
     /// refused means another session has the nick, and ours ends).
     pub fn on_answer(&self, shared: &Shared, session: Token, granted: bool) {
         match self.pending.remove(&session) {
-            Some((_, tx)) => {
-                let _ = tx.send(granted);
+            Some((_, p)) => {
+                let _ = p.tx.send(granted);
             }
             None if !granted => revoke_local(shared, session),
             None => {}
@@ -173,6 +183,32 @@ impl Leases {
                     if !self.decide(shared, nick, Lease { holder: me, session }, proof, &ids) {
                         revoke_local(shared, session);
                     }
+                }
+            }
+        }
+        self.ask_again(shared, &ids);
+    }
+
+    /// Claims still waiting for an owner that is no longer live go to the
+    /// nick's new owner now (decided here if that is us), instead of timing
+    /// out into `ERR 503`: after a server dies, its nicks' `HELLO`s on the
+    /// others complete as soon as it counts DOWN. (A live owner that is no
+    /// longer the owner still answers: asking twice could meet two answers.)
+    fn ask_again(&self, shared: &Shared, ids: &[ServerId]) {
+        let me = shared.config.id;
+        let orphaned: Vec<Token> = self.pending.iter().filter(|p| !ids.contains(&p.asked)).map(|p| *p.key()).collect();
+        for session in orphaned {
+            let Some((_, mut p)) = self.pending.remove(&session) else { continue };
+            match owner(&p.nick, ids) {
+                Some(o) if o != me => {
+                    let frame = PeerFrame::NickClaim { nick: p.nick, session, proof: p.proof.to_token() };
+                    shared.rooms.send_to_peer(o, &frame);
+                    p.asked = o;
+                    self.pending.insert(session, p);
+                }
+                _ => {
+                    let granted = self.decide(shared, p.nick, Lease { holder: me, session }, p.proof, ids);
+                    let _ = p.tx.send(granted);
                 }
             }
         }

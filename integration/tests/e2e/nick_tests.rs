@@ -189,9 +189,6 @@ async fn a_hello_given_up_on_does_not_keep_its_client_s_nick() {
             other => panic!("no WELCOME: {other:?}"),
         }
     }
-    async fn replaced(c: &mut Raw) {
-        c.until(|f| matches!(f, ServerFrame::Err { code: 512, .. })).await;
-    }
     let farm = Farm::start(FarmSpec::default());
     farm.wait_mesh().await;
     let addr = |i: usize| farm.servers[i].client;
@@ -202,17 +199,17 @@ async fn a_hello_given_up_on_does_not_keep_its_client_s_nick() {
     let mut orphan = Raw::connect(addr(1)).await;
     orphan.send(&format!("HELLO 1 bob - {t1}\r\n")).await;
     welcome(&mut orphan).await;
-    replaced(&mut first).await;
+    replaced_by(&mut first).await;
     // Again on s2 with the same token: the orphan gives way.
     let mut again = Raw::connect(addr(1)).await;
     again.send(&format!("HELLO 1 bob - {t1}\r\n")).await;
     welcome(&mut again).await;
-    replaced(&mut orphan).await;
+    replaced_by(&mut orphan).await;
     // And on s3 (the nick's lease decides farm-wide).
     let mut third = Raw::connect(addr(2)).await;
     third.send(&format!("HELLO 1 bob - {t1}\r\n")).await;
     let t3 = welcome(&mut third).await;
-    replaced(&mut again).await;
+    replaced_by(&mut again).await;
     // Another token proves nothing, on any server.
     for i in 0..3 {
         let mut stranger = Raw::connect(addr(i)).await;
@@ -254,4 +251,33 @@ async fn a_hello_waiting_for_a_hung_owner_does_not_lock_its_client_out() {
     }
     farm.cont(0);
     drop(orphan);
+}
+
+/// A `HELLO` waiting for a nick's owner that then counts DOWN is asked of
+/// the nick's new owner at once: the session opens, with no `ERR 503` and
+/// no retry (peer timeout 1 s here; a claim waits at most 3 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_waiting_for_an_owner_that_goes_down_asks_the_next_owner() {
+    let farm = Farm::start(FarmSpec { extra: vec!["--peer-timeout".into(), "1".into()], ..FarmSpec::default() });
+    farm.wait_mesh().await;
+    let ids: Vec<rttp_proto::ServerId> = ["s1", "s2", "s3"].iter().map(|s| s.parse().unwrap()).collect();
+    let nick = (0..1000)
+        .map(|i| format!("eve{i}"))
+        .find(|n| rttp_proto::rendezvous(n.as_bytes(), &ids) == Some(ids[0]))
+        .expect("some nick is s1's");
+    let mut first = Raw::connect(farm.servers[2].client).await;
+    first.send(&format!("HELLO 1 {nick}\r\n")).await;
+    let ServerFrame::Welcome { session, .. } = first.frame().await else { panic!("no WELCOME") };
+    farm.stop(0);
+    let mut moved = Raw::connect(farm.servers[1].client).await;
+    moved.send(&format!("HELLO 1 {nick} - {session}\r\n")).await;
+    let answer = tokio::time::timeout(T, moved.frame()).await.expect("an answer");
+    farm.cont(0);
+    assert!(matches!(answer, ServerFrame::Welcome { .. }), "{answer:?}");
+    replaced_by(&mut first).await;
+}
+
+/// Waits for `ERR 512` on `c`.
+async fn replaced_by(c: &mut Raw) {
+    c.until(|f| matches!(f, ServerFrame::Err { code: 512, .. })).await;
 }
