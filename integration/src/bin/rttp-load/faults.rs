@@ -124,9 +124,17 @@ pub(crate) async fn storm(
         .lower("max_over_mean_worst", worst)
 }
 
-/// What one failover client saw: messages, when it lost its server, when it
-/// was back in its room.
-type ClientLog = (Vec<String>, Option<Instant>, Option<Instant>);
+/// What one failover client saw.
+#[derive(Debug, Default, Clone)]
+struct ClientLog {
+    msgs: Vec<String>,
+    /// When it lost the killed server (its first loss).
+    down: Option<Instant>,
+    /// When it was first back in its room after that.
+    back: Option<Instant>,
+    /// Between a loss (any, a survivor's too) and the rejoin after it.
+    moving: bool,
+}
 
 /// Sessions the moved clients opened: at which server, when.
 type Opened = Arc<Mutex<Vec<(rttp_proto::ServerId, Instant)>>>;
@@ -166,7 +174,7 @@ fn tally_failover(
 ) -> (usize, usize, Vec<f64>) {
     let (mut lost, mut dup, mut times) = (0usize, 0usize, Vec::new());
     for i in 0..clients {
-        let Some((msgs, down, back)) = s.get(&i) else {
+        let Some(ClientLog { msgs, down, back, .. }) = s.get(&i) else {
             lost += per_room;
             continue;
         };
@@ -229,14 +237,22 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
             while let Some(e) = ev.recv().await {
                 let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
                 let entry = s.entry(i).or_default();
-                detours.on(&e, entry.1.is_some());
+                detours.on(&e, entry.down.is_some());
                 match e {
-                    Event::Message { text, .. } => entry.0.push(text.to_string()),
-                    Event::Connected { server, .. } if entry.1.is_some() => {
+                    Event::Message { text, .. } => entry.msgs.push(text.to_string()),
+                    Event::Connected { server, .. } if entry.down.is_some() => {
                         opened.lock().unwrap_or_else(|e| e.into_inner()).push((server, Instant::now()))
                     }
-                    Event::Disconnected { .. } => entry.1 = Some(Instant::now()),
-                    Event::Rejoined { .. } if entry.1.is_some() && entry.2.is_none() => entry.2 = Some(Instant::now()),
+                    // A second loss (of a survivor) is a detour, not a new
+                    // start: the time back counts from the kill.
+                    Event::Disconnected { .. } => {
+                        entry.down.get_or_insert_with(Instant::now);
+                        entry.moving = true;
+                    }
+                    Event::Rejoined { .. } if entry.down.is_some() => {
+                        entry.back.get_or_insert_with(Instant::now);
+                        entry.moving = false;
+                    }
                     _ => {}
                 }
             }
@@ -294,13 +310,14 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     } {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Until every client is back in its room (at most 30 s more: a crowd
-    // of 10,000 takes seconds), then time for the last replays: a client
-    // still on its way is not a client that lost its messages.
+    // Until every client is back in its room and none is on a second move
+    // (at most 30 s more: a crowd of 10,000 takes seconds), then time for
+    // the last replays: a client still on its way is not a client that
+    // lost its messages.
     let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until && {
         let s = seen.lock().unwrap_or_else(|e| e.into_inner());
-        s.values().filter(|e| e.2.is_some()).count() < clients
+        s.values().filter(|e| e.back.is_some() && !e.moving).count() < clients
     } {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -308,6 +325,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     let (acked, unacked) = *acks.lock().unwrap_or_else(|e| e.into_inner());
     let s = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (lost, dup, mut times) = tally_failover(&s, clients, rooms, per_room);
+    let moving = s.values().filter(|e| e.moving).count();
     times.sort_by(f64::total_cmp);
     let pct = |q: f64| {
         times.get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
@@ -327,7 +345,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         String::from("senders on s2; ")
     };
     println!(
-        "failover: {clients} clients in {rooms} rooms on the killed server: {} back; back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
+        "failover: {clients} clients in {rooms} rooms on the killed server: {} back ({moving} on a move at the end); back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
          {who}{} messages expected, lost {lost}, duplicated {dup}; sessions the moved clients opened per second \
          at each survivor (most in any 250 ms): {}; detours: {detoured}",
         times.len(),
@@ -351,6 +369,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         .param("clients", clients as f64)
         .param("rooms", rooms as f64)
         .param("back", times.len() as f64)
+        .lower("moving_at_end", moving as f64)
         .param("expected", (clients * per_room) as f64)
         .lower("back_p50_ms", pct(0.5))
         .lower("back_p99_ms", pct(0.99))
