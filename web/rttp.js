@@ -282,6 +282,17 @@ export class Sequence {
   }
 }
 
+/**
+ * Whether a refused HELLO ends the connect sequence (as the Rust library's
+ * `Error::ends_sequence`): a refused token always; a nick in use only for a
+ * client that is not resuming, since while it resumes the holder may be a
+ * HELLO of its own that it gave up on and a slow server opened anyway.
+ * @param {number|undefined} code @param {boolean} resuming
+ */
+export function endsSequence(code, resuming) {
+  return code === 511 || (code === 433 && !resuming);
+}
+
 /** Ids remembered per room, to show each message once across moves. */
 export const DEDUP_PER_ROOM = 4096;
 /** How long a line may wait for its ACK before it is given up. */
@@ -495,7 +506,7 @@ export class RttpClient {
           cmd = this.seq.chosenOpened();
         }
       } catch (e) {
-        if (e.code === 433 || e.code === 511) throw e;
+        if (endsSequence(e.code, this.resumeToken !== null)) throw e;
         cmd = this.seq.failed(e.message);
       }
     }

@@ -121,7 +121,7 @@ impl Driver {
             }
             Ok(Hello::Redirected { server, addr, reason }) => (Outcome::Redirected { server, addr, reason }, None),
             // Another server would refuse the same nick or token: stop here.
-            Err(e @ (Error::NickInUse(_) | Error::Unauthorized(_))) => return Err(e),
+            Err(e) if e.ends_sequence(self.resume.is_some()) => return Err(e),
             Err(e) => (fail(e.to_string()), None),
         })
     }

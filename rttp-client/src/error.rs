@@ -113,6 +113,21 @@ impl Error {
         }
     }
 
+    /// Whether this failed `HELLO` ends the connect sequence: another
+    /// server would refuse the same nick or token. A nick in use while the
+    /// client resumes its session (`resuming`: it holds the nick's resume
+    /// token) does not: the holder may be a `HELLO` of its own that it gave
+    /// up on and a slow server opened anyway, which ends once that server
+    /// reads the closed connection; the sequence tries again, within its
+    /// bounded rounds.
+    pub fn ends_sequence(&self, resuming: bool) -> bool {
+        match self {
+            Error::Unauthorized(_) => true,
+            Error::NickInUse(_) => !resuming,
+            _ => false,
+        }
+    }
+
     /// A broken HELLO exchange at `addr`.
     pub fn hello(addr: SocketAddr, e: HelloError) -> Error {
         match e {
@@ -124,3 +139,18 @@ impl Error {
 
 /// The client's result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nick_in_use_ends_the_sequence_only_for_a_client_that_is_not_resuming() {
+        let nick = Error::NickInUse("alice".into());
+        assert!(nick.ends_sequence(false), "a first HELLO: somebody else has the nick");
+        assert!(!nick.ends_sequence(true), "a move: perhaps our own abandoned HELLO");
+        assert!(Error::Unauthorized("expired".into()).ends_sequence(true));
+        let timeout = Error::Timeout { addr: "127.0.0.1:7000".parse().unwrap() };
+        assert!(!timeout.ends_sequence(false) && !timeout.ends_sequence(true));
+    }
+}

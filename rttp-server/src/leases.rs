@@ -28,9 +28,7 @@ pub struct Leases {
     live: Mutex<Vec<ServerId>>,
     /// The resume token each local session opened by resuming presented:
     /// re-announced with it, a lease that superseded another still wins
-    /// after a partition heals, whichever side's announcement arrives first;
-    /// and a `HELLO` here with the same token may take such a session's
-    /// nick (an orphan of a `HELLO` its client gave up on).
+    /// after a partition heals, whichever side's announcement arrives first.
     proofs: DashMap<SessionId, Token>,
 }
 
@@ -89,8 +87,7 @@ impl Leases {
         self.proofs.insert(session, old);
     }
 
-    /// The token the local session `session` resumed, if it was opened so
-    /// (or is being: its `HELLO` may still wait for the nick's owner).
+    /// The token the local session `session` resumed, if it was opened so.
     pub fn resumed(&self, session: SessionId) -> Option<Token> {
         self.proofs.get(&session).map(|t| *t)
     }

@@ -30,10 +30,8 @@ pub enum Proof {
     /// The claimant checked a valid token for the nick (token mode): the
     /// person moved; the old session is revoked.
     Token,
-    /// The resume token of the session that holds the nick, or of the one
-    /// that session itself resumed: the same client moved (REDIRECT, a lost
-    /// or hung server), or tried again after a `HELLO` it gave up on had
-    /// opened a session after all; the old session is revoked.
+    /// The resume token of the session that holds the nick: the same client
+    /// moved (REDIRECT, a lost or hung server); the old session is revoked.
     Resume(Token),
     /// A holder re-announcing a lease to a new owner.
     Hold,
@@ -84,10 +82,6 @@ pub struct Decision {
 #[derive(Debug, Default)]
 pub struct NickTable {
     leases: HashMap<Nick, Lease>,
-    /// The resume token a lease was granted with: a client that gave up on
-    /// a `HELLO` which then opened a session anyway (a slow server) resumes
-    /// with the same token again, and must get its nick from that orphan.
-    resumed: HashMap<Nick, Token>,
 }
 
 impl NickTable {
@@ -96,7 +90,7 @@ impl NickTable {
     pub fn claim(&mut self, nick: Nick, claimant: Lease, proof: Proof, alive: impl Fn(ServerId) -> bool) -> Decision {
         let granted = Decision { granted: true, revoke: None };
         let Some(held) = self.leases.get(&nick).copied() else {
-            self.grant(nick, claimant, proof);
+            self.leases.insert(nick, claimant);
             return granted;
         };
         if held == claimant {
@@ -105,37 +99,26 @@ impl NickTable {
         let takes_over = match proof {
             _ if !alive(held.holder) => true,
             Proof::Token => true,
-            Proof::Resume(t) => t == held.session || self.resumed.get(&nick) == Some(&t),
+            Proof::Resume(t) => t == held.session,
             Proof::None | Proof::Hold => false,
         };
         if !takes_over {
             return Decision { granted: false, revoke: None };
         }
-        self.grant(nick, claimant, proof);
-        Decision { granted: true, revoke: alive(held.holder).then_some(held) }
-    }
-
-    fn grant(&mut self, nick: Nick, claimant: Lease, proof: Proof) {
         self.leases.insert(nick, claimant);
-        match proof {
-            Proof::Resume(t) => self.resumed.insert(nick, t),
-            _ => self.resumed.remove(&nick),
-        };
+        Decision { granted: true, revoke: alive(held.holder).then_some(held) }
     }
 
     /// `lease` ended (its session closed): the nick is free, if it was its.
     pub fn release(&mut self, nick: Nick, lease: Lease) {
         if self.leases.get(&nick) == Some(&lease) {
             self.leases.remove(&nick);
-            self.resumed.remove(&nick);
         }
     }
 
     /// `server` is DOWN: its leases die with it.
     pub fn holder_down(&mut self, server: ServerId) {
         self.leases.retain(|_, l| l.holder != server);
-        let leases = &self.leases;
-        self.resumed.retain(|n, _| leases.contains_key(n));
     }
 
     /// The lease of `nick`, if any.
@@ -157,7 +140,6 @@ impl NickTable {
     /// which it does): their new owners learn them from the holders.
     pub fn keep_owned(&mut self, owns: impl Fn(&Nick) -> bool) {
         self.leases.retain(|n, _| owns(n));
-        self.resumed.retain(|n, _| owns(n));
     }
 }
 

@@ -77,28 +77,6 @@ fn a_resume_token_or_a_valid_jwt_takes_over_and_revokes() {
 }
 
 #[test]
-fn a_session_opened_by_resuming_gives_way_to_another_that_resumes_the_same_one() {
-    let mut t = NickTable::default();
-    let first = lease("s1", "s1-1-aaaa");
-    t.claim(nick("alice"), first, Proof::None, all_alive);
-    // The client moved to s2 and gave up on its HELLO there, which opened a
-    // session anyway (an orphan); it tries again with the same resume token.
-    let orphan = lease("s2", "s2-7-bbbb");
-    let again = lease("s3", "s3-2-cccc");
-    assert!(t.claim(nick("alice"), orphan, Proof::Resume(first.session), all_alive).granted);
-    let d = t.claim(nick("alice"), again, Proof::Resume(first.session), all_alive);
-    assert_eq!(d, Decision { granted: true, revoke: Some(orphan) });
-    // Only that token: another's, or a plain claim, still gets nothing.
-    let stranger = lease("s1", "s1-9-dddd");
-    assert!(!t.claim(nick("alice"), stranger, Proof::Resume(Token::new("s1-5-eeee").unwrap()), all_alive).granted);
-    assert!(!t.claim(nick("alice"), stranger, Proof::None, all_alive).granted);
-    // A lease granted without resuming names no token that could take it.
-    t.release(nick("alice"), again);
-    t.claim(nick("alice"), stranger, Proof::None, all_alive);
-    assert!(!t.claim(nick("alice"), again, Proof::Resume(first.session), all_alive).granted);
-}
-
-#[test]
 fn a_lease_dies_with_its_server() {
     let mut t = NickTable::default();
     t.claim(nick("alice"), lease("s1", "s1-1-a"), Proof::None, all_alive);

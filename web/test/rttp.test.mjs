@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { parseFrame, frames, select, load, Sequence, Session, GIVE_UP_AFTER_MS, SEND_RATE, SEND_BURST, silenceVerdict, TIMERS } from "../rttp.js";
+import { parseFrame, frames, select, load, Sequence, Session, GIVE_UP_AFTER_MS, SEND_RATE, SEND_BURST, silenceVerdict, TIMERS, endsSequence } from "../rttp.js";
 
 /** A seeded generator (mulberry32), so draws are repeatable. */
 function rng(seed = 1) {
@@ -234,4 +234,12 @@ test("silence counts from a wake-up: a page that slept does not leave a talking 
   }
   v = silenceVerdict(last + pingEvery, v.heard, last);
   assert.equal(v.lost, true, "a server that is really gone is still found");
+});
+
+test("a nick in use ends the connect sequence only for a client that is not resuming", () => {
+  assert.equal(endsSequence(433, false), true);
+  assert.equal(endsSequence(433, true), false);
+  assert.equal(endsSequence(511, true), true);
+  assert.equal(endsSequence(503, false), false);
+  assert.equal(endsSequence(undefined, false), false);
 });

@@ -78,12 +78,11 @@ impl Session {
         // holds it here, takes it over: the person moved, the old session ends.
         let (taken, replaced) = match self.shared.nicks.entry(nick) {
             dashmap::Entry::Occupied(mut o) => {
-                // The holder itself, or a session that resumed the same one
-                // (a HELLO the client gave up on, open or still waiting for
-                // the nick's owner).
+                // Only the holder's own token: a HELLO its client gave up on
+                // (a slow server) may be read after its retry, and must not
+                // take the nick from the session the retry opened.
                 let holder = *o.get();
-                let resumes = matches!(proof, Proof::Resume(t)
-                    if self.shared.session_token(holder) == Some(t) || self.shared.leases.resumed(holder) == Some(t));
+                let resumes = matches!(proof, Proof::Resume(t) if self.shared.session_token(holder) == Some(t));
                 if proof == Proof::Token || resumes {
                     (false, Some(o.insert(self.id)))
                 } else {
