@@ -172,3 +172,34 @@ async fn a_batch_writes_its_peer_links_before_its_members() {
         assert_eq!(read_now(&mut c), b"MSG #r m:1 ann hi\r\n");
     }
 }
+
+#[tokio::test]
+async fn membership_news_is_left_to_the_connection_and_written_with_what_follows_it() {
+    let (s, mut c) = pair().await;
+    let q = Outbound::new(1 << 20);
+    q.set_direct(Direct::new(s, Counter::default()));
+    {
+        let _batch = Batch::start();
+        assert!(q.push_lazy(Bytes::from_static(b"JOINED #r a\r\n")));
+    }
+    assert_eq!(q.queued_bytes(), 13, "not written from the reading thread");
+    {
+        // A message after it waits behind it: one write, in order.
+        let _batch = Batch::start();
+        q.push(Bytes::from_static(b"MSG x\r\n"));
+        q.push_lazy(Bytes::from_static(b"JOINED #r b\r\n"));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(read_now(&mut c), b"", "nothing overtook the news");
+    let mut wq = VecDeque::new();
+    q.drain_into(&mut wq);
+    assert_eq!(
+        wq,
+        VecDeque::from([
+            Bytes::from_static(b"JOINED #r a\r\n"),
+            Bytes::from_static(b"MSG x\r\n"),
+            Bytes::from_static(b"JOINED #r b\r\n")
+        ]),
+        "the connection writes all three at once"
+    );
+}

@@ -123,6 +123,21 @@ impl Outbound {
     /// [`Outbound::push`], returning the stream position at the end of this
     /// frame (what [`Outbound::when_taken`] waits for), `None` on overflow.
     pub fn push_at(&self, frame: Bytes) -> Option<u64> {
+        self.queue(frame, true)
+    }
+
+    /// Queues a frame for the connection's own task to write, never from the
+    /// reading thread at the end of its batch: for membership news
+    /// (`JOINED`, `PARTED`), which can wait a wake-up. A failover brings
+    /// thousands of rejoins, each announced to every member here; written
+    /// directly, that was one `writev` per member per rejoin (the kernel's
+    /// share of a survivor's CPU was 80 %), while a member's own task
+    /// writes all the news that arrived before it ran in one.
+    pub fn push_lazy(&self, frame: Bytes) -> bool {
+        self.queue(frame, false).is_some()
+    }
+
+    fn queue(&self, frame: Bytes, direct_ok: bool) -> Option<u64> {
         let mut g = self.lock();
         if g.overflowed {
             return None;
@@ -153,7 +168,7 @@ impl Outbound {
         g.queue.push_back(frame);
         let at = g.pushed;
         // Written when the batch ends, if nobody else is writing.
-        let later = was_empty && !fell_behind && g.taken == 0 && g.direct.is_some() && direct::batching();
+        let later = direct_ok && was_empty && !fell_behind && g.taken == 0 && g.direct.is_some() && direct::batching();
         // Only peer links confirm: another server waits on what they carry.
         let first = g.confirming;
         drop(g);

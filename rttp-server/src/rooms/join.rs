@@ -25,7 +25,7 @@ impl Rooms {
         let out = member.out.clone();
         if new_member {
             let nick = member.nick;
-            st.broadcast(&joined);
+            st.announce(&joined);
             out.push(own);
             st.members.push(member);
             if first_local {
@@ -94,7 +94,7 @@ impl Rooms {
         let leaver = st.members.swap_remove(i);
         st.replay_to.retain(|s| *s != session);
         let parted = ServerFrame::Parted { room: *room, nick: leaver.nick }.to_bytes();
-        st.broadcast(&parted);
+        st.announce(&parted);
         if tell_leaver {
             leaver.out.push(parted);
         }

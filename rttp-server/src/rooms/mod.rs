@@ -108,6 +108,14 @@ impl RoomState {
         self.members.iter().filter(|m| m.out.push(frame.clone())).count()
     }
 
+    /// Membership news (`JOINED`, `PARTED`) to every member here, written
+    /// by each member's own task ([`Outbound::push_lazy`]).
+    fn announce(&self, frame: &Bytes) {
+        for m in &self.members {
+            m.out.push_lazy(frame.clone());
+        }
+    }
+
     /// Keeps a message for replay, within the room's bounds, and accounts it
     /// to the server-wide budget (which the caller enforces once the room's
     /// lock is released: [`Rooms::enforce_budget`]).

@@ -40,7 +40,7 @@ impl Rooms {
             let gone: Vec<Nick> = st.remote.iter().filter(|(p, _)| *p == peer).map(|(_, n)| *n).collect();
             st.remote.retain(|(p, _)| *p != peer);
             for nick in gone {
-                st.broadcast(&ServerFrame::Parted { room, nick }.to_bytes());
+                st.announce(&ServerFrame::Parted { room, nick }.to_bytes());
             }
             if st.is_unused() {
                 unused.push(room);
@@ -131,7 +131,7 @@ impl Rooms {
             st.remote.push((peer, nick));
         }
         if announce {
-            st.broadcast(&ServerFrame::Joined { room, nick, at: None }.to_bytes());
+            st.announce(&ServerFrame::Joined { room, nick, at: None }.to_bytes());
         }
     }
 
@@ -144,7 +144,7 @@ impl Rooms {
                 load.members -= 1;
             }
         }
-        st.broadcast(&ServerFrame::Parted { room, nick }.to_bytes());
+        st.announce(&ServerFrame::Parted { room, nick }.to_bytes());
     }
 
     /// `peer` asks for the messages after `after`: answer from our history
