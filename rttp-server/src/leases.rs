@@ -10,7 +10,6 @@ use rttp_proto::{ErrCode, Nick, PeerFrame, ServerId, Status, Token};
 use tokio::sync::oneshot;
 
 use crate::nicks::{owner, Lease, NickTable, Proof};
-use crate::rooms::SessionId;
 use crate::state::Shared;
 
 /// Longest wait for a nick's owner to answer a claim: past it the HELLO
@@ -26,10 +25,11 @@ pub struct Leases {
     pending: DashMap<Token, Pending>,
     /// The live servers at the last re-homing.
     live: Mutex<Vec<ServerId>>,
-    /// The resume token each local session opened by resuming presented:
-    /// re-announced with it, a lease that superseded another still wins
-    /// after a partition heals, whichever side's announcement arrives first.
-    proofs: DashMap<SessionId, Token>,
+    /// The resume token behind the claims of local sessions that took a
+    /// nick over from an earlier session: re-announced with it, a lease that
+    /// superseded another still wins after a partition heals, whichever
+    /// side's announcement arrives first.
+    proofs: DashMap<Token, Token>,
 }
 
 /// A local session's claim sent to a peer, waiting for its answer.
@@ -60,6 +60,11 @@ impl Leases {
     /// link goes; the caller times out).
     pub fn claim(&self, shared: &Shared, nick: Nick, session: Token, proof: Proof) -> oneshot::Receiver<bool> {
         let (tx, rx) = oneshot::channel();
+        // Resume chains are ordered (the new session names the old one); a
+        // token takeover is not, so it is re-announced as a plain hold.
+        if let Proof::Resume(old) = proof {
+            self.proofs.insert(session, old);
+        }
         let me = shared.config.id;
         let ids = live(shared);
         match owner(&nick, &ids) {
@@ -77,24 +82,6 @@ impl Leases {
             }
         }
         rx
-    }
-
-    /// The local session `session` was opened by resuming `old` (noted at
-    /// `HELLO`, on a farm member or not). Resume chains are ordered (the new
-    /// session names the old one); a token takeover is not, so it is
-    /// re-announced as a plain hold.
-    pub fn note_resume(&self, session: SessionId, old: Token) {
-        self.proofs.insert(session, old);
-    }
-
-    /// The token the local session `session` resumed, if it was opened so.
-    pub fn resumed(&self, session: SessionId) -> Option<Token> {
-        self.proofs.get(&session).map(|t| *t)
-    }
-
-    /// A local session ended or gave its nick back: nothing to remember.
-    pub fn forget(&self, session: SessionId) {
-        self.proofs.remove(&session);
     }
 
     /// The owner's decision on a claim, with its revocation sent.
@@ -132,6 +119,7 @@ impl Leases {
     /// A local session that held `nick` ended.
     pub fn release(&self, shared: &Shared, nick: Nick, session: Token) {
         self.pending.remove(&session);
+        self.proofs.remove(&session);
         let me = shared.config.id;
         match owner(&nick, &live(shared)) {
             Some(o) if o != me => {
@@ -164,13 +152,10 @@ impl Leases {
         }
         let me = shared.config.id;
         self.table().keep_owned(|n| owner(n, &ids) == Some(me));
-        let held: Vec<(Nick, SessionId, Token)> = shared
-            .nicks
-            .iter()
-            .filter_map(|e| shared.session_token(*e.value()).map(|t| (*e.key(), *e.value(), t)))
-            .collect();
-        for (nick, id, session) in held {
-            let proof = self.resumed(id).map_or(Proof::Hold, Proof::Resume);
+        let held: Vec<(Nick, Token)> =
+            shared.nicks.iter().filter_map(|e| shared.session_token(*e.value()).map(|t| (*e.key(), t))).collect();
+        for (nick, session) in held {
+            let proof = self.proofs.get(&session).map_or(Proof::Hold, |old| Proof::Resume(*old));
             match owner(&nick, &ids) {
                 Some(o) if o != me => {
                     let frame = PeerFrame::NickClaim { nick, session, proof: proof.to_token() };

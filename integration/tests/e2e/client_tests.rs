@@ -211,15 +211,21 @@ async fn a_drain_redirect_moves_the_client() {
     client.quit().await;
 }
 
-#[tokio::test]
-async fn a_refusing_chosen_server_is_retried_once_then_dns_is_asked_again() {
-    // s2 (the only g2 server) publishes an address where nothing listens.
+/// A farm whose s2 was restarted to publish an address where nothing
+/// listens (as a server whose address moved would); and that address.
+pub(crate) async fn farm_with_s2_at_a_dead_address() -> (Farm, String) {
     let mut farm = Farm::start(FarmSpec::default());
     let dead = format!("{}.9:7000", farm.prefix());
-    // Restart s2 advertising the dead address.
     farm.kill(1);
     farm.set_extra(1, &["--advertise", &dead]);
     farm.launch(1).await;
+    (farm, dead)
+}
+
+#[tokio::test]
+async fn a_refusing_chosen_server_is_retried_once_then_dns_is_asked_again() {
+    // s2 (the only g2 server) publishes an address where nothing listens.
+    let (mut farm, dead) = farm_with_s2_at_a_dead_address().await;
     let dns = farm.start_dns();
     // UP: a restarted server reports FULL while it warms up (its first second).
     check_for(T, "s2 listed UP at its dead address", || async {

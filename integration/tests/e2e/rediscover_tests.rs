@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use integration::{check_for, Farm, FarmSpec, Raw};
+use integration::{check_for, Raw};
 use rttp_client::{Client, Event, Strategy};
 
 const T: Duration = Duration::from_secs(10);
@@ -12,11 +12,7 @@ const T: Duration = Duration::from_secs(10);
 async fn a_bootstrap_of_dead_servers_falls_back_to_the_servers_of_the_last_table() {
     // s2 publishes an address where nothing listens (as a server whose
     // address moved would); s1 is the client's only bootstrap address.
-    let mut farm = Farm::start(FarmSpec::default());
-    let dead = format!("{}.9:7000", farm.prefix());
-    farm.kill(1);
-    farm.set_extra(1, &["--advertise", &dead]);
-    farm.launch(1).await;
+    let (mut farm, dead) = crate::client_tests::farm_with_s2_at_a_dead_address().await;
     // Users make the choices certain: s1 (0) first, then s2 (1), then s3 (2).
     let _on_s2 = Raw::hello(farm.servers[1].client, "u2").await;
     let _on_s3 = (Raw::hello(farm.servers[2].client, "u3a").await, Raw::hello(farm.servers[2].client, "u3b").await);

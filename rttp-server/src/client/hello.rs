@@ -27,7 +27,6 @@ impl Session {
     /// lease (or the claim for it).
     pub(crate) fn give_back(&self, nick: Nick) {
         self.shared.nicks.remove_if(&nick, |_, id| *id == self.id);
-        self.shared.leases.forget(self.id);
         if self.shared.config.farm.is_some() {
             self.shared.leases.release(&self.shared, nick, self.token());
         }
@@ -96,9 +95,6 @@ impl Session {
         };
         if taken {
             return self.error(ErrCode::NickInUse, format!("nick {nick} is in use"));
-        }
-        if let Proof::Resume(old) = proof {
-            self.shared.leases.note_resume(self.id, old);
         }
         if let Some(old) = replaced.and_then(|id| self.shared.sessions.get(&id).map(|h| h.out.clone())) {
             tracing::info!(%nick, "the nick was taken over: the old session ends");
