@@ -73,6 +73,7 @@ pub struct Metrics {
     pub peer_bytes_out: Counter,
     peers_up: Gauge,
     history_bytes: Gauge,
+    replay_queued_bytes: Gauge,
     history_evicted: Counter,
     /// One render at a time: the gauges are set, then encoded.
     render_lock: std::sync::Mutex<()>,
@@ -119,6 +120,7 @@ impl Metrics {
             peer_bytes_out: Counter::default(),
             peers_up: Gauge::default(),
             history_bytes: Gauge::default(),
+            replay_queued_bytes: Gauge::default(),
             history_evicted: Counter::default(),
             render_lock: std::sync::Mutex::new(()),
             peer_auth_failures: Counter::default(),
@@ -161,6 +163,11 @@ impl Metrics {
         r.register("peer_frames_out", "Frames queued to peers, by verb (once per peer)", m.peer_frames_out.clone());
         r.register("peer_bytes_out", "Bytes written to peer links", m.peer_bytes_out.clone());
         r.register("history_bytes", "Bytes of room history kept, all rooms together", m.history_bytes.clone());
+        r.register(
+            "replay_queued_bytes",
+            "Bytes of rejoin replays queued to sessions and not yet written, with 48 per frame (all sessions)",
+            m.replay_queued_bytes.clone(),
+        );
         r.register(
             "history_evicted",
             "Messages evicted from room history by the server-wide --history-budget",
@@ -211,6 +218,7 @@ impl Metrics {
         self.rooms.set(g.rooms as i64);
         self.peers_up.set(i64::from(g.peers_up));
         self.history_bytes.set(g.history_bytes as i64);
+        self.replay_queued_bytes.set(g.replay_queued_bytes as i64);
         // A counter read from its source at scrape time: add what is new.
         let seen = self.history_evicted.get();
         self.history_evicted.inc_by(g.history_evicted.saturating_sub(seen));
@@ -234,6 +242,8 @@ pub struct Gauges {
     pub peers_up: u32,
     /// Bytes of room history kept.
     pub history_bytes: usize,
+    /// Bytes of replays queued to sessions (`ReplayBudget::queued`).
+    pub replay_queued_bytes: usize,
     /// Messages evicted by the history budget so far.
     pub history_evicted: u64,
 }

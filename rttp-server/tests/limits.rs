@@ -251,16 +251,17 @@ async fn a_stalled_reader_is_cut_off_and_the_others_get_everything() {
 }
 
 /// A session whose queue overflows while its socket still has room (a
-/// replay larger than `--outbound-limit`) is told why: `ERR 507`, then closed.
-/// The room and its other member are unaffected.
+/// replay past its share of the replay budget) is told why: `ERR 507`, then
+/// closed. The room and its other member are unaffected.
 #[tokio::test]
 async fn an_overflowing_queue_is_told_507_then_closed() {
     let (server, addr) = start(|c| {
-        c.outbound_limit = 8 * 1024;
-        c.outbound_max = 8 * 1024;
+        // Replays may hold 64 KiB, one session 16 KiB.
+        c.history_budget = 32 * 1024;
         no_rate_limits(c);
     })
     .await;
+    assert_eq!(server.shared().rooms.replays().per_session, 16 * 1024);
     let mut alice = Raw::hello(addr, "alice").await;
     alice.send("JOIN #r\r\n").await;
     alice.frame().await;
@@ -270,7 +271,7 @@ async fn an_overflowing_queue_is_told_507_then_closed() {
         let ServerFrame::Msg { id, .. } = alice.frame().await else { panic!("alice's own copy") };
         first.get_or_insert(id);
     }
-    // 19 KiB of replay into an 8 KiB queue, pushed at once.
+    // 19 KiB of replay (and 48 bytes a frame) past a 16 KiB share, pushed at once.
     let mut bob = Raw::hello(addr, "bob").await;
     bob.send(&format!("JOIN #r {}\r\n", first.unwrap())).await;
     let reason = loop {

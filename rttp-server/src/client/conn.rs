@@ -179,7 +179,7 @@ impl<T: Transport> ClientConn<T> {
             if let Some(rx) = session.take_claim_rx() {
                 claim = Some((rx, Instant::now() + crate::leases::CLAIM_TIMEOUT));
             }
-            if self.slow_consumer(cut_at) {
+            if self.slow_consumer() {
                 break "slow consumer";
             }
             let flow =
@@ -201,8 +201,12 @@ impl<T: Transport> ClientConn<T> {
     /// Whether the session is a slow consumer: its queue overflowed, or it
     /// has been behind since before `cut_at`. Then its queue is dropped and
     /// it is told `ERR 507` if the socket can still take it.
-    fn slow_consumer(&mut self, cut_at: Option<Instant>) -> bool {
-        if cut_at.is_some_and(|t| Instant::now() >= t) && self.out.behind_since().is_some() {
+    fn slow_consumer(&mut self) -> bool {
+        // The queue's clock now, not the one the loop armed its timer with:
+        // a joiner reading a replay moves it on as it reads (see
+        // `Outbound::push_replay`).
+        let cut_at = self.out.behind_since().map(|t| Instant::from_std(t) + self.shared.config.slow_consumer_after);
+        if cut_at.is_some_and(|t| Instant::now() >= t) {
             self.out.overflow();
         }
         if !self.out.overflowed() {

@@ -72,7 +72,9 @@ pub struct Args {
     /// a slow consumer if it stays behind for --slow-consumer-after [default: 1048576].
     #[arg(long, env = "RTTP_OUTBOUND_LIMIT", value_name = "BYTES")]
     pub outbound_limit: Option<usize>,
-    /// Bytes queued for one session past which it is cut off at once
+    /// Bytes queued for one session past which it is cut off at once (a
+    /// rejoin's replay, shared with the history, is bounded apart: twice
+    /// --history-budget for all sessions, a quarter of that for one)
     /// [default: 16777216, and at least --outbound-limit].
     #[arg(long, env = "RTTP_OUTBOUND_MAX", value_name = "BYTES")]
     pub outbound_max: Option<usize>,

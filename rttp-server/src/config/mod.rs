@@ -353,15 +353,6 @@ impl Config {
         let with_tls = tls.is_some();
         let outbound_max = pick!(outbound_max, 16 << 20).max(outbound_limit);
         let history_bytes = pick!(history_bytes, 4 << 20);
-        if history_bytes.saturating_mul(2) > outbound_max {
-            // A rejoin with a gap gets this server's whole history and a
-            // peer's: it must fit in the joiner's queue, or the replay would
-            // cut the very client it is for.
-            let why = format!(
-                "{history_bytes} is over half of --outbound-max ({outbound_max}): a rejoin's replay (this server's history and a peer's) must fit in a session's queue"
-            );
-            return Err(bad("history-bytes", why));
-        }
         let limits = Limits {
             max_line: at_least("max-line", pick!(max_line, rttp_proto::MAX_LINE), MIN_LINE)?,
             max_body: at_most_protocol_body(pick!(max_body, rttp_proto::MAX_BODY))?,

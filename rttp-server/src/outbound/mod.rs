@@ -15,9 +15,12 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 mod direct;
+mod replay;
 mod settle;
 
 pub use direct::{Batch, Direct, SharedWrite};
+use replay::Replayed;
+pub use replay::{ReplayBudget, REF_COST};
 use settle::Watchers;
 pub use settle::{Release, Waiter};
 
@@ -66,6 +69,15 @@ struct Inner {
     partial: bool,
     /// The socket, when any thread may write it (plain TCP; see [`Batch`]).
     direct: Option<Direct>,
+    /// Replayed frames queued and not yet written (see `replay`).
+    replayed: Option<Box<Replayed>>,
+}
+
+impl Inner {
+    /// Bytes of replayed frames queued and not yet written.
+    fn replayed_bytes(&self) -> usize {
+        self.replayed.as_ref().map_or(0, |r| r.bytes)
+    }
 }
 
 impl Outbound {
@@ -123,7 +135,16 @@ impl Outbound {
     /// [`Outbound::push`], returning the stream position at the end of this
     /// frame (what [`Outbound::when_taken`] waits for), `None` on overflow.
     pub fn push_at(&self, frame: Bytes) -> Option<u64> {
-        self.queue(frame, true)
+        self.queue(frame, true, None)
+    }
+
+    /// Queues a frame of a rejoin's replay: one the room's history holds
+    /// too. Charged to `budget`, not to the session's own bounds, so a
+    /// replay of any size the history can hold streams to a joiner that
+    /// reads it (see `replay`). Returns false when a budget is exhausted
+    /// (the session is then a slow consumer).
+    pub fn push_replay(&self, frame: Bytes, budget: &Arc<ReplayBudget>) -> bool {
+        self.queue(frame, true, Some(budget)).is_some()
     }
 
     /// Queues a frame for the connection's own task to write, never from the
@@ -134,10 +155,10 @@ impl Outbound {
     /// share of a survivor's CPU was 80 %), while a member's own task
     /// writes all the news that arrived before it ran in one.
     pub fn push_lazy(&self, frame: Bytes) -> bool {
-        self.queue(frame, false).is_some()
+        self.queue(frame, false, None).is_some()
     }
 
-    fn queue(&self, frame: Bytes, direct_ok: bool) -> Option<u64> {
+    fn queue(&self, frame: Bytes, direct_ok: bool, replay: Option<&Arc<ReplayBudget>>) -> Option<u64> {
         let mut g = self.lock();
         if g.overflowed {
             return None;
@@ -146,10 +167,15 @@ impl Outbound {
             // After a final frame (REDIRECT, ERR 5xx) nothing else may follow.
             return Some(g.pushed);
         }
-        if g.bytes + frame.len() > self.limit {
-            g.overflowed = true;
-            g.queue = VecDeque::new();
-            let waiting = g.watchers.all();
+        let fits = match replay {
+            Some(budget) => {
+                let at = g.pushed;
+                g.replayed.get_or_insert_with(|| Replayed::new(budget)).add(at, frame.len())
+            }
+            None => g.bytes.saturating_sub(g.replayed_bytes()) + frame.len() <= self.limit,
+        };
+        if !fits {
+            let waiting = Self::drop_all(&mut g);
             drop(g);
             // Nothing more will be written here: nobody waits for it.
             waiting.iter().for_each(|w| w.release());
@@ -163,6 +189,9 @@ impl Outbound {
         let fell_behind = g.bytes > self.soft && g.behind_since.is_none();
         if fell_behind {
             g.behind_since = Some(Instant::now());
+            if let Some(r) = g.replayed.as_mut() {
+                r.progress = 0;
+            }
         }
         let was_empty = g.queue.is_empty();
         g.queue.push_back(frame);
@@ -250,9 +279,26 @@ impl Outbound {
     /// Counts `n` bytes as written; returns what that released.
     fn account_written(&self, g: &mut Inner, n: usize) -> Vec<Arc<dyn Release>> {
         g.bytes = g.bytes.saturating_sub(n);
+        let from = g.done;
         g.done += n as u64;
-        if g.bytes <= self.soft {
-            g.behind_since = None;
+        let to = g.done;
+        if g.replayed.as_mut().is_some_and(|r| r.written(from, to)) {
+            g.replayed = None;
+        }
+        let own = g.bytes.saturating_sub(g.replayed_bytes());
+        match g.replayed.as_mut() {
+            _ if g.bytes <= self.soft => g.behind_since = None,
+            // Behind only by a replay: streaming, not slow, as long as the
+            // joiner reads a soft bound's worth per `--slow-consumer-after`
+            // (each such stretch starts the clock again).
+            Some(r) if own <= self.soft && g.behind_since.is_some() => {
+                r.progress += n;
+                if r.progress >= self.soft {
+                    r.progress = 0;
+                    g.behind_since = Some(Instant::now());
+                }
+            }
+            _ => {}
         }
         if g.confirming || g.watchers.is_empty() {
             return Vec::new();
@@ -311,11 +357,18 @@ impl Outbound {
     /// queue is dropped, as on overflow.
     pub fn overflow(&self) {
         let mut g = self.lock();
-        g.overflowed = true;
-        g.queue = VecDeque::new();
-        let waiting = g.watchers.all();
+        let waiting = Self::drop_all(&mut g);
         drop(g);
         waiting.iter().for_each(|w| w.release());
+    }
+
+    /// Marks the queue overflowed and drops what it holds; returns what
+    /// waited on it, to release once the lock is let go.
+    fn drop_all(g: &mut Inner) -> Vec<Arc<dyn Release>> {
+        g.overflowed = true;
+        g.queue = VecDeque::new();
+        g.replayed = None;
+        g.watchers.all()
     }
 
     /// Whether the bound was exceeded.

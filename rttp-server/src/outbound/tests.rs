@@ -137,3 +137,81 @@ fn drained_bytes_count_until_written() {
     q.written(8);
     assert!(q.push(Bytes::from_static(b"123")));
 }
+
+/// A queue with a soft bound of 10 and a hard one of 100, and a replay budget.
+fn replaying(per_session: usize, total: usize) -> (Arc<Outbound>, Arc<ReplayBudget>) {
+    (Outbound::with_soft_limit(10, 100), Arc::new(ReplayBudget::new(per_session, total)))
+}
+
+#[test]
+fn a_replay_is_charged_to_its_budget_not_to_the_session_s_bounds() {
+    let (q, budget) = replaying(10_000, 10_000);
+    for _ in 0..5 {
+        assert!(q.push_replay(Bytes::from(vec![b'r'; 60]), &budget), "300 bytes of replay past a hard bound of 100");
+    }
+    assert_eq!(budget.queued(), 5 * (60 + REF_COST));
+    assert!(q.push(Bytes::from(vec![b'l'; 90])), "the session's own bound still has room for live frames");
+    assert!(!q.push(Bytes::from(vec![b'l'; 11])), "and is still enforced on them");
+    assert!(q.overflowed());
+    assert_eq!(budget.queued(), 0, "an overflowed queue gives its replay back");
+}
+
+#[test]
+fn written_replay_frames_go_back_to_the_budget_a_partial_one_by_its_bytes() {
+    let (q, budget) = replaying(10_000, 10_000);
+    q.push(Bytes::from_static(b"live1"));
+    q.push_replay(Bytes::from(vec![b'r'; 100]), &budget);
+    q.push(Bytes::from_static(b"live2"));
+    q.push_replay(Bytes::from(vec![b'r'; 100]), &budget);
+    let mut v = VecDeque::new();
+    q.drain_into(&mut v);
+    q.written(5 + 40);
+    assert_eq!(budget.queued(), 60 + REF_COST + 100 + REF_COST, "40 bytes of the first replayed frame written");
+    q.written(60 + 5 + 50);
+    assert_eq!(budget.queued(), 50 + REF_COST, "the first frame done, half of the second");
+    q.written(50);
+    assert_eq!(budget.queued(), 0);
+    assert_eq!(q.queued_bytes(), 0);
+    q.push_replay(Bytes::from(vec![b'r'; 100]), &budget);
+    drop(q);
+    assert_eq!(budget.queued(), 0, "a dropped queue gives its replay back");
+}
+
+#[test]
+fn each_session_and_all_together_are_bounded() {
+    let (a, budget) = replaying(2 * (100 + REF_COST), 3 * (100 + REF_COST));
+    let b = Outbound::with_soft_limit(10, 100);
+    assert!(a.push_replay(Bytes::from(vec![b'r'; 100]), &budget));
+    assert!(a.push_replay(Bytes::from(vec![b'r'; 100]), &budget));
+    assert!(!a.push_replay(Bytes::from(vec![b'r'; 100]), &budget), "past one session's share: a slow consumer");
+    assert!(a.overflowed());
+    assert!(b.push_replay(Bytes::from(vec![b'r'; 100]), &budget));
+    assert!(b.push_replay(Bytes::from(vec![b'r'; 100]), &budget));
+    let c = Outbound::with_soft_limit(10, 100);
+    assert!(c.push_replay(Bytes::from(vec![b'r'; 100]), &budget));
+    assert!(!c.push_replay(Bytes::from(vec![b'r'; 100]), &budget), "past what all sessions may hold");
+    assert_eq!(budget.queued(), 2 * (100 + REF_COST), "b's two frames; a and c gave theirs back");
+}
+
+#[test]
+fn behind_only_by_a_replay_the_clock_restarts_with_each_soft_bound_read() {
+    let (q, budget) = replaying(1 << 20, 1 << 20);
+    for _ in 0..10 {
+        q.push_replay(Bytes::from(vec![b'r'; 100]), &budget);
+    }
+    let since = q.behind_since().expect("1,000 bytes queued: behind");
+    let mut v = VecDeque::new();
+    q.drain_into(&mut v);
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    q.written(9);
+    assert_eq!(q.behind_since(), Some(since), "less than a soft bound read: the clock runs on");
+    q.written(1);
+    let moved = q.behind_since().expect("still behind");
+    assert!(moved > since, "a soft bound read: the clock starts again");
+    // Live frames past the soft bound behind the replay: a reader too slow
+    // for the room, whose clock no longer moves.
+    assert!(q.push(Bytes::from(vec![b'l'; 20])));
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    q.written(50);
+    assert_eq!(q.behind_since(), Some(moved), "behind by its own frames: the clock runs on");
+}

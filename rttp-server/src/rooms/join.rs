@@ -77,8 +77,12 @@ impl Rooms {
                     self.to_peers(&st.interested, &PeerFrame::History { room: *room, after: *after });
                 }
             }
+            // The history's own frames: streamed to the joiner as it reads,
+            // whatever their total (`Outbound::push_replay`).
             for f in found.unwrap_or_else(|| st.history.all().filter(|f| !st.is_unshown(f)).cloned().collect()) {
-                out.push(f);
+                if !out.push_replay(f, &self.replays) {
+                    break;
+                }
                 replayed += 1;
             }
         }

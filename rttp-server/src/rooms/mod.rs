@@ -199,6 +199,8 @@ pub struct Rooms {
     links: DashMap<ServerId, Arc<Outbound>>,
     limits: HistoryLimits,
     budget: HistoryBudget,
+    /// The bounds of rejoin replays queued to sessions.
+    replays: Arc<crate::outbound::ReplayBudget>,
     /// What each peer has made this server hold, against the bounds.
     peer_load: DashMap<ServerId, PeerLoad>,
     /// Rooms and remote members one peer may create here.
@@ -245,6 +247,7 @@ impl Rooms {
             links: DashMap::new(),
             limits,
             budget: HistoryBudget::new(budget),
+            replays: Arc::new(crate::outbound::ReplayBudget::new(usize::MAX, usize::MAX)),
             replay_budget: DashMap::new(),
             peer_load: DashMap::new(),
             peer_bounds: (MAX_PEER_ROOMS, MAX_PEER_MEMBERS),
@@ -274,6 +277,16 @@ impl Rooms {
     /// The server-wide history budget.
     pub fn budget(&self) -> &HistoryBudget {
         &self.budget
+    }
+
+    /// Bounds the rejoin replays queued to sessions (unbounded until set).
+    pub fn set_replay_bounds(&mut self, replays: crate::outbound::ReplayBudget) {
+        self.replays = Arc::new(replays);
+    }
+
+    /// The bounds of rejoin replays, and what all sessions hold now.
+    pub fn replays(&self) -> &crate::outbound::ReplayBudget {
+        &self.replays
     }
 
     /// Evicts the server's oldest kept messages until the rooms are within

@@ -193,7 +193,8 @@ impl Rooms {
         let targets: Vec<Arc<Outbound>> =
             st.members.iter().filter(|m| st.replay_to.contains(&m.session)).map(|m| m.out.clone()).collect();
         for out in targets {
-            out.push(frame.clone());
+            // Kept in the history below: a shared frame, streamed.
+            out.push_replay(frame.clone(), &self.replays);
         }
         st.remember_replayed(room, anchor.as_ref(), id, frame, self.limits, &self.budget);
         drop(st);

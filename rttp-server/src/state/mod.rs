@@ -101,6 +101,7 @@ impl Shared {
             rooms.set_takeover_wait(farm.timers.down_after + farm.timers.heartbeat);
             rooms.hold_at_start(farm.timers.down_after + farm.timers.heartbeat);
         }
+        rooms.set_replay_bounds(replay_budget(&config));
         Shared {
             rooms,
             config,
@@ -261,6 +262,7 @@ impl Shared {
             peers_up: self.peers_up(),
             history_bytes: self.rooms.budget().kept(),
             history_evicted: self.rooms.budget().evicted(),
+            replay_queued_bytes: self.rooms.replays().queued(),
         }
     }
 
@@ -370,4 +372,17 @@ pub fn radix36(mut n: u64) -> String {
     }
     out.reverse();
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The bounds of rejoin replays queued to sessions: all sessions together
+/// twice `--history-budget` (a replay shares the history's frames, so the
+/// history and the messages replays still hold after it dropped them stay
+/// within three times the budget), one session a quarter of that, or less
+/// when every room it may join, replayed whole twice (this server's history
+/// and a peer's gap fill), needs less.
+fn replay_budget(config: &Config) -> crate::outbound::ReplayBudget {
+    let room = config.history_bytes.saturating_add(config.history.saturating_mul(crate::outbound::REF_COST));
+    let total = config.history_budget.saturating_mul(2);
+    let every_room = config.max_rooms.saturating_mul(room).saturating_mul(2);
+    crate::outbound::ReplayBudget::new(every_room.min(total / 4), total)
 }
