@@ -52,6 +52,8 @@ pub struct Metrics {
     pub rate_limited: Counter,
     /// Rooms this server took over as their new owner.
     pub room_takeovers: Counter,
+    /// Times this server found it had not run for longer than the peer timeout.
+    pub freezes: Counter,
     /// `SUBMIT`s refused: this server does not own the room (the sender submits again).
     pub submits_refused: Counter,
     /// `RELAY`s dropped: not from the room's owner as this server knows it.
@@ -108,6 +110,7 @@ impl Metrics {
             throttled: Counter::default(),
             rate_limited: Counter::default(),
             room_takeovers: Counter::default(),
+            freezes: Counter::default(),
             submits_refused: Counter::default(),
             relays_fenced: Counter::default(),
             shown_unconfirmed: Counter::default(),
@@ -143,6 +146,11 @@ impl Metrics {
         r.register("slow_consumer_disconnects", "Sessions cut off as slow consumers", m.slow_consumers.clone());
         r.register("rate_limited_frames", "SAY frames dropped by the rate limit", m.rate_limited.clone());
         r.register("room_takeovers", "Rooms this server took over as their new owner", m.room_takeovers.clone());
+        r.register(
+            "freezes",
+            "Times this server found it had not run for longer than the peer timeout (its rooms then wait for their peers)",
+            m.freezes.clone(),
+        );
         r.register("submits_refused", "SUBMITs for rooms this server does not own", m.submits_refused.clone());
         r.register("relays_fenced", "RELAYs not from the room's owner, dropped", m.relays_fenced.clone());
         r.register(

@@ -1,6 +1,7 @@
 //! Acknowledged sends and one order per room on real processes, the
 //! scenario of the continuity issue: eight senders on s1 keep typing while
-//! a server fails (`SIGSTOP` then `SIGCONT`, `kill -9`, or a drain); eight
+//! a server fails (`SIGSTOP` then `SIGCONT`, after the senders are done or
+//! after 3.5 s while they type, `kill -9`, or a drain); eight
 //! readers on s2 and s3, all on the client library. The failing server is
 //! the senders' or a readers' server, owning the room or not (then s3 owns
 //! it); a restart and a rolling restart too. The senders' lines wait in the library until
@@ -22,6 +23,10 @@ const LINES: usize = 40;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
     Hang,
+    /// `SIGSTOP` for 3.5 s, then `SIGCONT`: longer than the peer timeout
+    /// (2 s: the peers count it DOWN and move its rooms and nicks), shorter
+    /// than the clients' silence bound (6 s: its own clients stay).
+    Pause,
     Kill,
     Drain,
     /// `kill -9` and a new process at once: an empty server with the old id.
@@ -65,7 +70,10 @@ async fn sender(k: usize, c: Client, mut events: Receiver<Event>, room: String, 
             }
             e = events.recv() => match e {
                 Some(Event::Acked { tag, .. }) => acked.push(tags[&tag].clone()),
-                Some(Event::Unacked { .. }) => unacked += 1,
+                Some(Event::Unacked { text, reason, .. }) => {
+                    println!("sender {k} gave up {text}: {reason}");
+                    unacked += 1;
+                }
                 Some(Event::Closed { reason }) => panic!("sender {k} closed: {reason}"),
                 Some(_) => {}
                 None => break,
@@ -142,6 +150,11 @@ async fn scenario_owned(fault: Fault, victim: usize, owner: usize) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     match fault {
         Fault::Hang => farm.stop(victim),
+        Fault::Pause => {
+            farm.stop(victim);
+            tokio::time::sleep(Duration::from_millis(3500)).await;
+            farm.cont(victim);
+        }
         Fault::Kill => farm.kill(victim),
         Fault::Drain => farm.term(victim),
         Fault::Restart => farm.restart(victim).await,
@@ -164,6 +177,13 @@ async fn scenario_owned(fault: Fault, victim: usize, owner: usize) {
     if let Fault::Hang = fault {
         // The hung server wakes with the old copies; they must not show twice.
         farm.cont(victim);
+    }
+    if let Fault::Pause = fault {
+        // The paused server, woken before its senders finished, noticed it
+        // did not run; the others did not think they had not.
+        let freezes = farm.metric_each("rttp_freezes_total ").await;
+        let want: Vec<f64> = (0..3).map(|i| if i == victim { 1.0 } else { 0.0 }).collect();
+        assert_eq!(freezes, want, "freezes counted by s1, s2, s3");
     }
     let mut orders = BTreeSet::new();
     let mut got_all = Vec::new();
@@ -233,6 +253,16 @@ async fn a_drained_senders_server_loses_and_doubles_no_acknowledged_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_room_owner_loses_doubles_and_reorders_nothing() {
     scenario(Fault::Hang, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_owner_paused_past_the_peer_timeout_loses_doubles_and_reorders_nothing() {
+    scenario(Fault::Pause, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_senders_server_paused_past_the_peer_timeout_loses_doubles_and_reorders_nothing() {
+    scenario(Fault::Pause, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,9 @@
 mod budget;
 #[cfg(test)]
 mod dedup_tests;
+mod freeze;
+#[cfg(test)]
+mod freeze_tests;
 mod history;
 mod join;
 mod order;
@@ -223,6 +226,11 @@ pub struct Rooms {
     pending: DashMap<(Room, u64), order::Pending>,
     /// How long a new owner waits for the interested servers.
     takeover_wait: std::time::Duration,
+    /// The freeze check (see `freeze`): after how long without a stamp,
+    /// the clock's origin, and its last stamp (milliseconds from it).
+    freeze_after: Option<std::time::Duration>,
+    origin: std::time::Instant,
+    alive_ms: AtomicU64,
     /// Until when this just-started server holds the rooms it owns...
     start_hold: Option<std::time::Instant>,
     /// ...unless it reached every server it knows of before.
@@ -260,6 +268,9 @@ impl Rooms {
             owner_lost: Default::default(),
             pending: DashMap::new(),
             takeover_wait: TAKEOVER_WAIT,
+            freeze_after: None,
+            origin: std::time::Instant::now(),
+            alive_ms: AtomicU64::new(0),
             start_hold: None,
             settled: Default::default(),
             takeovers: Default::default(),

@@ -182,6 +182,7 @@ impl Rooms {
         text: Text,
         tag: Option<Token>,
     ) -> Submitted {
+        self.check_frozen();
         let Some(mut st) = self.map.get_mut(room) else { return Submitted::NotMember };
         let Some(out) = st.members.iter().find(|m| m.session == session).map(|m| m.out.clone()) else {
             return Submitted::NotMember;
@@ -314,6 +315,7 @@ impl Rooms {
     /// resent copy is answered with the first), held during a takeover,
     /// kept in the room's stash otherwise.
     pub fn remote_submit(&self, peer: ServerId, room: Room, nick: Nick, tag: Option<Token>, text: Text) {
+        self.check_frozen();
         let Some(mut st) = self.map.get_mut(&room) else { return };
         let owner = self.owner_here(&room, &mut st);
         if owner != self.me {

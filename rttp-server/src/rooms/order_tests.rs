@@ -8,16 +8,16 @@ use super::tests::{frames, hand_on, member};
 use super::*;
 use crate::metrics::Metrics;
 
-fn id(s: &str) -> ServerId {
+pub(super) fn id(s: &str) -> ServerId {
     ServerId::new(s).unwrap()
 }
 
-fn tag(s: &str) -> Option<Token> {
+pub(super) fn tag(s: &str) -> Option<Token> {
     Some(Token::new(s).unwrap())
 }
 
 /// What a link's writer would take from its queue, written.
-fn sent(link: &Outbound) -> Vec<String> {
+pub(super) fn sent(link: &Outbound) -> Vec<String> {
     let mut q = VecDeque::new();
     link.drain_into(&mut q);
     link.written(q.iter().map(Bytes::len).sum());
@@ -40,7 +40,7 @@ fn room_owned_by(owner: &str, then: &str) -> Room {
 /// This server (s1) and linked peers s8 and s9, all UP; a room owned by
 /// `owner` (and by `then` without s9) has member `a` here and is of
 /// interest to both peers. The links' queues.
-fn farm(owner: &str, then: &str) -> (Rooms, Room, Member, Arc<Outbound>, Arc<Outbound>) {
+pub(super) fn farm(owner: &str, then: &str) -> (Rooms, Room, Member, Arc<Outbound>, Arc<Outbound>) {
     let ids = vec![id("s1"), id("s8"), id("s9")];
     let r =
         Rooms::new("s1:g".into(), HistoryLimits { messages: 100, bytes: 1 << 20 }, 1 << 20, Arc::new(Metrics::new()));
@@ -65,7 +65,7 @@ fn lose_s9(r: &Rooms) {
     r.rehome(vec![id("s1"), id("s8")]);
 }
 
-fn text(s: &str) -> Text {
+pub(super) fn text(s: &str) -> Text {
     Text::from(s.to_string())
 }
 

@@ -81,7 +81,7 @@ impl Rooms {
         }
     }
 
-    fn start_takeover(&self, room: &Room, st: &mut RoomState, waiting: Vec<ServerId>) {
+    pub(super) fn start_takeover(&self, room: &Room, st: &mut RoomState, waiting: Vec<ServerId>) {
         self.metrics.room_takeovers.inc();
         self.start_sync_wait(room, st, waiting);
     }
@@ -203,6 +203,7 @@ impl Rooms {
     /// Ends overdue takeovers and submits again what waited too long.
     /// Called by the farm driver on its tick.
     pub fn tick(&self, now: Instant) {
+        self.stamp();
         let rooms = std::mem::take(&mut *self.takeovers.lock().unwrap_or_else(|e| e.into_inner()));
         let mut still = Vec::new();
         for room in rooms {

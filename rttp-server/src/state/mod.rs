@@ -100,6 +100,7 @@ impl Shared {
             // up to one peer timeout later than it did.
             rooms.set_takeover_wait(farm.timers.down_after + farm.timers.heartbeat);
             rooms.hold_at_start(farm.timers.down_after + farm.timers.heartbeat);
+            rooms.set_freeze_after(farm.timers.down_after);
         }
         rooms.set_replay_bounds(replay_budget(&config));
         Shared {
