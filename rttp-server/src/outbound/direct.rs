@@ -24,7 +24,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
-use super::Outbound;
+use super::{consume, Outbound};
 
 /// Most frames one direct write gathers (as a connection's own writes).
 pub(super) const DIRECT_BATCH: usize = 64;
@@ -40,6 +40,38 @@ pub struct Direct {
 impl std::fmt::Debug for Direct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Direct")
+    }
+}
+
+impl Outbound {
+    /// Writes what is queued to the direct socket if no writer holds any of
+    /// it, in one vectored write; wakes the connection for what is left
+    /// (or when another writer holds frames, or there is no direct socket).
+    fn write_direct(&self) {
+        let mut g = self.lock();
+        let Some(direct) = g.direct.clone().filter(|_| g.taken == 0 && !g.overflowed && !g.close) else {
+            drop(g);
+            self.notify.notify_one();
+            return;
+        };
+        if g.queue.is_empty() {
+            return;
+        }
+        let mut slices = [std::io::IoSlice::new(&[]); DIRECT_BATCH];
+        let k = g.queue.len().min(DIRECT_BATCH);
+        g.queue.iter().zip(slices.iter_mut()).for_each(|(b, s)| *s = std::io::IoSlice::new(b));
+        let n = direct.try_write(&slices[..k]).unwrap_or(0);
+        let ready = self.account_written(&mut g, n);
+        if n > 0 {
+            g.partial = consume(&mut g.queue, n);
+        }
+        let rest = !g.queue.is_empty();
+        drop(g);
+        ready.iter().for_each(|w| w.release());
+        if rest {
+            // A full socket, or an error the connection will meet itself.
+            self.notify.notify_one();
+        }
     }
 }
 

@@ -307,36 +307,6 @@ impl Outbound {
         g.watchers.up_to(done)
     }
 
-    /// Writes what is queued to the direct socket if no writer holds any of
-    /// it, in one vectored write; wakes the connection for what is left
-    /// (or when another writer holds frames, or there is no direct socket).
-    fn write_direct(&self) {
-        let mut g = self.lock();
-        let Some(direct) = g.direct.clone().filter(|_| g.taken == 0 && !g.overflowed && !g.close) else {
-            drop(g);
-            self.notify.notify_one();
-            return;
-        };
-        if g.queue.is_empty() {
-            return;
-        }
-        let mut slices = [std::io::IoSlice::new(&[]); direct::DIRECT_BATCH];
-        let k = g.queue.len().min(direct::DIRECT_BATCH);
-        g.queue.iter().zip(slices.iter_mut()).for_each(|(b, s)| *s = std::io::IoSlice::new(b));
-        let n = direct.try_write(&slices[..k]).unwrap_or(0);
-        let ready = self.account_written(&mut g, n);
-        if n > 0 {
-            g.partial = consume(&mut g.queue, n);
-        }
-        let rest = !g.queue.is_empty();
-        drop(g);
-        ready.iter().for_each(|w| w.release());
-        if rest {
-            // A full socket, or an error the connection will meet itself.
-            self.notify.notify_one();
-        }
-    }
-
     /// Whether the front queued frame is partly written: nothing else may
     /// be written before the rest of it.
     pub fn partly_written(&self) -> bool {

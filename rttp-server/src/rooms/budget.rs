@@ -153,3 +153,46 @@ impl HistoryBudget {
         self.heap.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+impl super::Rooms {
+    /// Evicts the server's oldest kept messages until the rooms are within
+    /// the budget. Called with no room lock held (it locks rooms one by one).
+    pub(crate) fn enforce_budget(&self) {
+        // Leftovers of removed rooms pile up even under the budget: rebuild
+        // when they outnumber the rooms.
+        if self.budget.needs_rebuild(|| self.map.len()) {
+            let since = self.budget.arrivals_so_far();
+            let mut live = Vec::new();
+            for mut e in self.map.iter_mut() {
+                let front = e.history.front_arrival();
+                e.history.queued = front;
+                if let Some(a) = front {
+                    live.push((a, *e.key()));
+                }
+            }
+            self.budget.rebuild(live, since);
+        }
+        while self.budget.over() {
+            let Some((arrival, room)) = self.budget.oldest() else { break };
+            let Some(mut st) = self.map.get_mut(&room) else { continue };
+            if st.history.queued != Some(arrival) {
+                // A leftover: the room is in the heap under another arrival.
+                continue;
+            }
+            st.history.queued = None;
+            match st.history.front_arrival() {
+                None => continue,
+                // Its own bounds evicted past it: back in, under its oldest now.
+                Some(front) if front > arrival => {}
+                Some(_) => {
+                    let freed = st.history.pop_front();
+                    self.budget.release(freed, 1);
+                }
+            }
+            st.history.queued = st.history.front_arrival();
+            if let Some(a) = st.history.queued {
+                self.budget.enqueue(a, room);
+            }
+        }
+    }
+}
