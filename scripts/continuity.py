@@ -3,12 +3,13 @@
 --plain` clients: three servers (groups a, b, c on 127.0.0.11-13), 8
 senders on s1 in one room, 8 readers on s2 and s3; each sender types a
 numbered line 10 times a second for 8 s, and s1 fails about 2.7 s in
-(`kill` = kill -9, `stop` = SIGSTOP then SIGCONT 10 s later, `term` = a
-drain). Prints, per fault: lines acknowledged and given up, lost and
+(`kill` = kill -9, `stop` = SIGSTOP then SIGCONT 10 s later, `pause` =
+SIGSTOP then SIGCONT 3.5 s later, while the senders still type: past the
+peer timeout, within the clients' silence bound, `term` = a drain). Prints, per fault: lines acknowledged and given up, lost and
 duplicated per reader (of the acknowledged lines), and the distinct orders
 among the readers.
 
-    python3 scripts/continuity.py [--bin target/debug] [kill stop term]
+    python3 scripts/continuity.py [--bin target/debug] [kill stop pause term]
 
 Bounded: every client and server is stopped within about a minute per fault.
 Only loopback addresses are used.
@@ -115,12 +116,16 @@ def scenario(fault):
         time.sleep(2)
         start = time.time()
         n = int(SECONDS * RATE)
-        faulted = False
+        faulted, woken = False, False
         for i in range(n):
             if not faulted and time.time() - start >= 2.7:
                 faulted = True
-                sig = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP, "term": signal.SIGTERM}[fault]
+                sig = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP, "pause": signal.SIGSTOP,
+                       "term": signal.SIGTERM}[fault]
                 servers[0].send_signal(sig)
+            if fault == "pause" and not woken and time.time() - start >= 2.7 + 3.5:
+                woken = True
+                servers[0].send_signal(signal.SIGCONT)
             for k, s in enumerate(senders):
                 s.say(f"snd{k}-{i:03}")
             time.sleep(max(0.0, start + (i + 1) / RATE - time.time()))
