@@ -303,6 +303,23 @@ impl Rooms {
     }
 
     /// A local session's message reached the room's order as `id`: its ACK.
+    /// A message from the room's order, shown here (after any waiting
+    /// ahead of it), and the local session waiting for it acknowledged once
+    /// it is shown. Returns how many members it was queued to now.
+    pub(super) fn show_and_ack(
+        &self,
+        room: &Room,
+        st: &mut RoomState,
+        key: Option<u64>,
+        id: MsgId,
+        frame: Bytes,
+    ) -> usize {
+        let ack = key
+            .and_then(|k| self.pending.remove(&(*room, k)))
+            .and_then(|(_, p)| p.out.map(|out| Waiter::new(1, out, ServerFrame::Ack { tag: p.tag, id }.to_bytes())));
+        st.show_then(id, frame, ack)
+    }
+
     pub(super) fn ack_pending(&self, room: &Room, key: Option<u64>, id: MsgId) {
         if let Some((_, p)) = key.and_then(|k| self.pending.remove(&(*room, k))) {
             if let Some(out) = p.out {

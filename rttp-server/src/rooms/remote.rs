@@ -223,10 +223,9 @@ impl Rooms {
             return;
         }
         let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
-        let n = st.show(id, frame.clone());
+        let n = self.show_and_ack(&room, &mut st, key, id, frame.clone());
         self.metrics.frames_out("MSG", n as u64);
         st.remember(room, (id, key), frame, self.limits, &self.budget);
-        self.ack_pending(&room, key, id);
         drop(st);
         self.enforce_budget();
     }

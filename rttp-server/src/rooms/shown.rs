@@ -72,12 +72,18 @@ impl Unshown {
 
 impl RoomState {
     /// Shows a message to the members here, now unless messages wait ahead
-    /// of it; returns how many members it was queued to now.
-    pub(super) fn show(&mut self, id: MsgId, frame: Bytes) -> usize {
+    /// of it, and releases `then` once it is shown (a local sender's `ACK`
+    /// never overtakes its `MSG`); returns how many members it was queued
+    /// to now.
+    pub(super) fn show_then(&mut self, id: MsgId, frame: Bytes, then: Option<Arc<Waiter>>) -> usize {
         if self.unshown.is_empty() {
-            return self.broadcast(&frame);
+            let n = self.broadcast(&frame);
+            if let Some(w) = then {
+                w.release();
+            }
+            return n;
         }
-        self.unshown.push_back(Unshown { id, frame, gate: None, then: None });
+        self.unshown.push_back(Unshown { id, frame, gate: None, then });
         self.flush()
     }
 

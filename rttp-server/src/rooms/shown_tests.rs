@@ -163,6 +163,23 @@ fn a_relay_from_a_new_owner_waits_behind_this_server_s_unshown_messages() {
 }
 
 #[test]
+fn a_local_sender_s_ack_for_a_new_owner_s_relay_waits_behind_its_msg() {
+    // As above, and m2 was said here: its ACK comes after its MSG, which
+    // waits for m1 (the ACK used to be pushed at once, ahead of both).
+    let (r, room, a, l8, _l9) = owner(&["s8"]);
+    r.say(&room, 1, a.nick, text("m1"), None).unwrap();
+    r.rehome(vec![id("s8"), id("s9")]);
+    let owner_now = crate::nicks::rendezvous(room.as_bytes(), &[id("s8"), id("s9")]).unwrap();
+    assert_eq!(r.submit(&room, 1, a.nick, text("m2"), tag("t2")), Submitted::Waiting);
+    let m2 = MsgId::new(&format!("{owner_now}:x:1")).unwrap();
+    r.remote_say(owner_now, room, m2, a.nick, tag("t2"), text("m2"));
+    assert!(frames(&a).is_empty(), "neither m2 nor its ACK before m1");
+    l8.confirm(l8.position());
+    r.flush_shown();
+    assert_eq!(last_lines(frames(&a)), ["m1", "m2", &format!("ACK t2 {m2}")]);
+}
+
+#[test]
 fn a_room_s_wait_is_bounded_and_a_peer_that_never_confirms_delays_only_past_it() {
     // s8 reads what it is sent but never confirms: the room holds back at
     // most MAX_UNSHOWN messages, then shows the oldest unconfirmed.

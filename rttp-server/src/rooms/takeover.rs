@@ -149,9 +149,8 @@ impl Rooms {
             self.relay(&room, &st, id, nick, None, text.clone(), Some(peer));
         }
         let frame = ServerFrame::Msg { room, id, nick, text }.to_bytes();
-        st.show(id, frame.clone());
+        self.show_and_ack(&room, &mut st, key, id, frame.clone());
         st.remember(room, (id, key), frame, self.limits, &self.budget);
-        self.ack_pending(&room, key, id);
         drop(st);
         self.enforce_budget();
     }
