@@ -285,20 +285,19 @@ impl Outbound {
         if g.replayed.as_mut().is_some_and(|r| r.written(from, to)) {
             g.replayed = None;
         }
-        let own = g.bytes.saturating_sub(g.replayed_bytes());
-        match g.replayed.as_mut() {
-            _ if g.bytes <= self.soft => g.behind_since = None,
+        if g.bytes <= self.soft {
+            g.behind_since = None;
+        } else if g.behind_since.is_some() && g.bytes.saturating_sub(g.replayed_bytes()) <= self.soft {
             // Behind only by a replay: streaming, not slow, as long as the
             // joiner reads a soft bound's worth per `--slow-consumer-after`
             // (each such stretch starts the clock again).
-            Some(r) if own <= self.soft && g.behind_since.is_some() => {
+            if let Some(r) = g.replayed.as_mut() {
                 r.progress += n;
                 if r.progress >= self.soft {
                     r.progress = 0;
                     g.behind_since = Some(Instant::now());
                 }
             }
-            _ => {}
         }
         if g.confirming || g.watchers.is_empty() {
             return Vec::new();
