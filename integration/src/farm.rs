@@ -293,6 +293,9 @@ impl Farm {
     }
 }
 
+/// Lines of each server's log a failed test prints.
+const LOG_TAIL: usize = 60;
+
 impl Drop for Farm {
     /// No process outlives its farm; logs are kept when the test failed.
     fn drop(&mut self) {
@@ -307,6 +310,15 @@ impl Drop for Farm {
             let _ = c.wait();
         }
         if std::thread::panicking() {
+            // CI keeps only the output: the last lines of each log go with it.
+            for s in &self.servers {
+                let log = std::fs::read_to_string(&s.log).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                eprintln!("--- last lines of {}", s.log.display());
+                for l in &lines[lines.len().saturating_sub(LOG_TAIL)..] {
+                    eprintln!("{l}");
+                }
+            }
             eprintln!("farm logs kept in {}", self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);

@@ -20,20 +20,24 @@ async fn farm_with_dns(spec: FarmSpec) -> (Farm, std::net::SocketAddr) {
     (farm, dns)
 }
 
-/// The next event matching `pred`, within 10 s; the skipped ones are returned too.
+/// The next event matching `pred`, within 10 s; the skipped ones are returned
+/// too (and printed if none matched, to tell a slow farm from a lost event).
 async fn until(ev: &mut Receiver<Event>, mut pred: impl FnMut(&Event) -> bool) -> (Event, Vec<Event>) {
     let mut skipped = Vec::new();
-    tokio::time::timeout(T, async {
+    let found = tokio::time::timeout(T, async {
         loop {
             let e = ev.recv().await.expect("event stream open");
             if pred(&e) {
-                return (e, skipped);
+                return e;
             }
             skipped.push(e);
         }
     })
-    .await
-    .unwrap_or_else(|_| panic!("no matching event within {T:?}"))
+    .await;
+    match found {
+        Ok(e) => (e, skipped),
+        Err(_) => panic!("no matching event within {T:?}; skipped: {skipped:?}"),
+    }
 }
 
 fn drain(ev: &mut Receiver<Event>) -> Vec<Event> {

@@ -62,6 +62,9 @@ struct Inner {
     confirmed: u64,
     /// What waits for a position to be taken (see [`Outbound::when_taken`]).
     watchers: Watchers,
+    /// The link is gone ([`Outbound::release_all`]): nothing more will be
+    /// taken, so what comes to wait later is released at once.
+    released: bool,
     /// Bytes a writer drained and has not reported written: while there
     /// are any, only that writer writes.
     taken: usize,

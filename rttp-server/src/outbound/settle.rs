@@ -101,11 +101,12 @@ impl Outbound {
     }
 
     /// Releases `w` once the stream is taken up to `mark` (at once if it
-    /// is, or if nothing more will be: the queue overflowed).
+    /// is, or if nothing more will be: the queue overflowed or its link is
+    /// gone).
     pub fn when_taken(&self, mark: u64, w: Arc<dyn Release>) {
         let mut g = self.lock();
         let taken = if g.confirming { g.confirmed } else { g.done };
-        if taken >= mark || g.overflowed {
+        if taken >= mark || g.overflowed || g.released {
             drop(g);
             w.release();
         } else {
@@ -113,9 +114,16 @@ impl Outbound {
         }
     }
 
-    /// The link is gone: releases everything waiting on it.
+    /// The link is gone: releases everything waiting on it, and from now
+    /// on whatever comes to wait. A room's order pushes a `RELAY` and then
+    /// waits on its position, with no lock of the links map held between:
+    /// a link that ends in between must not keep that wait (and every
+    /// message behind it in the room) forever.
     pub fn release_all(&self) {
-        let waiting = self.lock().watchers.all();
+        let mut g = self.lock();
+        g.released = true;
+        let waiting = g.watchers.all();
+        drop(g);
         waiting.iter().for_each(|w| w.release());
     }
 }

@@ -33,6 +33,28 @@ fn a_waiter_fires_once_every_queue_has_written_its_mark() {
     assert_eq!(acks(), 30);
 }
 
+/// The race a room's order runs with a dying link: it pushes a `RELAY`,
+/// the link ends (and releases its waiters), then the order comes to wait
+/// on the `RELAY`'s position. That wait must end at once: it holds the
+/// owner's own members' view of the room, and everything behind it.
+#[test]
+fn a_wait_that_comes_after_the_link_is_gone_is_released_at_once() {
+    let (link, session) = (Outbound::new(100), Outbound::new(100));
+    link.expect_confirmations();
+    let mark = link.push_at(Bytes::from_static(b"RELAY one")).unwrap();
+    link.release_all();
+    link.when_taken(mark, Waiter::new(1, session.clone(), Bytes::from_static(b"shown")));
+    assert_eq!(session.queued_bytes(), 5, "released at once, not left waiting on a dead link");
+    // A live link keeps the wait until its peer confirms.
+    let live = Outbound::new(100);
+    live.expect_confirmations();
+    let mark = live.push_at(Bytes::from_static(b"RELAY two")).unwrap();
+    live.when_taken(mark, Waiter::new(1, session.clone(), Bytes::from_static(b"later")));
+    assert_eq!(session.queued_bytes(), 5);
+    live.confirm(mark);
+    assert_eq!(session.queued_bytes(), 10);
+}
+
 #[test]
 fn on_a_confirming_link_a_mark_is_taken_when_the_peer_confirms_it_not_when_written() {
     let (link, session) = (Outbound::new(100), Outbound::new(100));
