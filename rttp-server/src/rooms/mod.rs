@@ -77,6 +77,9 @@ struct RoomState {
     order: order::OrderState,
     /// Messages ordered here that the members here are not shown yet.
     unshown: shown::Queue,
+    /// Owned through a freeze: kept with no member nor peer until then,
+    /// or until a peer synced (see `freeze`).
+    kept_until: Option<std::time::Instant>,
 }
 
 /// The window of `HISTORY` asks for one room: a thousand joins with the same
@@ -164,9 +167,10 @@ impl RoomState {
         self.enqueue_front(room, budget);
     }
 
-    /// Nobody here and no peer interested: the room can go.
+    /// Nobody here, no peer interested, and nothing only this server may
+    /// have: the room can go.
     fn is_unused(&self) -> bool {
-        self.members.is_empty() && self.interested.is_empty()
+        self.members.is_empty() && self.interested.is_empty() && self.kept_until.is_none()
     }
 }
 
@@ -226,11 +230,8 @@ pub struct Rooms {
     pending: DashMap<(Room, u64), order::Pending>,
     /// How long a new owner waits for the interested servers.
     takeover_wait: std::time::Duration,
-    /// The freeze check (see `freeze`): after how long without a stamp,
-    /// the clock's origin, and its last stamp (milliseconds from it).
-    freeze_after: Option<std::time::Duration>,
-    origin: std::time::Instant,
-    alive_ms: AtomicU64,
+    /// The freeze check, and the rooms a freeze keeps (see `freeze`).
+    freeze: freeze::Freeze,
     /// Until when this just-started server holds the rooms it owns...
     start_hold: Option<std::time::Instant>,
     /// ...unless it reached every server it knows of before.
@@ -268,9 +269,7 @@ impl Rooms {
             owner_lost: Default::default(),
             pending: DashMap::new(),
             takeover_wait: TAKEOVER_WAIT,
-            freeze_after: None,
-            origin: std::time::Instant::now(),
-            alive_ms: AtomicU64::new(0),
+            freeze: Default::default(),
             start_hold: None,
             settled: Default::default(),
             takeovers: Default::default(),

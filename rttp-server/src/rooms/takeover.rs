@@ -56,6 +56,7 @@ impl Rooms {
                 held.splice(0..0, stash.into_iter().filter(|(p, _)| *p != new.0).map(|(_, h)| h));
                 if !st.members.is_empty() || st.history.last_id().is_some() {
                     self.sync_to(&room, &st, new.0);
+                    st.handed_on();
                 }
                 for h in held {
                     self.to_peers(&[new.0], &PeerFrame::Submit { room, nick: h.nick, tag: h.tag, text: h.text });
@@ -174,6 +175,7 @@ impl Rooms {
         let has = st.order.tails.iter().position(|(p, _)| *p == peer).map(|i| st.order.tails.swap_remove(i).1);
         let fills = st.history.fills(last.as_ref(), has.as_deref().unwrap_or(&[]), TAIL_MAX, TAIL_MS);
         self.send_tails(room, peer, fills);
+        st.handed_on();
         if let Some(t) = st.order.takeover.as_mut() {
             t.waiting.retain(|p| *p != peer);
         }
@@ -203,6 +205,7 @@ impl Rooms {
     /// Called by the farm driver on its tick.
     pub fn tick(&self, now: Instant) {
         self.stamp();
+        self.sweep_kept(now);
         let rooms = std::mem::take(&mut *self.takeovers.lock().unwrap_or_else(|e| e.into_inner()));
         let mut still = Vec::new();
         for room in rooms {
