@@ -1,6 +1,7 @@
 //! A server that did not run for longer than the peer timeout holds the
 //! rooms it owns until their peers synced (see `freeze`), with no sockets.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::order::TAIL_MS;
@@ -58,6 +59,18 @@ fn a_peer_s_submit_read_after_a_freeze_is_held_too_and_a_lone_server_never_count
     assert_eq!(sent(&l8).len(), 1);
 }
 
+/// s1 owns a room, orders `pre` from its member, then does not run for
+/// longer than the freeze bound and notices it on its next tick.
+fn ordered_then_frozen() -> (Rooms, Room, Member, Arc<Outbound>, Arc<Outbound>) {
+    let (mut r, room, a, l8, l9) = farm("s1", "s1");
+    r.set_freeze_after(Duration::from_millis(40));
+    assert_eq!(r.submit(&room, 1, a.nick, text("pre"), tag("t0")), Submitted::Ordered(0));
+    std::thread::sleep(Duration::from_millis(60));
+    r.tick(Instant::now());
+    assert_eq!(r.metrics.freezes.get(), 1);
+    (r, room, a, l8, l9)
+}
+
 /// A message ordered in the instant before a freeze: its `RELAY`s were
 /// still in this server's own link queues, the peers closed the links
 /// meanwhile, and their loss showed and acknowledged it here. This server
@@ -65,12 +78,7 @@ fn a_peer_s_submit_read_after_a_freeze_is_held_too_and_a_lone_server_never_count
 /// synced.
 #[test]
 fn a_room_owned_through_a_freeze_is_kept_without_members_until_a_peer_synced() {
-    let (mut r, room, a, l8, l9) = farm("s1", "s1");
-    r.set_freeze_after(Duration::from_millis(40));
-    assert_eq!(r.submit(&room, 1, a.nick, text("pre"), tag("t0")), Submitted::Ordered(0));
-    std::thread::sleep(Duration::from_millis(60));
-    r.tick(Instant::now());
-    assert_eq!(r.metrics.freezes.get(), 1);
+    let (r, room, a, l8, l9) = ordered_then_frozen();
     // The links never wrote the RELAYs; the peers counted this server DOWN.
     drop((l8, l9));
     r.peer_down(id("s8"));
@@ -92,11 +100,7 @@ fn a_room_owned_through_a_freeze_is_kept_without_members_until_a_peer_synced() {
 
 #[test]
 fn a_room_kept_through_a_freeze_goes_once_no_peer_synced_within_the_tail_window() {
-    let (mut r, room, a, _l8, _l9) = farm("s1", "s1");
-    r.set_freeze_after(Duration::from_millis(40));
-    assert_eq!(r.submit(&room, 1, a.nick, text("pre"), tag("t0")), Submitted::Ordered(0));
-    std::thread::sleep(Duration::from_millis(60));
-    r.tick(Instant::now());
+    let (r, room, _a, _l8, _l9) = ordered_then_frozen();
     r.peer_down(id("s8"));
     r.peer_down(id("s9"));
     r.part(&room, 1, false);

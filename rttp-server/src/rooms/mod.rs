@@ -11,6 +11,8 @@ mod freeze;
 #[cfg(test)]
 mod freeze_tests;
 mod history;
+#[cfg(test)]
+mod hold_tests;
 mod join;
 mod order;
 #[cfg(test)]
