@@ -179,8 +179,15 @@ async fn scenario_owned(fault: Fault, victim: usize, owner: usize) {
         farm.cont(victim);
     }
     if let Fault::Pause = fault {
-        // The paused server, woken before its senders finished, noticed it
-        // did not run; the others did not think they had not.
+        // The paused server noticed it did not run; the others did not
+        // think they had not. It counts on its first tick after waking,
+        // which may come after its senders finished (they need not wait
+        // for it: its rooms moved), so the count is awaited, not read once
+        // (a read right after SIGCONT saw 0: one run in 77 under load).
+        check_for(Duration::from_secs(10), "the paused server counted its freeze", || async {
+            farm.metric(victim, "rttp_freezes_total ").await.unwrap_or(0.0) >= 1.0
+        })
+        .await;
         let freezes = farm.metric_each("rttp_freezes_total ").await;
         let want: Vec<f64> = (0..3).map(|i| if i == victim { 1.0 } else { 0.0 }).collect();
         assert_eq!(freezes, want, "freezes counted by s1, s2, s3");
