@@ -20,6 +20,8 @@ mod order_tests;
 mod remote;
 #[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+mod resubmit_tests;
 mod shown;
 #[cfg(test)]
 mod shown_tests;

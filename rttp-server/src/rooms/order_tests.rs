@@ -60,7 +60,7 @@ pub(super) fn farm(owner: &str, then: &str) -> (Rooms, Room, Member, Arc<Outboun
 }
 
 /// s9 is lost: s1 and s8 are the live servers now.
-fn lose_s9(r: &Rooms) {
+pub(super) fn lose_s9(r: &Rooms) {
     r.peer_down(id("s9"));
     r.rehome(vec![id("s1"), id("s8")]);
 }

@@ -61,7 +61,8 @@ impl Rooms {
                 for h in held {
                     self.to_peers(&[new.0], &PeerFrame::Submit { room, nick: h.nick, tag: h.tag, text: h.text });
                 }
-                drop(st);
+                // Under the room's lock: a SAY said meanwhile (it sees the
+                // new owner) must not reach it before the older ones.
                 self.resubmit_room(&room, new.0);
             }
         }
@@ -249,7 +250,9 @@ impl Rooms {
         }
     }
 
-    /// Submits again every message waiting for `room`, to `owner`.
+    /// Submits again every message waiting for `room`, to `owner`, in the
+    /// order said. The caller holds the room's lock, which every `SUBMIT`
+    /// of a new SAY is sent under too.
     fn resubmit_room(&self, room: &Room, owner: ServerId) {
         let now = Instant::now();
         let mut frames: Vec<(u64, PeerFrame)> = Vec::new();
