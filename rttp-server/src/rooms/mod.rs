@@ -17,6 +17,8 @@ mod join;
 mod order;
 #[cfg(test)]
 mod order_tests;
+#[cfg(test)]
+mod relink_tests;
 mod remote;
 #[cfg(test)]
 mod replay_tests;

@@ -12,12 +12,16 @@ use crate::outbound::Outbound;
 
 impl Rooms {
     /// A link to `peer` is up: route to it, and tell it every room that has
-    /// members here.
+    /// members here. When it replaces another live link to `peer`, what
+    /// that one had not written is sent again (see [`Rooms::relinked`]).
     pub fn link_up(&self, peer: ServerId, out: Arc<Outbound>) {
-        self.links.insert(peer, out.clone());
+        let old = self.links.insert(peer, out.clone());
         let rooms: Vec<Room> = self.map.iter().filter(|e| !e.members.is_empty()).map(|e| *e.key()).collect();
         for room in rooms {
             self.to_peers(&[peer], &PeerFrame::Interest { room });
+        }
+        if let Some(old) = old.filter(|old| !Arc::ptr_eq(old, &out)) {
+            self.relinked(peer, &old);
         }
     }
 

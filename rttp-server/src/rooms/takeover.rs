@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use rttp_proto::{Frame, MsgId, Nick, PeerFrame, Room, ServerFrame, ServerId, Text};
 
+use crate::outbound::Outbound;
+
 use super::history;
 use super::order::{Held, Takeover, PENDING_FOR, RESUBMIT_AFTER, TAIL_MAX, TAIL_MS};
 use super::{RoomState, Rooms};
@@ -248,6 +250,40 @@ impl Rooms {
                 self.to_peers(&[owner], &frame);
             }
         }
+    }
+
+    /// The link to `peer` was replaced by a new one with no loss of the
+    /// peer: both servers dialed at once, and the membership keeps the link
+    /// the smaller id dialed, after the other may have carried a moment's
+    /// traffic (right after a heal or a restart: the syncs of an owner
+    /// change). What the old link had not written is gone, and no `rehome`
+    /// will send it again. So, as after a loss but without one: what
+    /// waited on the old link is released (as [`Rooms::peer_down`] does);
+    /// each room `peer` owns is synced to it again, with the messages
+    /// waiting for it, before any newer one; and each room this server owns
+    /// that `peer` is interested in sends it its latest messages (`TAIL`:
+    /// the peer keeps those it lacks, in order, and drops the rest).
+    pub(super) fn relinked(&self, peer: ServerId, old: &Outbound) {
+        old.release_all();
+        let rooms: Vec<Room> = self.map.iter().map(|e| *e.key()).collect();
+        for room in rooms {
+            let Some(st) = self.map.get_mut(&room) else { continue };
+            match st.order.owner {
+                Some((owner, _)) if owner == peer => {
+                    if !st.members.is_empty() || st.history.last_id().is_some() {
+                        self.sync_to(&room, &st, peer);
+                    }
+                    // Under the room's lock, as in `rehome`.
+                    self.resubmit_room(&room, peer);
+                }
+                Some((owner, _)) if owner == self.me && st.interested.contains(&peer) => {
+                    let latest = st.history.recent(TAIL_MAX, TAIL_MS).map(|(i, k, f)| (*i, k, f.clone()));
+                    self.send_tails(&room, peer, latest);
+                }
+                _ => {}
+            }
+        }
+        self.flush_shown();
     }
 
     /// Submits again every message waiting for `room`, to `owner`, in the
