@@ -56,10 +56,7 @@ impl Rooms {
                 // A stash from the new owner itself: it has those waiting.
                 let stash = std::mem::take(&mut st.order.stash);
                 held.splice(0..0, stash.into_iter().filter(|(p, _)| *p != new.0).map(|(_, h)| h));
-                if !st.members.is_empty() || st.history.last_id().is_some() {
-                    self.sync_to(&room, &st, new.0);
-                    st.handed_on();
-                }
+                self.hand_to(&room, &mut st, new.0);
                 for h in held {
                     self.to_peers(&[new.0], &PeerFrame::Submit { room, nick: h.nick, tag: h.tag, text: h.text });
                 }
@@ -118,6 +115,15 @@ impl Rooms {
             self.synced_here(room, st, peer, last);
         }
         self.maybe_finish(room, st, false);
+    }
+
+    /// Tells `owner` what this server has of `room`, if anything (members
+    /// here, or a history): then a peer has it, and a freeze keeps it no more.
+    fn hand_to(&self, room: &Room, st: &mut RoomState, owner: ServerId) {
+        if !st.members.is_empty() || st.history.last_id().is_some() {
+            self.sync_to(room, st, owner);
+            st.handed_on();
+        }
     }
 
     /// Tells `owner` what this server has of `room`: its latest messages
@@ -267,12 +273,10 @@ impl Rooms {
         old.release_all();
         let rooms: Vec<Room> = self.map.iter().map(|e| *e.key()).collect();
         for room in rooms {
-            let Some(st) = self.map.get_mut(&room) else { continue };
+            let Some(mut st) = self.map.get_mut(&room) else { continue };
             match st.order.owner {
                 Some((owner, _)) if owner == peer => {
-                    if !st.members.is_empty() || st.history.last_id().is_some() {
-                        self.sync_to(&room, &st, peer);
-                    }
+                    self.hand_to(&room, &mut st, peer);
                     // Under the room's lock, as in `rehome`.
                     self.resubmit_room(&room, peer);
                 }
