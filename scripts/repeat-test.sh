@@ -7,7 +7,9 @@
 #
 # Prints how many runs passed and failed, and keeps each failed run's
 # output (the skipped events and the servers' last log lines) in $OUT
-# (default /tmp/repeat-test). Builds the binaries first; do not edit sources while
+# (default /tmp/repeat-test). Each run is cut after $RUN_TIMEOUT seconds
+# (default 120: one test; a filter matching many tests needs more, and a
+# cut run counts as a failure). Builds the binaries first; do not edit sources while
 # it runs (the tests refuse a server binary older than its sources).
 set -euo pipefail
 filter=${1:?usage: scripts/repeat-test.sh <test-name-filter> [LOOPS] [SECONDS] [HOGS]}
@@ -15,6 +17,7 @@ loops=${2:-6}
 seconds=${3:-300}
 hogs=${4:-2}
 out=${OUT:-/tmp/repeat-test}
+run_timeout=${RUN_TIMEOUT:-120}
 cd "$(dirname "$0")/.."
 cargo build --workspace --bins
 bin=$(cargo test -p integration --test e2e --no-run --message-format=json 2>/dev/null |
@@ -30,7 +33,7 @@ for j in $(seq 1 "$loops"); do
         n=0
         while [ $SECONDS -lt $end ]; do
             n=$((n + 1))
-            if RTTP_NETNS=${RTTP_NETNS:-1} timeout 120 "$bin" "$filter" >"$out/run.$j" 2>&1 &&
+            if RTTP_NETNS=${RTTP_NETNS:-1} timeout "$run_timeout" "$bin" "$filter" >"$out/run.$j" 2>&1 &&
                 grep -q "test result: ok. [1-9]" "$out/run.$j"; then
                 echo ok
             else
