@@ -130,6 +130,8 @@ struct ClientLog {
     msgs: Vec<String>,
     /// When it lost the killed server (its first loss).
     down: Option<Instant>,
+    /// When it first opened a session on a survivor after that.
+    opened: Option<Instant>,
     /// When it was first back in its room after that.
     back: Option<Instant>,
     /// Between a loss (any, a survivor's too) and the rejoin after it.
@@ -194,6 +196,39 @@ fn tally_failover(
     (lost, dup, times)
 }
 
+/// Where a failover's time goes, each as "p50/p99" in ms: from the kill
+/// to the client seeing the loss, from there to a session open on a
+/// survivor (the client's jittered pause, the connect and HELLO), and from
+/// there to back in its room (JOIN and the replay).
+struct Phases {
+    seen: String,
+    open: String,
+    rejoin: String,
+}
+
+impl Phases {
+    fn of(s: &HashMap<usize, ClientLog>, killed_at: Instant) -> Phases {
+        let (mut seen, mut open, mut rejoin) = (Vec::new(), Vec::new(), Vec::new());
+        let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1000.0;
+        for e in s.values() {
+            if let (Some(d), Some(o), Some(b)) = (e.down, e.opened, e.back) {
+                seen.push(ms(killed_at, d));
+                open.push(ms(d, o));
+                rejoin.push(ms(o, b));
+            }
+        }
+        let show = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            let at = |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied();
+            match (at(0.5), at(0.99)) {
+                (Some(a), Some(b)) => format!("{a:.0}/{b:.0}"),
+                _ => String::from("n/a"),
+            }
+        };
+        Phases { seen: show(seen), open: show(open), rejoin: show(rejoin) }
+    }
+}
+
 /// A library client on s1 (group a, alone there) in `room`.
 async fn on_s1(farm: &Farm, nick: &str, timers: Timers, room: &str) -> (Client, tokio::sync::mpsc::Receiver<Event>) {
     let (c, ev) = Client::builder()
@@ -241,6 +276,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
                 match e {
                     Event::Message { text, .. } => entry.msgs.push(text.to_string()),
                     Event::Connected { server, .. } if entry.down.is_some() => {
+                        entry.opened.get_or_insert_with(Instant::now);
                         opened.lock().unwrap_or_else(|e| e.into_inner()).push((server, Instant::now()))
                     }
                     // A second loss (of a survivor) is a detour, not a new
@@ -286,9 +322,11 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let per_room = 50;
+    let mut killed_at = Instant::now();
     for k in 0..per_room {
         if k == 15 {
             farm.kill(0);
+            killed_at = Instant::now();
         }
         for (r, s) in senders.iter_mut().enumerate() {
             let t = format!("f{r}-{k}");
@@ -337,6 +375,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         detours.gave_up.load(Ordering::Relaxed),
     );
     let detoured = detours.summary();
+    let phases = Phases::of(&s, killed_at);
     let burst_max = rates.iter().map(|r| r.1).fold(0.0, f64::max);
     let shown: Vec<String> = rates.iter().map(|(s, r)| format!("{s} {r:.0}")).collect();
     let who = if senders_on_killed {
@@ -347,13 +386,16 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     println!(
         "failover: {clients} clients in {rooms} rooms on the killed server: {} back ({moving} on a move at the end); back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
          {who}{} messages expected, lost {lost}, duplicated {dup}; sessions the moved clients opened per second \
-         at each survivor (most in any 250 ms): {}; detours: {detoured}",
+         at each survivor (most in any 250 ms): {}; detours: {detoured}\n  phases p50/p99 (ms): kill to loss seen {}, loss to session open {}, open to back in room {}",
         times.len(),
         pct(0.5),
         pct(0.99),
         times.last().copied().unwrap_or(f64::NAN),
         clients * per_room,
-        shown.join(", ")
+        shown.join(", "),
+        phases.seen,
+        phases.open,
+        phases.rejoin
     );
     for c in cs {
         c.quit().await;
