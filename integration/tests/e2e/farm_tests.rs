@@ -207,21 +207,6 @@ async fn with_three_servers_in_one_room_the_owner_orders_every_message_once() {
 }
 
 #[tokio::test]
-async fn members_of_a_lost_server_leave_its_rooms() {
-    let mut farm = Farm::start(FarmSpec::default());
-    farm.wait_mesh().await;
-    let mut a = Raw::hello(farm.servers[0].client, "alice").await;
-    let mut b = Raw::hello(farm.servers[1].client, "bob").await;
-    a.send("JOIN #r\r\n").await;
-    a.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
-    b.send("JOIN #r\r\n").await;
-    a.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "bob")).await;
-    farm.kill(1);
-    let p = a.until(|f| matches!(f, ServerFrame::Parted { .. })).await;
-    assert!(matches!(p, ServerFrame::Parted { nick, .. } if nick.as_str() == "bob"), "netsplit notice: {p:?}");
-}
-
-#[tokio::test]
 async fn a_peer_with_the_wrong_secret_is_refused() {
     let farm = Farm::start(FarmSpec::default());
     farm.wait_mesh().await;

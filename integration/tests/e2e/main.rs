@@ -12,6 +12,7 @@ mod hostile_tests;
 mod netns_owner_tests;
 mod netns_tests;
 mod nick_tests;
+mod presence_tests;
 mod rebalance_tests;
 mod rediscover_tests;
 mod startup_tests;

@@ -43,6 +43,15 @@ fn secs(what: &str, v: f64) -> Result<Duration> {
     }
 }
 
+/// Seconds, where 0 turns the thing off.
+fn secs_or_zero(what: &str, v: f64) -> Result<Duration> {
+    if v == 0.0 {
+        Ok(Duration::ZERO)
+    } else {
+        secs(what, v)
+    }
+}
+
 /// At least `min`, so that HELLO and ERR fit on a line.
 fn at_least(what: &str, v: usize, min: usize) -> Result<usize> {
     if v < min {
@@ -207,6 +216,8 @@ pub struct Config {
     pub ping_after: Duration,
     /// Silence before close.
     pub idle_timeout: Duration,
+    /// How long members of a lost server are away before `PARTED`.
+    pub presence_grace: Duration,
     /// Malformed frames in a row before close.
     pub max_bad_frames: u32,
     /// Sustained SAY rate per session.
@@ -372,6 +383,7 @@ impl Config {
             hello_timeout: secs("hello-timeout", pick!(hello_timeout, 10.0))?,
             ping_after: secs("ping-after", pick!(ping_after, 15.0))?,
             idle_timeout: secs("idle-timeout", pick!(idle_timeout, 45.0))?,
+            presence_grace: secs_or_zero("presence-grace", pick!(presence_grace, 10.0))?,
             max_bad_frames: positive("max-bad-frames", pick!(max_bad_frames, 10) as usize)? as u32,
             say_rate,
             say_burst: positive("say-burst", pick!(say_burst, 40) as usize)? as u32,

@@ -25,7 +25,11 @@ impl Rooms {
         let out = member.out.clone();
         if new_member {
             let nick = member.nick;
-            st.announce(&joined);
+            // Back from a lost server within the grace, or still here through
+            // its old session (a client that moved): nobody was told it left.
+            if !st.away.back(&nick) && !st.present(&nick) {
+                st.announce(&joined);
+            }
             out.push(own);
             st.members.push(member);
             if first_local {
@@ -96,9 +100,13 @@ impl Rooms {
         let mut st = self.map.get_mut(room)?;
         let i = st.members.iter().position(|m| m.session == session)?;
         let leaver = st.members.swap_remove(i);
+        st.away.back(&leaver.nick);
         st.replay_to.retain(|s| *s != session);
         let parted = ServerFrame::Parted { room: *room, nick: leaver.nick }.to_bytes();
-        st.announce(&parted);
+        // Its new session is here already (a client that moved): not gone.
+        if !st.present(&leaver.nick) {
+            st.announce(&parted);
+        }
         if tell_leaver {
             leaver.out.push(parted);
         }

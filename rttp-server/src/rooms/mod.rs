@@ -4,6 +4,9 @@
 //! is held while a message gets its id and is queued, so every member of a
 //! room on this server sees the same order.
 
+mod away;
+#[cfg(test)]
+mod away_tests;
 mod budget;
 #[cfg(test)]
 mod dedup_tests;
@@ -55,6 +58,7 @@ pub struct Member {
     pub out: Arc<Outbound>,
 }
 
+pub use away::PRESENCE_GRACE;
 pub use budget::HistoryBudget;
 use history::History;
 pub use history::HistoryLimits;
@@ -68,6 +72,8 @@ struct RoomState {
     interested: Vec<ServerId>,
     /// Members on other servers, for `WHO` and for netsplit notices.
     remote: Vec<(ServerId, Nick)>,
+    /// Members that left with a lost server, not announced yet (`away`).
+    away: away::Away,
     history: History,
     /// Members that rejoined with a gap: REPLAYs from peers go to them.
     replay_to: Vec<SessionId>,
@@ -248,6 +254,10 @@ pub struct Rooms {
     last_resubmit: std::sync::Mutex<std::time::Instant>,
     /// Rooms whose waiting messages a peer has confirmed.
     ready: shown::Ready,
+    /// How long members of a lost server are away before `PARTED`.
+    presence_grace: std::time::Duration,
+    /// Rooms with members away.
+    away_rooms: std::sync::Mutex<std::collections::HashSet<Room>>,
 }
 
 impl Rooms {
@@ -281,6 +291,8 @@ impl Rooms {
             takeovers: Default::default(),
             last_resubmit: std::sync::Mutex::new(std::time::Instant::now()),
             ready: Default::default(),
+            presence_grace: PRESENCE_GRACE,
+            away_rooms: Default::default(),
         }
     }
 

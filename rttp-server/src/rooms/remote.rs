@@ -37,14 +37,16 @@ impl Rooms {
         self.peer_load.remove(&peer);
         self.replay_budget.remove(&peer);
         let mut unused = Vec::new();
+        let now = std::time::Instant::now();
         for mut st in self.map.iter_mut() {
             st.interested.retain(|p| *p != peer);
             st.replay_anchor.retain(|(p, _)| *p != peer);
             let room = *st.key();
             let gone: Vec<Nick> = st.remote.iter().filter(|(p, _)| *p == peer).map(|(_, n)| *n).collect();
             st.remote.retain(|(p, _)| *p != peer);
-            for nick in gone {
-                st.announce(&ServerFrame::Parted { room, nick }.to_bytes());
+            // Not announced yet: they may be back in a moment (`away`).
+            if st.lost_members(room, gone, now, self.presence_grace) {
+                self.mark_away(room);
             }
             if st.is_unused() {
                 unused.push(room);
@@ -122,6 +124,8 @@ impl Rooms {
     /// `JOINED` (a new join, not a resync).
     pub fn remote_joined(&self, peer: ServerId, room: Room, nick: Nick, announce: bool) {
         let Some(mut st) = self.map.get_mut(&room) else { return };
+        // Still here through its old session (a client that moved): not new.
+        let present = st.present(&nick);
         if !st.remote.contains(&(peer, nick)) {
             let mut load = self.peer_load.entry(peer).or_default();
             if load.members >= self.peer_bounds.1 {
@@ -134,7 +138,9 @@ impl Rooms {
             load.members += 1;
             st.remote.push((peer, nick));
         }
-        if announce {
+        // Back from a lost server within the grace: nobody here was told it left.
+        let was_away = st.away.back(&nick);
+        if announce && !was_away && !present {
             st.announce(&ServerFrame::Joined { room, nick, at: None }.to_bytes());
         }
     }
@@ -148,7 +154,11 @@ impl Rooms {
                 load.members -= 1;
             }
         }
-        st.announce(&ServerFrame::Parted { room, nick }.to_bytes());
+        st.away.back(&nick);
+        // Its new session is in the room already (a client that moved): not gone.
+        if !st.present(&nick) {
+            st.announce(&ServerFrame::Parted { room, nick }.to_bytes());
+        }
     }
 
     /// `peer` asks for the messages after `after`: answer from our history

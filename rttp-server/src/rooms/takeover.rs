@@ -210,11 +210,13 @@ impl Rooms {
         }
     }
 
-    /// Ends overdue takeovers and submits again what waited too long.
+    /// Ends overdue takeovers, announces the members away past the
+    /// presence grace, and submits again what waited too long.
     /// Called by the farm driver on its tick.
     pub fn tick(&self, now: Instant) {
         self.stamp();
         self.sweep_kept(now);
+        self.sweep_away(now);
         let rooms = std::mem::take(&mut *self.takeovers.lock().unwrap_or_else(|e| e.into_inner()));
         let mut still = Vec::new();
         for room in rooms {

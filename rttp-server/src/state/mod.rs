@@ -103,6 +103,7 @@ impl Shared {
             rooms.set_freeze_after(farm.timers.down_after);
         }
         rooms.set_replay_bounds(replay_budget(&config));
+        rooms.set_presence_grace(config.presence_grace);
         Shared {
             rooms,
             config,

@@ -1,0 +1,81 @@
+//! Presence through a server's loss (`--presence-grace`): the members it
+//! had are announced gone only if they are not back in their rooms within
+//! the grace, and those back in time are announced neither gone nor back.
+
+use std::time::Duration;
+
+use integration::{check_for, Farm, FarmSpec, Raw};
+use rttp_proto::{ServerFrame, Status};
+
+const DETECT: Duration = Duration::from_secs(10);
+
+fn grace(seconds: &str) -> FarmSpec {
+    FarmSpec { extra: vec!["--presence-grace".into(), seconds.into()], ..FarmSpec::default() }
+}
+
+/// alice on s1 and bob on s2, both in `#r`; alice has seen bob join.
+async fn alice_and_bob(farm: &Farm) -> (Raw, Raw) {
+    farm.wait_mesh().await;
+    let mut a = Raw::hello(farm.servers[0].client, "alice").await;
+    let mut b = Raw::hello(farm.servers[1].client, "bob").await;
+    a.send("JOIN #r\r\n").await;
+    a.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    b.send("JOIN #r\r\n").await;
+    a.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "bob")).await;
+    (a, b)
+}
+
+/// Reads until `nick`'s message `text`; returns the membership notices
+/// about `nick` read before it.
+async fn notices_before(r: &mut Raw, nick: &str, text: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        match r.frame().await {
+            ServerFrame::Msg { nick: n, text: t, .. } if n.as_str() == nick && t.as_str() == text => return seen,
+            ServerFrame::Joined { nick: n, .. } if n.as_str() == nick => seen.push(format!("JOINED {n}")),
+            ServerFrame::Parted { nick: n, .. } if n.as_str() == nick => seen.push(format!("PARTED {n}")),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn members_of_a_lost_server_are_announced_gone_when_the_grace_ends() {
+    let mut farm = Farm::start(grace("1"));
+    let (mut a, _b) = alice_and_bob(&farm).await;
+    farm.kill(1);
+    assert_eq!(a.quiet_for(Duration::from_millis(500)).await, None, "not at once: bob may be on his way");
+    let p = a.until(|f| matches!(f, ServerFrame::Parted { .. })).await;
+    assert!(matches!(p, ServerFrame::Parted { nick, .. } if nick.as_str() == "bob"), "netsplit notice: {p:?}");
+}
+
+#[tokio::test]
+async fn members_of_a_lost_server_back_within_the_grace_are_announced_neither_gone_nor_back() {
+    let mut farm = Farm::start(grace("3"));
+    let (mut a, _b) = alice_and_bob(&farm).await;
+    farm.kill(1);
+    // bob's client sees the loss and comes back on s3, once the survivors
+    // have seen it too (its nick's lease went with s2).
+    for at in [0, 2] {
+        check_for(DETECT, &format!("s{} sees s2 DOWN", at + 1), || async {
+            farm.status_seen(at, "s2").await == Some(Status::Down)
+        })
+        .await;
+    }
+    let mut b = Raw::hello(farm.servers[2].client, "bob").await;
+    b.send("JOIN #r\r\n").await;
+    let own = b.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    assert!(matches!(own, ServerFrame::Joined { nick, .. } if nick.as_str() == "bob"), "his own JOINED: {own:?}");
+    b.send("SAY #r 4\r\nback\r\n").await;
+    assert_eq!(notices_before(&mut a, "bob", "back").await, Vec::<String>::new(), "nothing about bob");
+    // Past the grace he is here: still nothing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    b.send("SAY #r 4\r\nhere\r\n").await;
+    assert_eq!(notices_before(&mut a, "bob", "here").await, Vec::<String>::new(), "nothing after the grace either");
+    let mut w = Raw::hello(farm.servers[0].client, "watcher").await;
+    w.send("WHO #r\r\n").await;
+    let m = w.until(|f| matches!(f, ServerFrame::Members { .. })).await;
+    let ServerFrame::Members { nicks, .. } = m else { unreachable!() };
+    let nicks: Vec<&str> = nicks.iter().map(|n| n.as_str()).collect();
+    assert_eq!(nicks, ["alice", "bob"], "bob is listed, once");
+}

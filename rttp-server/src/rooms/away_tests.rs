@@ -1,0 +1,129 @@
+//! Quiet moves: what the members of a room are told when another server's
+//! members are lost with it, come back within the presence grace, or not.
+
+use std::time::{Duration, Instant};
+
+use super::tests::{frames, member, with_peer};
+use super::*;
+
+fn nick(n: &str) -> Nick {
+    Nick::new(n).unwrap()
+}
+
+/// The membership notices among `frames`, as `JOINED bob` / `PARTED bob`.
+fn notices(frames: Vec<String>) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f.starts_with("JOINED ") || f.starts_with("PARTED "))
+        .map(|f| {
+            let w: Vec<&str> = f.split_whitespace().collect();
+            format!("{} {}", w[0], w[2])
+        })
+        .collect()
+}
+
+/// `alice` here and `bob` on s9 in `#r`, with a second peer s8 linked;
+/// alice's notices so far are read.
+fn bob_on_s9(grace: Duration) -> (Rooms, Room, Member) {
+    let (mut r, room, s9, _link) = with_peer(100);
+    r.set_presence_grace(grace);
+    r.link_up(ServerId::new("s8").unwrap(), Outbound::new(1 << 20));
+    let alice = member(1, "alice");
+    r.join(&room, alice.clone(), None);
+    r.remote_joined(s9, room, nick("bob"), true);
+    assert_eq!(notices(frames(&alice)), ["JOINED alice", "JOINED bob"]);
+    (r, room, alice)
+}
+
+#[test]
+fn a_member_back_within_the_grace_is_announced_neither_gone_nor_back() {
+    let (r, room, alice) = bob_on_s9(PRESENCE_GRACE);
+    r.peer_down(ServerId::new("s9").unwrap());
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new(), "no PARTED while bob may be on his way");
+    // bob comes back here: his own JOINED, and nothing to alice.
+    let bob = member(2, "bob");
+    r.join(&room, bob.clone(), None);
+    assert_eq!(notices(frames(&bob)), ["JOINED bob"]);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+    assert_eq!(r.members(&room), [nick("alice"), nick("bob")], "listed again");
+    // Past the grace he is still here: nothing is announced.
+    r.tick(Instant::now() + PRESENCE_GRACE * 2);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+}
+
+#[test]
+fn a_member_back_on_another_peer_is_silent_too() {
+    let (r, room, alice) = bob_on_s9(PRESENCE_GRACE);
+    r.peer_down(ServerId::new("s9").unwrap());
+    r.remote_joined(ServerId::new("s8").unwrap(), room, nick("bob"), true);
+    r.tick(Instant::now() + PRESENCE_GRACE * 2);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+}
+
+#[test]
+fn a_member_not_back_by_the_end_of_the_grace_is_announced_gone_once() {
+    let (r, room, alice) = bob_on_s9(PRESENCE_GRACE);
+    r.peer_down(ServerId::new("s9").unwrap());
+    r.tick(Instant::now() + PRESENCE_GRACE / 2);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new(), "within the grace");
+    assert_eq!(r.members(&room), [nick("alice")], "away is not listed");
+    r.tick(Instant::now() + PRESENCE_GRACE + Duration::from_secs(1));
+    assert_eq!(notices(frames(&alice)), ["PARTED bob"]);
+    r.tick(Instant::now() + PRESENCE_GRACE * 3);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new(), "once");
+    // Joining later is a join like any.
+    r.remote_joined(ServerId::new("s8").unwrap(), room, nick("bob"), true);
+    assert_eq!(notices(frames(&alice)), ["JOINED bob"]);
+}
+
+#[test]
+fn with_no_grace_a_lost_member_is_announced_at_once() {
+    let (r, _room, alice) = bob_on_s9(Duration::ZERO);
+    r.peer_down(ServerId::new("s9").unwrap());
+    assert_eq!(notices(frames(&alice)), ["PARTED bob"]);
+}
+
+#[test]
+fn a_member_still_here_through_another_session_is_never_announced_gone() {
+    // bob moved to s8 before s9's loss was seen here: both list him.
+    for grace in [Duration::ZERO, PRESENCE_GRACE] {
+        let (r, room, alice) = bob_on_s9(grace);
+        r.remote_joined(ServerId::new("s8").unwrap(), room, nick("bob"), true);
+        frames(&alice);
+        r.peer_down(ServerId::new("s9").unwrap());
+        r.tick(Instant::now() + PRESENCE_GRACE * 2);
+        assert_eq!(notices(frames(&alice)), Vec::<String>::new(), "grace {grace:?}");
+        assert_eq!(r.members(&room), [nick("alice"), nick("bob")]);
+    }
+}
+
+#[test]
+fn a_member_who_comes_back_and_then_leaves_is_announced_gone_once() {
+    let (r, room, alice) = bob_on_s9(PRESENCE_GRACE);
+    r.peer_down(ServerId::new("s9").unwrap());
+    let s8 = ServerId::new("s8").unwrap();
+    r.remote_joined(s8, room, nick("bob"), true);
+    r.remote_parted(s8, room, nick("bob"));
+    assert_eq!(notices(frames(&alice)), ["PARTED bob"]);
+    r.tick(Instant::now() + PRESENCE_GRACE * 2);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+}
+
+#[test]
+fn a_client_that_moves_before_its_old_session_ends_is_announced_neither_joined_nor_gone() {
+    let (r, room, alice) = bob_on_s9(PRESENCE_GRACE);
+    // Its new session joins on s8, then the old one on s9 ends.
+    r.remote_joined(ServerId::new("s8").unwrap(), room, nick("bob"), true);
+    r.remote_parted(ServerId::new("s9").unwrap(), room, nick("bob"));
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+    assert_eq!(r.members(&room), [nick("alice"), nick("bob")]);
+    // The same here: its new session joins this server.
+    let carol_old = ServerId::new("s9").unwrap();
+    r.remote_joined(carol_old, room, nick("carol"), true);
+    assert_eq!(notices(frames(&alice)), ["JOINED carol"]);
+    let carol = member(3, "carol");
+    r.join(&room, carol.clone(), None);
+    r.remote_parted(carol_old, room, nick("carol"));
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+    assert_eq!(notices(frames(&carol)), ["JOINED carol"], "the joiner's own JOINED");
+}
