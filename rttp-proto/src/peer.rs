@@ -180,12 +180,16 @@ crate::table::frames! {
             /// Who.
             nick: Nick,
         },
-        /// `RPARTED <room> <nick>`: a member of the sender left the room.
+        /// `RPARTED <room> <nick> [away]`: a member of the sender left the room.
         Parted = "RPARTED" Line {
             /// The room.
             room: Room,
             /// Who.
             nick: Nick,
+            /// Its session ended without leaving (no `QUIT`: a lost
+            /// connection, a move): the receiver announces it only if it is
+            /// not back within its presence grace. Older peers ignore it.
+            away: bool,
         },
         /// `RMEMBER <room> <nick>`: an existing member, sent to a newly
         /// interested peer; unlike `RJOINED`, not announced to clients.

@@ -276,7 +276,8 @@ fn peer_frames() {
             "RELAY #r s1:a:2 bob x-1 2\r\nyo\r\n",
         ),
         (PeerFrame::Joined { room: room("#r"), nick: nick("bob") }, "RJOINED #r bob\r\n"),
-        (PeerFrame::Parted { room: room("#r"), nick: nick("bob") }, "RPARTED #r bob\r\n"),
+        (PeerFrame::Parted { room: room("#r"), nick: nick("bob"), away: false }, "RPARTED #r bob\r\n"),
+        (PeerFrame::Parted { room: room("#r"), nick: nick("bob"), away: true }, "RPARTED #r bob away\r\n"),
         (PeerFrame::RoomMember { room: room("#r"), nick: nick("bob") }, "RMEMBER #r bob\r\n"),
         (PeerFrame::History { room: room("#r"), after: tok("s1:a:7") }, "HISTORY #r s1:a:7\r\n"),
         (

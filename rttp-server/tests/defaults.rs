@@ -130,3 +130,16 @@ fn threads_default_to_one_per_core_and_zero_is_refused() {
     let parsed = rttp_server::Args::try_parse_from(["rttp-server", "--threads", "2"]).unwrap();
     assert_eq!(parsed.threads, Some(2));
 }
+
+#[test]
+fn the_presence_grace_defaults_to_10_s_takes_0_and_refuses_a_negative() {
+    let base = rttp_server::Args { id: Some("s1".into()), ..Default::default() };
+    assert_eq!(Config::resolve(base.clone()).unwrap().presence_grace, Duration::from_secs(10), "README: 10");
+    let off = rttp_server::Args { presence_grace: Some(0.0), ..base.clone() };
+    assert_eq!(Config::resolve(off).unwrap().presence_grace, Duration::ZERO, "0 announces at once");
+    for bad in [-1.0, f64::NAN] {
+        let a = rttp_server::Args { presence_grace: Some(bad), ..base.clone() };
+        let e = Config::resolve(a).unwrap_err().to_string();
+        assert!(e.contains("--presence-grace") && e.contains("0 or a positive"), "{e}");
+    }
+}

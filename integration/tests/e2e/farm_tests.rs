@@ -129,7 +129,8 @@ async fn rooms_span_the_farm_and_relay_only_where_interested() {
     }
     assert_eq!(farm.metric(0, "rttp_peer_frames_in_total{verb=\"SUBMIT\"}").await, Some(10.0));
     assert_eq!(farm.metric(2, "rttp_peer_frames_in_total{verb=\"RELAY\"}").await, Some(20.0));
-    // carol leaves: alice sees PARTED from s3.
+    // carol quits: alice sees PARTED from s3 (at once: she said QUIT).
+    c.send("QUIT\r\n").await;
     drop(c);
     let p = a.until(|f| matches!(f, ServerFrame::Parted { .. })).await;
     assert!(matches!(p, ServerFrame::Parted { nick, .. } if nick.as_str() == "carol"));

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use integration::{check_for, Farm, FarmSpec, Raw};
+use rttp_client::{Client, Event};
+use rttp_proto::select::Strategy;
 use rttp_proto::{ServerFrame, Status};
 
 const DETECT: Duration = Duration::from_secs(10);
@@ -78,4 +80,53 @@ async fn members_of_a_lost_server_back_within_the_grace_are_announced_neither_go
     let ServerFrame::Members { nicks, .. } = m else { unreachable!() };
     let nicks: Vec<&str> = nicks.iter().map(|n| n.as_str()).collect();
     assert_eq!(nicks, ["alice", "bob"], "bob is listed, once");
+}
+
+/// The next event that matches, within 10 s.
+async fn event(ev: &mut tokio::sync::mpsc::Receiver<Event>, mut pred: impl FnMut(&Event) -> bool) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let e = ev.recv().await.expect("event stream open");
+            if pred(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the event within 10 s")
+}
+
+#[tokio::test]
+async fn a_member_moved_by_a_drain_is_announced_neither_gone_nor_back() {
+    let farm = Farm::start(FarmSpec { drain_window: 1.0, ..grace("2") });
+    farm.wait_mesh().await;
+    // bob, on the client library, wherever he lands; alice on another server.
+    let (bob, mut ev) = Client::builder()
+        .bootstrap(vec![farm.servers[1].client])
+        .strategy(Strategy::Random)
+        .nick("bob")
+        .connect()
+        .await
+        .unwrap();
+    let Event::Connected { server, .. } = event(&mut ev, |e| matches!(e, Event::Connected { .. })).await else {
+        unreachable!()
+    };
+    let i: usize = server.as_str()[1..].parse::<usize>().unwrap() - 1;
+    let mut a = Raw::hello(farm.servers[(i + 1) % 3].client, "alice").await;
+    a.send("JOIN #r\r\n").await;
+    a.until(|f| matches!(f, ServerFrame::Joined { .. })).await;
+    bob.join("#r").await.unwrap();
+    a.until(|f| matches!(f, ServerFrame::Joined { nick, .. } if nick.as_str() == "bob")).await;
+    // Drain bob's server: he is moved (REDIRECT), his session there ends
+    // without QUIT, and he rejoins #r elsewhere.
+    farm.term(i);
+    event(&mut ev, |e| matches!(e, Event::Rejoined { .. })).await;
+    bob.say("#r", "moved").await.unwrap();
+    assert_eq!(notices_before(&mut a, "bob", "moved").await, Vec::<String>::new(), "nothing about bob");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bob.say("#r", "still").await.unwrap();
+    assert_eq!(notices_before(&mut a, "bob", "still").await, Vec::<String>::new(), "nor after the grace");
+    bob.quit().await;
+    let p = a.until(|f| matches!(f, ServerFrame::Parted { .. })).await;
+    assert!(matches!(p, ServerFrame::Parted { nick, .. } if nick.as_str() == "bob"), "a QUIT at once: {p:?}");
 }

@@ -33,6 +33,10 @@ pub(crate) struct Session {
     bad_in_row: u32,
     /// Receives every `FARM_INFO` push without a session (`FARM watch`).
     watching: bool,
+    /// The client said `QUIT`: it leaves its rooms for good. Without it the
+    /// session's end is a move or a loss, and its rooms hear of it only if
+    /// it is not back within the presence grace.
+    quit: bool,
     /// In token mode, what the session's token allows (boxed: rare, and the
     /// session lives in every connection's future).
     pub(super) grant: Option<Box<crate::token::Grant>>,
@@ -58,6 +62,7 @@ impl Session {
             budget,
             bad_in_row: 0,
             watching: false,
+            quit: false,
             grant: None,
             claim: None,
             secret,
@@ -159,7 +164,10 @@ impl Session {
                 Flow::Continue
             }
             (ClientFrame::Pong { .. }, _) => Flow::Continue,
-            (ClientFrame::Quit, _) => Flow::Close("quit"),
+            (ClientFrame::Quit, _) => {
+                self.quit = true;
+                Flow::Close("quit")
+            }
             (_, None) => {
                 self.error(ErrCode::NotRegistered, format!("{} needs a session: send HELLO first", frame.verb()))
             }
@@ -263,10 +271,15 @@ impl Session {
 
 impl Drop for Session {
     /// Runs on every exit path, a panic included: the session leaves its
-    /// rooms (telling the other members) and frees its nick and slot.
+    /// rooms (telling the other members: after the presence grace unless it
+    /// said `QUIT`) and frees its nick and slot.
     fn drop(&mut self) {
         for room in std::mem::take(&mut self.rooms) {
-            self.shared.rooms.part(&room, self.id, false);
+            if self.quit {
+                self.shared.rooms.part(&room, self.id, false);
+            } else {
+                self.shared.rooms.part_away(&room, self.id);
+            }
         }
         if self.watching {
             self.shared.sessions.remove(&self.id);

@@ -59,9 +59,10 @@ pub struct Args {
     /// Seconds of client silence before the server closes it [default: 45].
     #[arg(long, env = "RTTP_IDLE_TIMEOUT", value_name = "SECONDS")]
     pub idle_timeout: Option<f64>,
-    /// Seconds the members of a lost server may take to come back into
-    /// their rooms before the others are told they left (PARTED); back
-    /// within it, nobody is told they left or joined. 0 tells at once
+    /// Seconds the members of a lost server, and sessions that end without
+    /// QUIT (a lost connection, a move), may take to come back into their
+    /// rooms before the others are told they left (PARTED); back within
+    /// it, nobody is told they left or joined. 0 tells at once
     /// [default: 10].
     #[arg(long, env = "RTTP_PRESENCE_GRACE", value_name = "SECONDS")]
     pub presence_grace: Option<f64>,

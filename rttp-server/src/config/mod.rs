@@ -48,7 +48,7 @@ fn secs_or_zero(what: &str, v: f64) -> Result<Duration> {
     if v == 0.0 {
         Ok(Duration::ZERO)
     } else {
-        secs(what, v)
+        secs(what, v).map_err(|_| bad(what, format!("{v} is not 0 or a positive number of seconds")))
     }
 }
 

@@ -44,7 +44,7 @@ pub fn route(frame: PeerFrame, peer: ServerId, link: LinkId, shared: &Shared) ->
         PeerFrame::Synced { room, last } => rooms.remote_synced(peer, room, last),
         PeerFrame::Joined { room, nick } => rooms.remote_joined(peer, room, nick, true),
         PeerFrame::RoomMember { room, nick } => rooms.remote_joined(peer, room, nick, false),
-        PeerFrame::Parted { room, nick } => rooms.remote_parted(peer, room, nick),
+        PeerFrame::Parted { room, nick, away } => rooms.remote_parted(peer, room, nick, away),
         PeerFrame::History { room, after } => rooms.remote_history(peer, room, after),
         PeerFrame::Replay { room, id, nick, text } => rooms.remote_replay(peer, room, id, nick, text),
         PeerFrame::NickClaim { nick, session, proof } => {

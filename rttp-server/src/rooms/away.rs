@@ -89,6 +89,24 @@ impl RoomState {
     }
 }
 
+impl RoomState {
+    /// `nick` left the room (its session here or on a peer); `away`: its
+    /// session ended without leaving. Announced `PARTED` now unless it is
+    /// still present through another session (a client that moved), or
+    /// away for `grace` (not 0). Returns whether it is away.
+    pub(super) fn left(&mut self, room: Room, nick: Nick, away: bool, grace: Duration) -> bool {
+        if self.present(&nick) {
+            false
+        } else if away && !grace.is_zero() {
+            self.away.add(nick, Instant::now());
+            true
+        } else {
+            self.announce(&ServerFrame::Parted { room, nick }.to_bytes());
+            false
+        }
+    }
+}
+
 impl Rooms {
     /// Sets the presence grace (see the module); 0 announces losses at once.
     pub fn set_presence_grace(&mut self, grace: Duration) {

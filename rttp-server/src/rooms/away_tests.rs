@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::order_tests::sent;
 use super::tests::{frames, member, with_peer};
 use super::*;
 
@@ -103,7 +104,7 @@ fn a_member_who_comes_back_and_then_leaves_is_announced_gone_once() {
     r.peer_down(ServerId::new("s9").unwrap());
     let s8 = ServerId::new("s8").unwrap();
     r.remote_joined(s8, room, nick("bob"), true);
-    r.remote_parted(s8, room, nick("bob"));
+    r.remote_parted(s8, room, nick("bob"), false);
     assert_eq!(notices(frames(&alice)), ["PARTED bob"]);
     r.tick(Instant::now() + PRESENCE_GRACE * 2);
     assert_eq!(notices(frames(&alice)), Vec::<String>::new());
@@ -114,7 +115,7 @@ fn a_client_that_moves_before_its_old_session_ends_is_announced_neither_joined_n
     let (r, room, alice) = bob_on_s9(PRESENCE_GRACE);
     // Its new session joins on s8, then the old one on s9 ends.
     r.remote_joined(ServerId::new("s8").unwrap(), room, nick("bob"), true);
-    r.remote_parted(ServerId::new("s9").unwrap(), room, nick("bob"));
+    r.remote_parted(ServerId::new("s9").unwrap(), room, nick("bob"), true);
     assert_eq!(notices(frames(&alice)), Vec::<String>::new());
     assert_eq!(r.members(&room), [nick("alice"), nick("bob")]);
     // The same here: its new session joins this server.
@@ -123,7 +124,55 @@ fn a_client_that_moves_before_its_old_session_ends_is_announced_neither_joined_n
     assert_eq!(notices(frames(&alice)), ["JOINED carol"]);
     let carol = member(3, "carol");
     r.join(&room, carol.clone(), None);
-    r.remote_parted(carol_old, room, nick("carol"));
+    r.remote_parted(carol_old, room, nick("carol"), true);
     assert_eq!(notices(frames(&alice)), Vec::<String>::new());
     assert_eq!(notices(frames(&carol)), ["JOINED carol"], "the joiner's own JOINED");
+}
+
+#[test]
+fn a_session_that_ends_without_quit_is_away_here_and_on_the_peers() {
+    let (r, room, alice) = bob_on_s9(PRESENCE_GRACE);
+    let link = Outbound::new(1 << 20);
+    r.link_up(ServerId::new("s7").unwrap(), link.clone());
+    let carol = member(3, "carol");
+    r.join(&room, carol.clone(), None);
+    frames(&alice);
+    sent(&link);
+    r.part_away(&room, 3);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new(), "carol may be moving");
+    let rparted: Vec<String> = sent(&link).into_iter().filter(|f| f.starts_with("RPARTED")).collect();
+    assert_eq!(rparted, ["RPARTED #r carol away\r\n"], "the peers hold it too");
+    r.tick(Instant::now() + PRESENCE_GRACE * 2);
+    assert_eq!(notices(frames(&alice)), ["PARTED carol"], "not back: gone");
+    // A PART is announced at once, here and to the peers.
+    r.join(&room, member(4, "dave"), None);
+    frames(&alice);
+    sent(&link);
+    r.part(&room, 4, false);
+    assert_eq!(notices(frames(&alice)), ["PARTED dave"]);
+    let rparted: Vec<String> = sent(&link).into_iter().filter(|f| f.starts_with("RPARTED")).collect();
+    assert_eq!(rparted, ["RPARTED #r dave\r\n"]);
+}
+
+#[test]
+fn a_peer_s_member_that_ended_without_quit_and_came_back_is_never_announced() {
+    let (r, room, alice) = bob_on_s9(PRESENCE_GRACE);
+    r.remote_parted(ServerId::new("s9").unwrap(), room, nick("bob"), true);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+    let bob = member(2, "bob");
+    r.join(&room, bob, None);
+    r.tick(Instant::now() + PRESENCE_GRACE * 2);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+    // With no grace, the same is announced at once.
+    let (r, room, alice) = bob_on_s9(Duration::ZERO);
+    r.remote_parted(ServerId::new("s9").unwrap(), room, nick("bob"), true);
+    assert_eq!(notices(frames(&alice)), ["PARTED bob"]);
+}
+
+#[test]
+fn a_peer_cannot_keep_nicks_it_never_announced_away() {
+    let (r, _room, alice) = bob_on_s9(PRESENCE_GRACE);
+    let room = Room::new("#r").unwrap();
+    r.remote_parted(ServerId::new("s9").unwrap(), room, nick("nobody"), true);
+    assert_eq!(notices(frames(&alice)), ["PARTED nobody"], "told at once, as before: nothing kept");
 }

@@ -97,20 +97,31 @@ impl Rooms {
     /// the leaver, when `tell_leaver`) with `PARTED`. Returns whether the
     /// room now has no member here, or `None` if the session was not in it.
     pub fn part(&self, room: &Room, session: SessionId, tell_leaver: bool) -> Option<bool> {
+        self.part_as(room, session, tell_leaver, false)
+    }
+
+    /// Removes a session that ended without leaving (no `QUIT`: its
+    /// connection was lost, it was moved): its client may be on its way
+    /// back, so it is away for the presence grace here and on the peers,
+    /// announced only if not back by then (see `away`).
+    pub fn part_away(&self, room: &Room, session: SessionId) -> Option<bool> {
+        self.part_as(room, session, false, true)
+    }
+
+    fn part_as(&self, room: &Room, session: SessionId, tell_leaver: bool, away: bool) -> Option<bool> {
         let mut st = self.map.get_mut(room)?;
         let i = st.members.iter().position(|m| m.session == session)?;
         let leaver = st.members.swap_remove(i);
         st.away.back(&leaver.nick);
         st.replay_to.retain(|s| *s != session);
-        let parted = ServerFrame::Parted { room: *room, nick: leaver.nick }.to_bytes();
-        // Its new session is here already (a client that moved): not gone.
-        if !st.present(&leaver.nick) {
-            st.announce(&parted);
+        let away = away && !self.presence_grace.is_zero();
+        if st.left(*room, leaver.nick, away, self.presence_grace) {
+            self.mark_away(*room);
         }
         if tell_leaver {
-            leaver.out.push(parted);
+            leaver.out.push(ServerFrame::Parted { room: *room, nick: leaver.nick }.to_bytes());
         }
-        self.to_all_peers(&PeerFrame::Parted { room: *room, nick: leaver.nick });
+        self.to_all_peers(&PeerFrame::Parted { room: *room, nick: leaver.nick, away });
         let empty = st.members.is_empty();
         if empty {
             self.to_all_peers(&PeerFrame::Uninterest { room: *room });

@@ -145,19 +145,23 @@ impl Rooms {
         }
     }
 
-    /// A member of `peer` left `room`.
-    pub fn remote_parted(&self, peer: ServerId, room: Room, nick: Nick) {
+    /// A member of `peer` left `room`; `away`: its session ended without
+    /// leaving (its client may be moving), announced after the presence
+    /// grace unless it is back by then.
+    pub fn remote_parted(&self, peer: ServerId, room: Room, nick: Nick, away: bool) {
         let Some(mut st) = self.map.get_mut(&room) else { return };
-        if let Some(i) = st.remote.iter().position(|x| *x == (peer, nick)) {
+        let known = st.remote.iter().position(|x| *x == (peer, nick));
+        if let Some(i) = known {
             st.remote.swap_remove(i);
             if let Some(mut load) = self.peer_load.get_mut(&peer) {
                 load.members -= 1;
             }
         }
         st.away.back(&nick);
-        // Its new session is in the room already (a client that moved): not gone.
-        if !st.present(&nick) {
-            st.announce(&ServerFrame::Parted { room, nick }.to_bytes());
+        // Only a member the peer announced goes away: what is kept away is
+        // bounded by what a peer may announce ([`super::MAX_PEER_MEMBERS`]).
+        if st.left(room, nick, away && known.is_some(), self.presence_grace) {
+            self.mark_away(room);
         }
     }
 

@@ -103,7 +103,9 @@ impl Shared {
             rooms.set_freeze_after(farm.timers.down_after);
         }
         rooms.set_replay_bounds(replay_budget(&config));
-        rooms.set_presence_grace(config.presence_grace);
+        // Away members are announced by the farm's tick: a lone server has
+        // none, and announces at once.
+        rooms.set_presence_grace(if config.farm.is_some() { config.presence_grace } else { std::time::Duration::ZERO });
         Shared {
             rooms,
             config,
