@@ -262,18 +262,27 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     let seen: Arc<Mutex<HashMap<usize, ClientLog>>> = Default::default();
     let opened: Opened = Default::default();
     let detours: Arc<crate::detours::Detours> = Default::default();
+    // Membership notices about others the clients read (JOINED, PARTED):
+    // the failover's noise in their rooms, from the kill on.
+    let notices = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut cs = Vec::new();
     let pb = crate::progress(clients, "clients on the server to kill");
     for i in 0..clients {
         pb.inc(1);
         let (c, mut ev) = on_s1(farm, &format!("f{i}"), timers, &format!("#f{}", i % rooms)).await;
-        let (seen, opened, detours) = (seen.clone(), opened.clone(), detours.clone());
+        let (seen, opened, detours, notices) = (seen.clone(), opened.clone(), detours.clone(), notices.clone());
+        let me = format!("f{i}");
         tokio::spawn(async move {
             while let Some(e) = ev.recv().await {
                 let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
                 let entry = s.entry(i).or_default();
                 detours.on(&e, entry.down.is_some());
                 match e {
+                    Event::Joined { nick, .. } | Event::Parted { nick, .. }
+                        if entry.down.is_some() && nick.as_str() != me =>
+                    {
+                        notices.fetch_add(1, Ordering::Relaxed);
+                    }
                     Event::Message { text, .. } => entry.msgs.push(text.to_string()),
                     Event::Connected { server, .. } if entry.down.is_some() => {
                         entry.opened.get_or_insert_with(Instant::now);
@@ -386,13 +395,14 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     println!(
         "failover: {clients} clients in {rooms} rooms on the killed server: {} back ({moving} on a move at the end); back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
          {who}{} messages expected, lost {lost}, duplicated {dup}; sessions the moved clients opened per second \
-         at each survivor (most in any 250 ms): {}; detours: {detoured}\n  phases p50/p99 (ms): kill to loss seen {}, loss to session open {}, open to back in room {}",
+         at each survivor (most in any 250 ms): {}; detours: {detoured}; membership notices read {}\n  phases p50/p99 (ms): kill to loss seen {}, loss to session open {}, open to back in room {}",
         times.len(),
         pct(0.5),
         pct(0.99),
         times.last().copied().unwrap_or(f64::NAN),
         clients * per_room,
         shown.join(", "),
+        notices.load(Ordering::Relaxed),
         phases.seen,
         phases.open,
         phases.rejoin
@@ -421,4 +431,5 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         .lower("moved_again", again as f64)
         .lower("retries", retries as f64)
         .lower("gave_up", gave_up as f64)
+        .lower("membership_notices", notices.load(Ordering::Relaxed) as f64)
 }

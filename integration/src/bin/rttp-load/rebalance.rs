@@ -65,6 +65,9 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
     }
     // Members, each in one room; the first member of each room speaks.
     let seen: Arc<Mutex<HashMap<usize, Vec<String>>>> = Default::default();
+    // Membership notices (JOINED, PARTED) about others the members read:
+    // the moves' noise in their rooms (counted from the first line said).
+    let notices = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     let pb = crate::progress(plan.clients, "members connecting through DNS");
     let mut tick = tokio::time::interval(Duration::from_millis(2));
@@ -79,10 +82,17 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
             .await
             .expect("a member connects");
         c.join(&format!("#rb{}", i % plan.rooms)).await.expect("join");
-        let seen = seen.clone();
+        let (seen, notices, me) = (seen.clone(), notices.clone(), format!("rb{i}"));
         tokio::spawn(async move {
             while let Some(e) = ev.recv().await {
                 let line = match e {
+                    // About others: a mover's own JOINED is its rejoin.
+                    Event::Joined { nick, .. } | Event::Parted { nick, .. } => {
+                        if nick.as_str() != me {
+                            notices.fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
                     Event::Message { text, .. } => text.to_string(),
                     // Moves and errors too, prefixed, to explain a loss.
                     Event::Redirected { server, reason, .. } => format!("! redirected to {server} ({reason})"),
@@ -100,6 +110,7 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
     // JOIN returns once sent: let the last joins reach every server before
     // the first line, or that line is not a loss but said before the join.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    notices.store(0, Ordering::Relaxed);
     let speakers: Vec<Client> = clients.drain(..plan.rooms.min(plan.clients)).collect();
     let said = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -201,7 +212,7 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
     println!(
         "rebalance: {} members in {} rooms; {}; at UP {:?} (max/mean {:.2}); within 1.10 {settle:.1} s after UP, \
          worst {worst_after:.3} over the next {:.0} s; moves {total_moves} for {need} needed ({:.2}); \
-         end {:?} (max/mean {:.2}); messages {} expected, lost {lost}, duplicated {dup}",
+         end {:?} (max/mean {:.2}); messages {} expected, lost {lost}, duplicated {dup}; membership notices read {}",
         plan.clients,
         plan.rooms,
         if plan.add { "one server added" } else { "one server drained and restarted" },
@@ -212,6 +223,7 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
         end.iter().map(|x| x.0).collect::<Vec<_>>(),
         max_over_mean(&end, &up),
         said * plan.clients,
+        notices.load(Ordering::Relaxed),
     );
     for c in speakers.into_iter().chain(clients) {
         c.quit().await;
@@ -227,4 +239,5 @@ pub(crate) async fn rebalance(farm: &mut Farm, dns: std::net::SocketAddr, caps: 
         .lower("moves_over_needed", f64::from(total_moves) / f64::from(need.max(1)))
         .lower("lost", lost as f64)
         .lower("duplicated", dup as f64)
+        .lower("membership_notices", notices.load(Ordering::Relaxed) as f64)
 }
