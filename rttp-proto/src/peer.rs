@@ -173,12 +173,16 @@ crate::table::frames! {
             /// The room.
             room: Room,
         },
-        /// `RJOINED <room> <nick>`: a member of the sender joined the room.
+        /// `RJOINED <room> <nick> [rejoin]`: a member of the sender joined the room.
         Joined = "RJOINED" Line {
             /// The room.
             room: Room,
             /// Who.
             nick: Nick,
+            /// A client back after a move (its `JOIN` named where it was):
+            /// announced only where its members were told it left. Older
+            /// peers ignore it.
+            rejoin: bool,
         },
         /// `RPARTED <room> <nick> [away]`: a member of the sender left the room.
         Parted = "RPARTED" Line {

@@ -114,7 +114,7 @@ fn peer_frame() -> impl Strategy<Value = PeerFrame> {
         room().prop_map(|room| PeerFrame::Uninterest { room }),
         (room(), token(), nick(), proptest::option::of(token()), text())
             .prop_map(|(room, id, nick, tag, text)| PeerFrame::Relay { room, id, nick, tag, text }),
-        (room(), nick()).prop_map(|(room, nick)| PeerFrame::Joined { room, nick }),
+        (room(), nick(), any::<bool>()).prop_map(|(room, nick, rejoin)| PeerFrame::Joined { room, nick, rejoin }),
         (room(), nick()).prop_map(|(room, nick)| PeerFrame::RoomMember { room, nick }),
         (room(), token()).prop_map(|(room, after)| PeerFrame::History { room, after }),
         (room(), token(), nick(), text()).prop_map(|(room, id, nick, text)| PeerFrame::Replay { room, id, nick, text }),

@@ -42,7 +42,7 @@ pub fn route(frame: PeerFrame, peer: ServerId, link: LinkId, shared: &Shared) ->
         PeerFrame::Submit { room, nick, tag, text } => rooms.remote_submit(peer, room, nick, tag, text),
         PeerFrame::Tail { room, id, nick, key, text } => rooms.remote_tail(peer, room, id, nick, key, text),
         PeerFrame::Synced { room, last } => rooms.remote_synced(peer, room, last),
-        PeerFrame::Joined { room, nick } => rooms.remote_joined(peer, room, nick, true),
+        PeerFrame::Joined { room, nick, rejoin } => rooms.remote_joined_as(peer, room, nick, true, rejoin),
         PeerFrame::RoomMember { room, nick } => rooms.remote_joined(peer, room, nick, false),
         PeerFrame::Parted { room, nick, away } => rooms.remote_parted(peer, room, nick, away),
         PeerFrame::History { room, after } => rooms.remote_history(peer, room, after),

@@ -23,11 +23,21 @@ use super::{RoomState, Rooms};
 /// How long the members of a lost server may take to come back unannounced.
 pub const PRESENCE_GRACE: Duration = Duration::from_secs(10);
 
-/// One room's members that left with a lost server, and since when. At most
-/// as many as that server had in the room, which the peer bounds already
-/// limit ([`super::MAX_PEER_MEMBERS`]); each leaves by the grace's end.
+/// Nicks a room remembers having announced gone, for a rejoin to be
+/// announced back ([`RoomState::announces_join`]); past it the oldest is
+/// forgotten, and its rejoin is then silent.
+pub const GONE_KEPT: usize = 1024;
+
+/// One room's members that left with a lost server (or without `QUIT`), and
+/// since when. At most as many as that server had in the room, which the
+/// peer bounds already limit ([`super::MAX_PEER_MEMBERS`]); each leaves by
+/// the grace's end. And the last [`GONE_KEPT`] announced gone.
 #[derive(Debug, Default)]
-pub(super) struct Away(HashMap<Nick, Instant>);
+pub(super) struct Away(HashMap<Nick, Instant>, Option<Box<Gone>>);
+
+/// The nicks announced gone, by when (boxed: most rooms never have any).
+#[derive(Debug, Default)]
+struct Gone(HashMap<Nick, Instant>);
 
 impl Away {
     /// `nick` left with its server at `now` (the first time counts).
@@ -38,6 +48,28 @@ impl Away {
     /// `nick` is back (or left for good): whether it was away.
     pub(super) fn back(&mut self, nick: &Nick) -> bool {
         !self.0.is_empty() && self.0.remove(nick).is_some()
+    }
+
+    /// The members here were told `nick` left (`PARTED`).
+    pub(super) fn told_gone(&mut self, nick: Nick) {
+        let gone = &mut self.1.get_or_insert_with(Default::default).0;
+        if gone.len() >= GONE_KEPT && !gone.contains_key(&nick) {
+            if let Some(oldest) = gone.iter().min_by_key(|(_, at)| **at).map(|(n, _)| *n) {
+                gone.remove(&oldest);
+            }
+        }
+        gone.insert(nick, Instant::now());
+    }
+
+    /// How many nicks are remembered gone (tests).
+    #[cfg(test)]
+    pub(super) fn gone_len(&self) -> usize {
+        self.1.as_ref().map_or(0, |g| g.0.len())
+    }
+
+    /// Whether the members here were told `nick` left (forgotten now).
+    pub(super) fn was_told_gone(&mut self, nick: &Nick) -> bool {
+        self.1.as_mut().is_some_and(|g| g.0.remove(nick).is_some())
     }
 
     /// Takes out those away for `grace` or longer at `now`.
@@ -61,6 +93,22 @@ impl Away {
 }
 
 impl RoomState {
+    /// Tells the members here `nick` left, and remembers it.
+    fn announce_gone(&mut self, room: Room, nick: Nick) {
+        self.announce(&ServerFrame::Parted { room, nick }.to_bytes());
+        self.away.told_gone(nick);
+    }
+
+    /// Whether `nick` joining (here or on a peer) is announced `JOINED`:
+    /// not if it is back from away, nor still present through another
+    /// session; a `rejoin` (a client back after a move) only if the members
+    /// here were told it left. Call before adding it; it is back either way.
+    pub(super) fn announces_join(&mut self, nick: Nick, rejoin: bool) -> bool {
+        let was_away = self.away.back(&nick);
+        let told_gone = self.away.was_told_gone(&nick);
+        !was_away && !self.present(&nick) && (!rejoin || told_gone)
+    }
+
     /// Whether `nick` is in the room here, locally or through a peer.
     pub(super) fn present(&self, nick: &Nick) -> bool {
         self.members.iter().any(|m| m.nick == *nick) || self.remote.iter().any(|(_, n)| n == nick)
@@ -79,7 +127,7 @@ impl RoomState {
         let mut away = false;
         for nick in gone.into_iter().filter(|n| !here.contains(n)) {
             if grace.is_zero() {
-                self.announce(&ServerFrame::Parted { room, nick }.to_bytes());
+                self.announce_gone(room, nick);
             } else {
                 self.away.add(nick, now);
                 away = true;
@@ -101,7 +149,7 @@ impl RoomState {
             self.away.add(nick, Instant::now());
             true
         } else {
-            self.announce(&ServerFrame::Parted { room, nick }.to_bytes());
+            self.announce_gone(room, nick);
             false
         }
     }
@@ -127,7 +175,7 @@ impl Rooms {
             let Some(mut st) = self.map.get_mut(&room) else { continue };
             for nick in st.away.due(now, self.presence_grace) {
                 if !st.present(&nick) {
-                    st.announce(&ServerFrame::Parted { room, nick }.to_bytes());
+                    st.announce_gone(room, nick);
                 }
             }
             if !st.away.is_empty() {

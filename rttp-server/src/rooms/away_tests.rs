@@ -176,3 +176,61 @@ fn a_peer_cannot_keep_nicks_it_never_announced_away() {
     r.remote_parted(ServerId::new("s9").unwrap(), room, nick("nobody"), true);
     assert_eq!(notices(frames(&alice)), ["PARTED nobody"], "told at once, as before: nothing kept");
 }
+
+/// Everyone of a room was on one server, which is lost: the survivors had
+/// no member there, knew nothing of it, and told nobody anyone left.
+#[test]
+fn a_rejoin_is_announced_only_where_the_members_were_told_it_left() {
+    let r = super::tests::rooms(100);
+    let room = Room::new("#r").unwrap();
+    let alice = member(1, "alice");
+    r.join(&room, alice.clone(), None);
+    // A message everyone saw on the lost server: the rejoins name it.
+    let at = r.say(&room, 1, alice.nick, rttp_proto::Text::from("hi"), None).unwrap().id;
+    frames(&alice);
+    let s8 = ServerId::new("s8").unwrap();
+    r.remote_interest(s8, room, true);
+    // bob back after the move, here and through a peer: nobody was told
+    // they left, so nobody is told they are back.
+    r.join(&room, member(2, "bob"), Some(&at));
+    r.remote_joined_as(s8, room, nick("carol"), true, true);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+    // A first join is news, as ever.
+    r.join(&room, member(3, "dave"), None);
+    r.remote_joined_as(s8, room, nick("erin"), true, false);
+    assert_eq!(notices(frames(&alice)), ["JOINED dave", "JOINED erin"]);
+    // carol leaves for good (PART on s8): told; her rejoin later is told too.
+    r.remote_parted(s8, room, nick("carol"), false);
+    r.remote_joined_as(s8, room, nick("carol"), true, true);
+    assert_eq!(notices(frames(&alice)), ["PARTED carol", "JOINED carol"]);
+    // And once only: the next rejoin of hers, unannounced gone, is silent.
+    r.remote_parted(s8, room, nick("carol"), true);
+    r.remote_joined_as(s8, room, nick("carol"), true, true);
+    assert_eq!(notices(frames(&alice)), Vec::<String>::new());
+}
+
+#[test]
+fn a_rejoin_after_the_grace_ran_out_is_announced() {
+    let (r, room, alice) = bob_on_s9(PRESENCE_GRACE);
+    r.peer_down(ServerId::new("s9").unwrap());
+    r.tick(Instant::now() + PRESENCE_GRACE * 2);
+    assert_eq!(notices(frames(&alice)), ["PARTED bob"]);
+    let at = MsgId::new("s9:g:1").unwrap();
+    r.join(&room, member(2, "bob"), Some(&at));
+    assert_eq!(notices(frames(&alice)), ["JOINED bob"], "told he left, so told he is back");
+}
+
+#[test]
+fn the_nicks_remembered_gone_are_bounded() {
+    let r = super::tests::rooms(100);
+    let room = Room::new("#r").unwrap();
+    let alice = member(1, "alice");
+    r.join(&room, alice.clone(), None);
+    for i in 0..GONE_KEPT + 10 {
+        r.join(&room, member(10 + i as u64, &format!("n{i}")), None);
+        r.part(&room, 10 + i as u64, false);
+    }
+    frames(&alice);
+    let st = r.map.get(&room).unwrap();
+    assert_eq!(st.away.gone_len(), GONE_KEPT);
+}

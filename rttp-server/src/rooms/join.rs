@@ -20,14 +20,17 @@ impl Rooms {
         let at = st.last_shown().unwrap_or_else(|| MsgId::new(rttp_proto::ROOM_START).expect("a token"));
         let own = ServerFrame::Joined { room: *room, nick: member.nick, at: Some(at) }.to_bytes();
         let member_session = member.session;
+        // A JOIN that names a message it saw: a client back after a move
+        // (`-`, everything kept, may be a first join that wants the history).
+        let rejoin = after.is_some_and(|a| a.as_str() != rttp_proto::ROOM_START);
         let new_member = !st.members.iter().any(|m| m.session == member.session);
         let first_local = new_member && st.members.is_empty();
         let out = member.out.clone();
         if new_member {
             let nick = member.nick;
-            // Back from a lost server within the grace, or still here through
-            // its old session (a client that moved): nobody was told it left.
-            if !st.away.back(&nick) && !st.present(&nick) {
+            // Back from away, still here through its old session, or back
+            // after a move where nobody was told it left: not news.
+            if st.announces_join(nick, rejoin) {
                 st.announce(&joined);
             }
             out.push(own);
@@ -43,7 +46,7 @@ impl Rooms {
             }
             // Joins go to every peer, not only the interested ones: a peer whose
             // member joined at the same moment would otherwise never announce ours.
-            self.to_all_peers(&PeerFrame::Joined { room: *room, nick });
+            self.to_all_peers(&PeerFrame::Joined { room: *room, nick, rejoin });
         } else {
             out.push(own);
         }

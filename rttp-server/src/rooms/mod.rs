@@ -58,7 +58,7 @@ pub struct Member {
     pub out: Arc<Outbound>,
 }
 
-pub use away::PRESENCE_GRACE;
+pub use away::{GONE_KEPT, PRESENCE_GRACE};
 pub use budget::HistoryBudget;
 use history::History;
 pub use history::HistoryLimits;

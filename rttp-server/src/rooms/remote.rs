@@ -123,9 +123,14 @@ impl Rooms {
     /// A member of `peer` is in `room`; `announce` tells local members with
     /// `JOINED` (a new join, not a resync).
     pub fn remote_joined(&self, peer: ServerId, room: Room, nick: Nick, announce: bool) {
+        self.remote_joined_as(peer, room, nick, announce, false)
+    }
+
+    /// [`Rooms::remote_joined`]; `rejoin`: a client back after a move,
+    /// announced only if the members here were told it left.
+    pub fn remote_joined_as(&self, peer: ServerId, room: Room, nick: Nick, announce: bool, rejoin: bool) {
         let Some(mut st) = self.map.get_mut(&room) else { return };
-        // Still here through its old session (a client that moved): not new.
-        let present = st.present(&nick);
+        let announce = st.announces_join(nick, rejoin) && announce;
         if !st.remote.contains(&(peer, nick)) {
             let mut load = self.peer_load.entry(peer).or_default();
             if load.members >= self.peer_bounds.1 {
@@ -138,9 +143,7 @@ impl Rooms {
             load.members += 1;
             st.remote.push((peer, nick));
         }
-        // Back from a lost server within the grace: nobody here was told it left.
-        let was_away = st.away.back(&nick);
-        if announce && !was_away && !present {
+        if announce {
             st.announce(&ServerFrame::Joined { room, nick, at: None }.to_bytes());
         }
     }
