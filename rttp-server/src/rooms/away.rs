@@ -122,31 +122,29 @@ impl RoomState {
         if gone.is_empty() {
             return false;
         }
+        // One set for all of them: a lost server may have had thousands here.
         let here: std::collections::HashSet<Nick> =
             self.members.iter().map(|m| m.nick).chain(self.remote.iter().map(|(_, n)| *n)).collect();
         let mut away = false;
         for nick in gone.into_iter().filter(|n| !here.contains(n)) {
-            if grace.is_zero() {
-                self.announce_gone(room, nick);
-            } else {
-                self.away.add(nick, now);
-                away = true;
-            }
+            away |= self.away_or_gone(room, nick, true, grace, now);
         }
         away
     }
-}
 
-impl RoomState {
     /// `nick` left the room (its session here or on a peer); `away`: its
     /// session ended without leaving. Announced `PARTED` now unless it is
     /// still present through another session (a client that moved), or
     /// away for `grace` (not 0). Returns whether it is away.
     pub(super) fn left(&mut self, room: Room, nick: Nick, away: bool, grace: Duration) -> bool {
-        if self.present(&nick) {
-            false
-        } else if away && !grace.is_zero() {
-            self.away.add(nick, Instant::now());
+        !self.present(&nick) && self.away_or_gone(room, nick, away, grace, Instant::now())
+    }
+
+    /// `nick`, no longer in the room, is away from `now` (when `away` and
+    /// `grace` is not 0; returns true) or announced gone.
+    fn away_or_gone(&mut self, room: Room, nick: Nick, away: bool, grace: Duration, now: Instant) -> bool {
+        if away && !grace.is_zero() {
+            self.away.add(nick, now);
             true
         } else {
             self.announce_gone(room, nick);

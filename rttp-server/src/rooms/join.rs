@@ -115,7 +115,6 @@ impl Rooms {
         let mut st = self.map.get_mut(room)?;
         let i = st.members.iter().position(|m| m.session == session)?;
         let leaver = st.members.swap_remove(i);
-        st.away.back(&leaver.nick);
         st.replay_to.retain(|s| *s != session);
         let away = away && !self.presence_grace.is_zero();
         if st.left(*room, leaver.nick, away, self.presence_grace) {
