@@ -10,8 +10,9 @@ use integration::{Farm, Raw};
 use rttp_client::{Client, Event, Strategy, Timers};
 use rttp_proto::ServerFrame;
 
+use crate::failover_log::{burst_rates, tally_failover, ClientLog, Opened, Phases};
 use crate::report::Report;
-use crate::stats::{histogram, p50_p99};
+use crate::stats::{histogram, p50_p99, CpuWindow};
 
 /// Users of s1, s2, ... in that order (the table sorts s10 before s2).
 fn by_index(t: &rttp_proto::FarmInfo, n: usize) -> Vec<u32> {
@@ -124,111 +125,6 @@ pub(crate) async fn storm(
         .lower("max_over_mean_worst", worst)
 }
 
-/// What one failover client saw.
-#[derive(Debug, Default, Clone)]
-struct ClientLog {
-    msgs: Vec<String>,
-    /// When it lost the killed server (its first loss).
-    down: Option<Instant>,
-    /// When it first opened a session on a survivor after that.
-    opened: Option<Instant>,
-    /// When it was first back in its room after that.
-    back: Option<Instant>,
-    /// Between a loss (any, a survivor's too) and the rejoin after it.
-    moving: bool,
-}
-
-/// Sessions the moved clients opened: at which server, when.
-type Opened = Arc<Mutex<Vec<(rttp_proto::ServerId, Instant)>>>;
-
-/// The most sessions one server opened for the moved clients in any
-/// [`BURST_WINDOW`] (per second), for each server: the reconnect burst.
-fn burst_rates(opened: &[(rttp_proto::ServerId, Instant)]) -> Vec<(rttp_proto::ServerId, f64)> {
-    let mut by: std::collections::BTreeMap<rttp_proto::ServerId, Vec<Instant>> = Default::default();
-    for (s, t) in opened {
-        by.entry(*s).or_default().push(*t);
-    }
-    by.into_iter()
-        .map(|(s, mut ts)| {
-            ts.sort();
-            let (mut most, mut lo) = (0, 0);
-            for hi in 0..ts.len() {
-                while ts[hi].duration_since(ts[lo]) >= BURST_WINDOW {
-                    lo += 1;
-                }
-                most = most.max(hi - lo + 1);
-            }
-            (s, most as f64 / BURST_WINDOW.as_secs_f64())
-        })
-        .collect()
-}
-
-/// The window the reconnect burst is counted in.
-const BURST_WINDOW: Duration = Duration::from_millis(250);
-
-/// Messages lost and duplicated over every client's log, and the times
-/// each took to be back in its room after losing its server (ms).
-fn tally_failover(
-    s: &HashMap<usize, ClientLog>,
-    clients: usize,
-    rooms: usize,
-    per_room: usize,
-) -> (usize, usize, Vec<f64>) {
-    let (mut lost, mut dup, mut times) = (0usize, 0usize, Vec::new());
-    for i in 0..clients {
-        let Some(ClientLog { msgs, down, back, .. }) = s.get(&i) else {
-            lost += per_room;
-            continue;
-        };
-        let r = i % rooms;
-        for k in 0..per_room {
-            let n = msgs.iter().filter(|m| **m == format!("f{r}-{k}")).count();
-            if n == 0 {
-                lost += 1;
-            } else {
-                dup += n - 1;
-            }
-        }
-        if let (Some(d), Some(b)) = (down, back) {
-            times.push(b.duration_since(*d).as_secs_f64() * 1000.0);
-        }
-    }
-    (lost, dup, times)
-}
-
-/// Where a failover's time goes, each as "p50/p99" in ms: from the kill
-/// to the client seeing the loss, from there to a session open on a
-/// survivor (the client's jittered pause, the connect and HELLO), and from
-/// there to back in its room (JOIN and the replay).
-struct Phases {
-    seen: String,
-    open: String,
-    rejoin: String,
-}
-
-impl Phases {
-    fn of(s: &HashMap<usize, ClientLog>, killed_at: Instant) -> Phases {
-        let (mut seen, mut open, mut rejoin) = (Vec::new(), Vec::new(), Vec::new());
-        let ms = |a: Instant, b: Instant| b.saturating_duration_since(a).as_secs_f64() * 1000.0;
-        for e in s.values() {
-            if let (Some(d), Some(o), Some(b)) = (e.down, e.opened, e.back) {
-                seen.push(ms(killed_at, d));
-                open.push(ms(d, o));
-                rejoin.push(ms(o, b));
-            }
-        }
-        let show = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            let at = |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied();
-            match (at(0.5), at(0.99)) {
-                (Some(a), Some(b)) => format!("{a:.0}/{b:.0}"),
-                _ => String::from("n/a"),
-            }
-        };
-        Phases { seen: show(seen), open: show(open), rejoin: show(rejoin) }
-    }
-}
-
 /// A library client on s1 (group a, alone there) in `room`.
 async fn on_s1(farm: &Farm, nick: &str, timers: Timers, room: &str) -> (Client, tokio::sync::mpsc::Receiver<Event>) {
     let (c, ev) = Client::builder()
@@ -332,10 +228,20 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     tokio::time::sleep(Duration::from_millis(500)).await;
     let per_room = 50;
     let mut killed_at = Instant::now();
+    // Who used the cores in the second after the kill, when most clients
+    // come back: the survivors, or this load generator beside them.
+    let mut procs = vec![("rttp-load".to_string(), std::process::id())];
+    procs.extend((1..farm.servers.len()).filter_map(|i| Some((format!("s{}", i + 1), farm.pid_of(i)?))));
+    let mut window = None;
+    let mut cpu = (0.0, Vec::new());
     for k in 0..per_room {
         if k == 15 {
             farm.kill(0);
             killed_at = Instant::now();
+            window = Some(CpuWindow::start(procs.clone()));
+        }
+        if k == 25 {
+            cpu = window.take().map_or(cpu, |w| w.cores());
         }
         for (r, s) in senders.iter_mut().enumerate() {
             let t = format!("f{r}-{k}");
@@ -395,7 +301,8 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     println!(
         "failover: {clients} clients in {rooms} rooms on the killed server: {} back ({moving} on a move at the end); back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
          {who}{} messages expected, lost {lost}, duplicated {dup}; sessions the moved clients opened per second \
-         at each survivor (most in any 250 ms): {}; detours: {detoured}; membership notices read {}\n  phases p50/p99 (ms): kill to loss seen {}, loss to session open {}, open to back in room {}",
+         at each survivor (most in any 250 ms): {}; detours: {detoured}; membership notices read {}\n  phases p50/p99 (ms): kill to loss seen {}, loss to session open {}, open to back in room {}\n  \
+         cores used in the {:.1} s after the kill (of {}): {}",
         times.len(),
         pct(0.5),
         pct(0.99),
@@ -405,7 +312,10 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         notices.load(Ordering::Relaxed),
         phases.seen,
         phases.open,
-        phases.rejoin
+        phases.rejoin,
+        cpu.0,
+        std::thread::available_parallelism().map_or(0, usize::from),
+        cpu.1.iter().map(|(n, c)| format!("{n} {c:.2}")).collect::<Vec<_>>().join(", ")
     );
     for c in cs {
         c.quit().await;
@@ -415,7 +325,11 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
             c.quit().await;
         }
     }
+    let used = |who: &dyn Fn(&str) -> bool| cpu.1.iter().filter(|(n, _)| who(n)).map(|(_, c)| *c).sum::<f64>();
     Report::new("failover", "rttp")
+        .param("cores_after_kill_load_generator", used(&|n| n == "rttp-load"))
+        .param("cores_after_kill_survivors", used(&|n| n.starts_with('s')))
+        .param("cores_after_kill_idle", used(&|n| n == "idle"))
         .param("senders_on_killed", f64::from(u8::from(senders_on_killed)))
         .lower("unacked", unacked as f64)
         .param("clients", clients as f64)

@@ -15,6 +15,7 @@
 mod charts;
 mod conn;
 mod detours;
+mod failover_log;
 mod faults;
 mod nats;
 mod rebalance;

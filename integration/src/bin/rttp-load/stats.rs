@@ -36,3 +36,38 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Idle CPU seconds of the whole machine (idle + iowait of all cores).
+fn machine_idle_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return 0.0 };
+    let f: Vec<f64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    (f.get(3).unwrap_or(&0.0) + f.get(4).unwrap_or(&0.0)) / 100.0
+}
+
+/// What named processes, and the machine's idle time, used of the cores
+/// over a window: shows whether a figure was bound by the servers or by the
+/// load generator that shares their cores.
+pub(crate) struct CpuWindow {
+    procs: Vec<(String, u32, f64)>,
+    idle: f64,
+    at: std::time::Instant,
+}
+
+impl CpuWindow {
+    /// Starts the window now for `procs` (name, pid).
+    pub(crate) fn start(procs: Vec<(String, u32)>) -> CpuWindow {
+        let procs = procs.into_iter().map(|(n, p)| (n, p, cpu_seconds(p))).collect();
+        CpuWindow { procs, idle: machine_idle_seconds(), at: std::time::Instant::now() }
+    }
+
+    /// The seconds since the start, then each process's cores used (CPU
+    /// seconds per second) and last the machine's idle cores, as `("idle", x)`.
+    pub(crate) fn cores(&self) -> (f64, Vec<(String, f64)>) {
+        let secs = self.at.elapsed().as_secs_f64().max(1e-3);
+        let mut out: Vec<(String, f64)> =
+            self.procs.iter().map(|(n, p, c0)| (n.clone(), (cpu_seconds(*p) - c0) / secs)).collect();
+        out.push(("idle".into(), (machine_idle_seconds() - self.idle) / secs));
+        (secs, out)
+    }
+}
