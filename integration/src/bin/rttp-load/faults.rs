@@ -12,7 +12,7 @@ use rttp_proto::ServerFrame;
 
 use crate::failover_log::{burst_rates, tally_failover, ClientLog, Opened, Phases};
 use crate::report::Report;
-use crate::stats::{histogram, p50_p99, CpuWindow};
+use crate::stats::{histogram, p50_p99, CoresUsed, CpuWindow};
 
 /// Users of s1, s2, ... in that order (the table sorts s10 before s2).
 fn by_index(t: &rttp_proto::FarmInfo, n: usize) -> Vec<u32> {
@@ -230,15 +230,15 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
     let mut killed_at = Instant::now();
     // Who used the cores in the second after the kill, when most clients
     // come back: the survivors, or this load generator beside them.
-    let mut procs = vec![("rttp-load".to_string(), std::process::id())];
-    procs.extend((1..farm.servers.len()).filter_map(|i| Some((format!("s{}", i + 1), farm.pid_of(i)?))));
+    let survivors: Vec<(String, u32)> =
+        (1..farm.servers.len()).filter_map(|i| Some((format!("s{}", i + 1), farm.pid_of(i)?))).collect();
     let mut window = None;
-    let mut cpu = (0.0, Vec::new());
+    let mut cpu = CoresUsed::default();
     for k in 0..per_room {
         if k == 15 {
             farm.kill(0);
             killed_at = Instant::now();
-            window = Some(CpuWindow::start(procs.clone()));
+            window = Some(CpuWindow::start(survivors.clone()));
         }
         if k == 25 {
             cpu = window.take().map_or(cpu, |w| w.cores());
@@ -302,7 +302,7 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         "failover: {clients} clients in {rooms} rooms on the killed server: {} back ({moving} on a move at the end); back in rooms p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
          {who}{} messages expected, lost {lost}, duplicated {dup}; sessions the moved clients opened per second \
          at each survivor (most in any 250 ms): {}; detours: {detoured}; membership notices read {}\n  phases p50/p99 (ms): kill to loss seen {}, loss to session open {}, open to back in room {}\n  \
-         cores used in the {:.1} s after the kill (of {}): {}",
+         cores used in the {:.1} s after the kill (of {}): rttp-load {:.2}, {}idle {:.2}",
         times.len(),
         pct(0.5),
         pct(0.99),
@@ -313,9 +313,11 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
         phases.seen,
         phases.open,
         phases.rejoin,
-        cpu.0,
+        cpu.secs,
         std::thread::available_parallelism().map_or(0, usize::from),
-        cpu.1.iter().map(|(n, c)| format!("{n} {c:.2}")).collect::<Vec<_>>().join(", ")
+        cpu.own,
+        cpu.others.iter().map(|(n, c)| format!("{n} {c:.2}, ")).collect::<String>(),
+        cpu.idle
     );
     for c in cs {
         c.quit().await;
@@ -325,11 +327,10 @@ pub(crate) async fn failover(farm: &mut Farm, clients: usize, rooms: usize, send
             c.quit().await;
         }
     }
-    let used = |who: &dyn Fn(&str) -> bool| cpu.1.iter().filter(|(n, _)| who(n)).map(|(_, c)| *c).sum::<f64>();
     Report::new("failover", "rttp")
-        .param("cores_after_kill_load_generator", used(&|n| n == "rttp-load"))
-        .param("cores_after_kill_survivors", used(&|n| n.starts_with('s')))
-        .param("cores_after_kill_idle", used(&|n| n == "idle"))
+        .param("cores_after_kill_load_generator", cpu.own)
+        .param("cores_after_kill_survivors", cpu.others.iter().map(|(_, c)| c).sum())
+        .param("cores_after_kill_idle", cpu.idle)
         .param("senders_on_killed", f64::from(u8::from(senders_on_killed)))
         .lower("unacked", unacked as f64)
         .param("clients", clients as f64)

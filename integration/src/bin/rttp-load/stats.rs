@@ -45,29 +45,45 @@ fn machine_idle_seconds() -> f64 {
     (f.get(3).unwrap_or(&0.0) + f.get(4).unwrap_or(&0.0)) / 100.0
 }
 
-/// What named processes, and the machine's idle time, used of the cores
-/// over a window: shows whether a figure was bound by the servers or by the
-/// load generator that shares their cores.
+/// What this process, named other processes and the machine's idle time
+/// used of the cores over a window: shows whether a figure was bound by the
+/// servers or by the load generator that shares their cores.
 pub(crate) struct CpuWindow {
-    procs: Vec<(String, u32, f64)>,
+    own: f64,
+    others: Vec<(String, u32, f64)>,
     idle: f64,
     at: std::time::Instant,
 }
 
+/// Cores used over a [`CpuWindow`] (CPU seconds per second).
+#[derive(Default)]
+pub(crate) struct CoresUsed {
+    /// How long the window was.
+    pub(crate) secs: f64,
+    /// This process: the load generator.
+    pub(crate) own: f64,
+    /// Each named process.
+    pub(crate) others: Vec<(String, f64)>,
+    /// The whole machine's idle cores.
+    pub(crate) idle: f64,
+}
+
 impl CpuWindow {
-    /// Starts the window now for `procs` (name, pid).
-    pub(crate) fn start(procs: Vec<(String, u32)>) -> CpuWindow {
-        let procs = procs.into_iter().map(|(n, p)| (n, p, cpu_seconds(p))).collect();
-        CpuWindow { procs, idle: machine_idle_seconds(), at: std::time::Instant::now() }
+    /// Starts the window now for this process and `others` (name, pid).
+    pub(crate) fn start(others: Vec<(String, u32)>) -> CpuWindow {
+        let others = others.into_iter().map(|(n, p)| (n, p, cpu_seconds(p))).collect();
+        let own = cpu_seconds(std::process::id());
+        CpuWindow { own, others, idle: machine_idle_seconds(), at: std::time::Instant::now() }
     }
 
-    /// The seconds since the start, then each process's cores used (CPU
-    /// seconds per second) and last the machine's idle cores, as `("idle", x)`.
-    pub(crate) fn cores(&self) -> (f64, Vec<(String, f64)>) {
+    /// What each used since the start.
+    pub(crate) fn cores(&self) -> CoresUsed {
         let secs = self.at.elapsed().as_secs_f64().max(1e-3);
-        let mut out: Vec<(String, f64)> =
-            self.procs.iter().map(|(n, p, c0)| (n.clone(), (cpu_seconds(*p) - c0) / secs)).collect();
-        out.push(("idle".into(), (machine_idle_seconds() - self.idle) / secs));
-        (secs, out)
+        CoresUsed {
+            secs,
+            own: (cpu_seconds(std::process::id()) - self.own) / secs,
+            others: self.others.iter().map(|(n, p, c0)| (n.clone(), (cpu_seconds(*p) - c0) / secs)).collect(),
+            idle: (machine_idle_seconds() - self.idle) / secs,
+        }
     }
 }
